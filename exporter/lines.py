@@ -1,0 +1,57 @@
+"""Turning raw reads into complete lines, with a bound on line length.
+
+Reads arrive in arbitrary pieces (a tailed file grows mid-line; a block read
+cuts anywhere). LineBuffer hands on only complete lines and holds the partial
+last line until its end arrives, so no line is ever parsed in halves. A line
+longer than max_line is cut there and the rest of it skipped, so a hostile
+log cannot make the buffer grow without end.
+"""
+
+from __future__ import annotations
+
+DEFAULT_MAX_LINE = 64 * 1024
+
+
+class LineBuffer:
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self.max_line = max_line
+        self._cut = 0  # lines cut at max_line since take_cut()
+        self._tail = b""
+        self._skipping = False  # inside the cut-off rest of a long line
+
+    def push(self, data: bytes) -> bytes:
+        """Add a read; return the complete lines it finishes (ending in b"\\n")."""
+        if self._skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return b""
+            data = data[nl + 1 :]
+            self._skipping = False
+        buf = self._tail + data if self._tail else data
+        nl = buf.rfind(b"\n")
+        if nl < 0:
+            complete, tail = b"", buf
+        else:
+            complete, tail = buf[: nl + 1], buf[nl + 1 :]
+        if len(tail) > self.max_line:
+            complete += tail[: self.max_line] + b"\n"
+            tail = b""
+            self._skipping = True
+            self._cut += 1
+        self._tail = tail
+        return complete
+
+    def take_cut(self) -> int:
+        """How many lines were cut at max_line since the last call."""
+        cut, self._cut = self._cut, 0
+        return cut
+
+    @property
+    def pending(self) -> int:
+        """Bytes of a partial line waiting for its end."""
+        return len(self._tail)
+
+    def finish(self) -> bytes:
+        """At the true end of input: the last line, even without its newline."""
+        tail, self._tail, self._skipping = self._tail, b"", False
+        return tail + b"\n" if tail else b""

@@ -1,0 +1,265 @@
+"""Postfix log lines to reply events. Pure: a line in, events out, no I/O.
+
+The parser finds the `name/daemon[pid]: ` tag wherever the prefix puts it, so
+classic syslog, RFC 3339 (rsyslog on Debian 12) and Postfix's own
+`maillog_file` lines all read the same. The daemon decides the direction:
+smtp and lmtp talk to remote servers (outbound); smtpd, postscreen and
+cleanup answer our clients (inbound).
+
+Codes are read only at the places where Postfix writes a reply (after
+`said: `, `refused to talk to me: `, the client's `]: ` in a reject, inside
+`status=sent (`), never by scanning free text, so IP octets, ports, sizes,
+delays, queue ids and numbers inside reply text are never taken for codes.
+"""
+
+from __future__ import annotations
+
+from exporter.replies import (
+    INBOUND,
+    OUTBOUND,
+    Delivery,
+    Reply,
+    make_reply,
+    reply_from_text,
+    split_reply,
+)
+
+# Substrings present in every line that can yield an event. The scanner only
+# hands lines holding one of them to parse(), which keeps the common lines
+# (connect, qmgr, cleanup message-id, TLS chatter) off the Python path.
+TRIGGERS = ("status=", " said: ", "refused to talk to me: ", "reject: ", "proxy-accept: ")
+
+_OUTBOUND_DAEMONS = frozenset(("smtp", "lmtp"))
+_INBOUND_DAEMONS = frozenset(("smtpd", "postscreen"))
+# Daemons whose lines carry no SMTP reply; known, so never "unrecognized".
+_QUIET_DAEMONS = frozenset(
+    (
+        "anvil", "bounce", "discard", "dnsblog", "flush", "local", "master",
+        "pickup", "pipe", "postdrop", "postfix-script", "postlog", "postmap",
+        "postqueue", "postsuper", "proxymap", "scache", "sendmail", "showq",
+        "tlsmgr", "tlsproxy", "trivial-rewrite", "verify", "virtual",
+    )
+)
+
+# "(in reply to X command)" as written by the Postfix SMTP/LMTP client.
+_COMMAND_STAGES = {
+    "MAIL FROM": "mail",
+    "RCPT TO": "rcpt",
+    "DATA": "data",
+    "end of DATA": "end_of_data",
+    "EHLO": "helo",
+    "HELO": "helo",
+    "LHLO": "helo",
+    "STARTTLS": "starttls",
+    "AUTH": "auth",
+}
+
+# The stage word of an smtpd/postscreen/cleanup reject.
+_REJECT_STAGES = {
+    "CONNECT": "connect",
+    "HELO": "helo",
+    "EHLO": "helo",
+    "STARTTLS": "starttls",
+    "AUTH": "auth",
+    "MAIL": "mail",
+    "RCPT": "rcpt",
+    "DATA": "data",
+    "BDAT": "data",
+    "END-OF-MESSAGE": "end_of_data",
+    "VRFY": "other",
+    "ETRN": "other",
+    "UNKNOWN": "unknown",
+}
+
+# Actions whose text is the reply our server sent. Others (reject_warning,
+# discard, hold, filter, redirect, ...) sent no reply of their own.
+_REPLY_ACTIONS = frozenset(("reject", "milter-reject", "proxy-reject", "proxy-accept"))
+
+_DELIVERY_STATUSES = frozenset(("sent", "deferred", "bounced", "expired"))
+
+
+def parse(line: str) -> list[Reply | Delivery] | None:
+    """Events for one Postfix log line.
+
+    Returns a list (possibly empty: a Postfix line with nothing to count), or
+    None when the line is not Postfix's or has no shape this parser knows.
+    """
+    end = line.find("]: ")
+    if end < 0:
+        return None
+    start = line.rfind(" ", 0, end) + 1
+    bracket = line.find("[", start, end)
+    slash = line.rfind("/", start, bracket)
+    if bracket < 0 or slash < 0:
+        return None  # Postfix always logs name/daemon[pid]
+    daemon = line[slash + 1 : bracket]
+    message = line[end + 3 :]
+    if daemon in _OUTBOUND_DAEMONS:
+        return _outbound(message)
+    if daemon in _INBOUND_DAEMONS:
+        return _inbound_reject(message, cleanup=False)
+    if daemon == "cleanup":
+        return _inbound_reject(message, cleanup=True)
+    if daemon == "error":
+        return _delivery_only(message)
+    if daemon == "qmgr":
+        return _qmgr(message)
+    if daemon in _QUIET_DAEMONS:
+        return []
+    return None
+
+
+def _strip_queue_id(message: str) -> str:
+    """Drop a leading "QUEUEID: " or "NOQUEUE: "."""
+    colon = message.find(": ")
+    if colon > 0 and message[:colon].isalnum():
+        return message[colon + 2 :]
+    return message
+
+
+def _stage_of_command(reply: str) -> str:
+    at = reply.rfind("(in reply to ")
+    if at < 0:
+        return "unknown"
+    end = reply.find(" command)", at)
+    if end < 0:
+        return "unknown"
+    return _COMMAND_STAGES.get(reply[at + 13 : end], "other")
+
+
+def _host_reply(text: str) -> Reply | None:
+    """The reply in "host H[ip] said: R" / "host H[ip] refused to talk to me: R".
+
+    Also reads "connect to H[ip]:port: server refused to talk to me: R" (a
+    4xx greeting salvaged at connect time) and "SASL authentication failed;
+    server H[ip] said: R". The host name holds no space, so the verb right
+    after it is read exactly and never searched for in remote-chosen text.
+    """
+    if text.startswith("host "):
+        after = text.find(" ", 5) + 1
+    elif text.startswith("SASL authentication failed; server "):
+        after = text.find(" ", 35) + 1
+        if text.startswith("said: ", after):
+            return reply_from_text(OUTBOUND, text[after + 6 :], "auth")
+        return None
+    elif text.startswith("connect to "):
+        at = text.find(": server refused to talk to me: ")
+        if at < 0:
+            return None
+        return reply_from_text(OUTBOUND, text[at + 32 :], "connect")
+    else:
+        return None
+    if after == 0:
+        return None
+    if text.startswith("said: ", after):
+        reply = text[after + 6 :]
+        return reply_from_text(OUTBOUND, reply, _stage_of_command(reply))
+    if text.startswith("refused to talk to me: ", after):
+        return reply_from_text(OUTBOUND, text[after + 23 :], "connect")
+    return None
+
+
+def _status(message: str) -> tuple[str, str] | None:
+    """(status, text in parentheses) of a "..., status=X (text)" line."""
+    at = message.find(", status=")
+    if at < 0:
+        return None
+    rest = message[at + 9 :]
+    space = rest.find(" ")
+    if space < 0:
+        return rest, ""
+    status = rest[:space]
+    text = rest[space + 1 :]
+    if text.startswith("("):
+        text = text[1:]
+    return status, text
+
+
+def _outbound(message: str) -> list[Reply | Delivery] | None:
+    body = _strip_queue_id(message)
+    found = _status(body)
+    if found is None:
+        # A per-host line: a reply from one MX before trying the next one.
+        # Postfix logs it only for hosts that are not the last, so the
+        # recipient's status line never repeats it.
+        reply = _host_reply(body)
+        if reply is not None:
+            return [reply]
+        return None if " said: " in body or "refused to talk to me: " in body else []
+    status, text = found
+    events: list[Reply | Delivery] = []
+    if status in _DELIVERY_STATUSES:
+        events.append(Delivery(status))
+    if text[:1].isdigit():
+        # "status=sent (250 ...)": the reply to the end of the message data.
+        # A verification probe ("deliverable (250 ...)") stops after RCPT.
+        stage = "end_of_data" if status == "sent" else "rcpt"
+        reply = reply_from_text(OUTBOUND, text, stage)
+    else:
+        # "delivery temporarily suspended: ..." repeats a cached earlier
+        # reply; no new reply crossed the wire, so _host_reply ignores it.
+        reply = _host_reply(text)
+    if reply is not None:
+        events.append(reply)
+    return events
+
+
+def _delivery_only(message: str) -> list[Delivery] | None:
+    found = _status(_strip_queue_id(message))
+    if found is None:
+        return []
+    return [Delivery(found[0])] if found[0] in _DELIVERY_STATUSES else []
+
+
+def _qmgr(message: str) -> list[Delivery]:
+    # "QID: from=<x>, status=expired, returned to sender"
+    if ", status=expired" in message:
+        return [Delivery("expired")]
+    return []
+
+
+def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:
+    """Rejects our server sent: "QID|NOQUEUE: ACTION: STAGE from H[ip]: R; ...".
+
+    cleanup also logs header/body check rejects, where the reply comes last:
+    "QID: reject: header ... from H[ip]; from=<> to=<> ...: 5.7.1 text".
+    """
+    body = _strip_queue_id(message)
+    colon = body.find(": ")
+    if colon < 0:
+        return []
+    action = body[:colon]
+    if action not in _REPLY_ACTIONS:
+        if action.startswith("reject") or action.endswith("-reject"):
+            return []  # reject_warning and kin: logged, not replied
+        return None if " said: " in body else []
+    rest = body[colon + 2 :]
+    if cleanup and (rest.startswith("header ") or rest.startswith("body ")):
+        # The header text is the sender's; the reply follows the last ">: ".
+        at = rest.rfind(">: ")
+        if at < 0:
+            return None
+        reply = reply_from_text(INBOUND, rest[at + 3 :], "end_of_data")
+        return [reply] if reply is not None else []
+    space = rest.find(" ")
+    word = rest[:space] if space > 0 else rest
+    if word.endswith(":"):
+        # "proxy-reject: END-OF-MESSAGE: 554 5.7.1 ..." names no client.
+        word = word[:-1]
+        reply_at = space + 1
+    else:
+        if not rest.startswith("from ", space + 1):
+            return None
+        # The client is "name[addr]" or "[addr]:port"; the reply follows the
+        # ": " after its closing bracket (IPv6 addresses hold ':' but no ']').
+        close = rest.find("]", space)
+        reply_at = rest.find(": ", close) + 2
+        if close < 0 or reply_at < 2:
+            return None
+    stage = _REJECT_STAGES.get(word)
+    if stage is None:
+        return None
+    parts = split_reply(rest[reply_at:])
+    if parts is None:
+        return []  # e.g. postscreen "too many connections": no code logged
+    return [make_reply(INBOUND, parts[0], parts[1], stage)]

@@ -1,0 +1,99 @@
+"""What a reply is: the events parsers emit, and the syntax of reply codes.
+
+Every MTA parser reduces a log line to these events, so the metrics, the
+table output and the tests speak one language whatever the MTA.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+OUTBOUND = "outbound"  # a remote server's reply to our MTA
+INBOUND = "inbound"  # our MTA's reply to its client
+
+STAGES = (
+    "connect",
+    "helo",
+    "starttls",
+    "auth",
+    "mail",
+    "rcpt",
+    "data",
+    "end_of_data",
+    "other",
+    "unknown",
+)
+
+DELIVERY_STATUSES = ("sent", "deferred", "bounced", "expired")
+
+
+class Reply(NamedTuple):
+    """One SMTP reply, in the label order of smtp_replies_total."""
+
+    direction: str
+    code: str  # "550", or "" when the log shows only an enhanced code
+    reply_class: str  # "2xx" .. "5xx"
+    enhanced: str  # "5.1.1" as carried by the reply itself, or ""
+    stage: str
+
+
+class Delivery(NamedTuple):
+    """One delivery attempt by our MTA, whether or not it got a reply."""
+
+    status: str
+
+
+# A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone or followed by
+# the space or hyphen of a (possibly flattened multi-line) reply.
+_CODE = re.compile(r"[2-5][0-5][0-9](?=[ -]|$)")
+# An enhanced code must not be part of a longer dotted number such as an IP
+# address or a version: no digit or dot-digit may follow it.
+_ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]|\.[0-9])")
+
+
+def split_reply(text: str) -> tuple[str, str] | None:
+    """Read (code, enhanced) from the start of a logged reply.
+
+    Accepts "550 5.1.1 text", "550-5.7.1 text" (a flattened multi-line reply:
+    its first line decides), "550 text" (no enhanced code) and "5.7.1 text"
+    (only an enhanced code was logged). An enhanced code whose class differs
+    from the code's is not a valid RFC 3463 code for that reply and is dropped.
+    Returns None when the text does not start with a reply.
+    """
+    m = _CODE.match(text)
+    if m:
+        code = m.group()
+        e = _ENHANCED.match(text, 4)
+        if e and e.group()[0] == code[0]:
+            return code, e.group()
+        return code, ""
+    e = _ENHANCED.match(text)
+    if e:
+        return "", e.group()
+    return None
+
+
+def make_reply(direction: str, code: str, enhanced: str, stage: str) -> Reply:
+    """Build a Reply, deriving its class from the code or else the enhanced code."""
+    first = code[0] if code else enhanced[0]
+    return Reply(direction, code, first + "xx", enhanced, stage)
+
+
+def reply_from_text(direction: str, text: str, stage: str) -> Reply | None:
+    """A Reply for a logged reply text, or None when the text carries no code."""
+    parts = split_reply(text)
+    if parts is None:
+        return None
+    return make_reply(direction, parts[0], parts[1], stage)
+
+
+# Used to tell a coverage gap from noise: a line that no parser took but that
+# holds a code followed by an enhanced code or by reply text.
+_LOOKS_LIKE_REPLY = re.compile(
+    r"(?<![\w.:/=\[#-])[2-5][0-5][0-9][ -](?:[245]\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9])|[A-Za-z<])"
+)
+
+
+def looks_like_reply(line: str) -> bool:
+    return _LOOKS_LIKE_REPLY.search(line) is not None
