@@ -1,0 +1,38 @@
+"""LineBuffer: whole lines out of arbitrary reads, and a bound on line length."""
+
+from exporter.lines import LineBuffer
+
+
+def test_partial_line_waits_for_its_end():
+    buf = LineBuffer()
+    assert buf.push(b"first line\nsecond ha") == b"first line\n"
+    assert buf.pending == len(b"second ha")
+    assert buf.push(b"lf\nthird") == b"second half\n"
+    assert buf.finish() == b"third\n"
+    assert buf.finish() == b""
+
+
+def test_byte_by_byte_reads_give_the_same_lines():
+    text = b"a 550 5.1.1 x\nbb\n\nccc\n"
+    buf = LineBuffer()
+    out = b"".join(buf.push(text[i : i + 1]) for i in range(len(text)))
+    assert out == text
+
+
+def test_long_line_is_cut_and_the_rest_skipped():
+    buf = LineBuffer(max_line=10)
+    out = buf.push(b"short\n" + b"x" * 25)
+    assert out == b"short\n" + b"x" * 10 + b"\n"
+    assert buf.take_cut() == 1
+    assert buf.take_cut() == 0
+    assert buf.pending == 0
+    # The rest of the long line is dropped up to its newline.
+    assert buf.push(b"yyyy") == b""
+    assert buf.push(b"yy\nnext\n") == b"next\n"
+
+
+def test_memory_stays_bounded_under_a_line_without_end():
+    buf = LineBuffer(max_line=1000)
+    for _ in range(1000):
+        buf.push(b"z" * 4096)
+        assert buf.pending <= 1000

@@ -1,0 +1,81 @@
+"""LineScanner: finds trigger lines in a block, parses them, tallies results."""
+
+from collections import Counter
+
+from exporter.parsers import postfix
+from exporter.replies import Delivery, Reply
+from exporter.scanner import LineScanner
+
+
+class RecordingSink:
+    def __init__(self):
+        self.events = Counter()
+        self.lines = Counter()
+        self.nbytes = 0
+
+    def add(self, events, lines, nbytes):
+        self.events.update(events)
+        self.lines.update(lines)
+        self.nbytes += nbytes
+
+
+def scan(text: bytes, max_line=65536):
+    sink = RecordingSink()
+    LineScanner(postfix.parse, postfix.TRIGGERS, sink, max_line).feed(text)
+    return sink
+
+
+REJECT = (
+    b"Nov  3 17:44:15 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a.example[192.0.2.1]: "
+    b"550 5.1.1 <x@example.com>: Recipient address rejected: User unknown; from=<> to=<x@example.com> "
+    b"proto=ESMTP helo=<a>\n"
+)
+SENT = (
+    b"Nov  3 17:44:16 mx postfix/smtp[2]: ABC123: to=<y@example.net>, relay=mx.example.net[192.0.2.2]:25, "
+    b"delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok said: 550 5.1.1 fake)\n"
+)
+QUIET = b"Nov  3 17:44:15 mx postfix/smtpd[1]: connect from a.example[192.0.2.1]\n"
+
+
+def test_counts_each_line_once_even_with_several_triggers():
+    sink = scan(QUIET + REJECT + SENT + QUIET)
+    assert sink.events == Counter(
+        {
+            Reply("inbound", "550", "5xx", "5.1.1", "rcpt"): 1,
+            Reply("outbound", "250", "2xx", "2.0.0", "end_of_data"): 1,
+            Delivery("sent"): 1,
+        }
+    )
+    assert sink.lines["matched"] == 2
+    assert sink.lines["ignored"] == 2
+    assert sink.lines["unrecognized"] == 0
+    assert sink.nbytes == len(QUIET + REJECT + SENT + QUIET)
+
+
+def test_trigger_on_first_and_last_line_of_block():
+    sink = scan(REJECT + QUIET + REJECT)
+    assert sink.events[Reply("inbound", "550", "5xx", "5.1.1", "rcpt")] == 2
+
+
+def test_unrecognized_is_a_reply_shaped_line_no_parser_took():
+    odd = b"Nov  3 17:44:15 mx someproxy[9]: upstream said: 550 5.7.1 blocked\n"
+    noise = b"Nov  3 17:44:15 mx postfix/smtpd[9]: warning: rate limit said: nothing\n"
+    sink = scan(odd + noise)
+    assert sink.lines["unrecognized"] == 1
+    assert sink.lines["ignored"] == 1
+    assert not sink.events
+
+
+def test_invalid_utf8_is_survived_and_counted():
+    bad = REJECT.replace(b"User unknown", b"User \xff\xfe unknown")
+    sink = scan(bad + b"\x00\x01\x02 binary junk status= \xff\n")
+    assert sink.events[Reply("inbound", "550", "5xx", "5.1.1", "rcpt")] == 1
+    assert sink.lines["invalid_utf8"] == 2
+
+
+def test_long_candidate_line_is_cut_and_counted():
+    long_line = REJECT[:-1] + b" " + b"x" * 5000 + b"\n"
+    sink = scan(long_line, max_line=1000)
+    assert sink.lines["truncated"] == 1
+    # The reply sits near the start, so the cut line still counts it.
+    assert sink.events[Reply("inbound", "550", "5xx", "5.1.1", "rcpt")] == 1
