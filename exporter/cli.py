@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from prometheus_client import disable_created_metrics, generate_latest
@@ -12,7 +13,6 @@ from exporter.lines import DEFAULT_MAX_LINE
 from exporter.metrics import ExporterMetrics
 from exporter.once import scan_files
 from exporter.parsers import postfix
-from exporter.scanner import LineScanner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_LINE,
         help="cut longer lines at this many bytes (default %(default)s)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="with --once: processes that count a large plain file in parallel "
+        "(default: the number of CPUs, %(default)s here)",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -51,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--once needs at least one LOGFILE (or '-' for stdin)")
     disable_created_metrics()
     metrics = ExporterMetrics()
-    scanner = LineScanner(postfix.parse, postfix.TRIGGERS, metrics, args.max_line_bytes)
     try:
-        scan_files(args.logfiles, scanner, args.max_line_bytes)
+        scan_files(
+            args.logfiles, postfix.parse, postfix.TRIGGERS, metrics, args.max_line_bytes, args.workers
+        )
     except OSError as err:
         print(f"smtp-reply-exporter: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1

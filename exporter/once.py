@@ -1,42 +1,116 @@
-"""`--once`: read whole log files (plain, gzip, or stdin) and count them."""
+"""`--once`: read whole log files (plain, gzip, or stdin) and count them.
+
+Files are streamed block by block, so memory does not grow with their size.
+A large plain file is cut at line boundaries into one range per CPU, each
+range counted by a worker process; the parent adds up their tallies. Counting
+is order-free, so the result is the same as reading the file in one piece.
+"""
 
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import os
+import stat
 import sys
 from collections.abc import Iterable
 from typing import BinaryIO
 
 from exporter.lines import LineBuffer
-from exporter.scanner import LineScanner
+from exporter.scanner import EventSink, LineScanner, ParseFn, Tally
 
 BLOCK_SIZE = 1 << 20
+# Below this a worker costs more to start than it saves.
+PARALLEL_MIN_BYTES = 16 << 20
 
 
 def open_log(path: str) -> BinaryIO:
     if path == "-":
         return sys.stdin.buffer
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
+
+
+def _is_gzip(path: str) -> bool:
     with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")  # type: ignore[return-value]
+        return probe.read(2) == b"\x1f\x8b"
 
 
-def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer) -> None:
-    """Feed a stream to the scanner block by block; memory stays bounded."""
+def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limit: int = -1) -> None:
+    """Feed a stream to the scanner block by block, up to limit bytes (-1: to the end)."""
     read = stream.read
-    while True:
-        data = read(BLOCK_SIZE)
+    while limit:
+        data = read(BLOCK_SIZE if limit < 0 else min(BLOCK_SIZE, limit))
         if not data:
             break
+        if limit > 0:
+            limit -= len(data)
         scanner.feed(buffer.push(data), buffer.take_cut())
     scanner.feed(buffer.finish())
 
 
-def scan_files(paths: Iterable[str], scanner: LineScanner, max_line: int) -> None:
+def scan_files(
+    paths: Iterable[str],
+    parse: ParseFn,
+    triggers: Iterable[str],
+    sink: EventSink,
+    max_line: int,
+    workers: int = 1,
+) -> None:
+    triggers = tuple(triggers)
     for path in paths:
+        if workers > 1 and path != "-" and _worth_splitting(path):
+            _scan_parallel(path, parse, triggers, sink, max_line, workers)
+            continue
         stream = open_log(path)
         try:
-            scan_stream(stream, scanner, LineBuffer(max_line))
+            scan_stream(stream, LineScanner(parse, triggers, sink, max_line), LineBuffer(max_line))
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
+
+
+def _worth_splitting(path: str) -> bool:
+    st = os.stat(path)
+    return stat.S_ISREG(st.st_mode) and st.st_size >= PARALLEL_MIN_BYTES and not _is_gzip(path)
+
+
+def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
+    """Cut a file into up to `parts` byte ranges that each start at a line start."""
+    size = os.path.getsize(path)
+    bounds = [0]
+    with open(path, "rb") as f:
+        for i in range(1, parts):
+            pos = max(size * i // parts, bounds[-1])
+            f.seek(pos)
+            while True:  # find the next newline without reading a long line whole
+                piece = f.read(1 << 16)
+                if not piece:
+                    pos = size
+                    break
+                nl = piece.find(b"\n")
+                if nl >= 0:
+                    pos += nl + 1
+                    break
+                pos += len(piece)
+            bounds.append(pos)
+    bounds.append(size)
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _scan_range(path: str, start: int, end: int, parse: ParseFn, triggers: tuple, max_line: int) -> Tally:
+    tally = Tally()
+    with open(path, "rb") as f:
+        f.seek(start)
+        scan_stream(f, LineScanner(parse, triggers, tally, max_line), LineBuffer(max_line), end - start)
+    return tally
+
+
+def _scan_parallel(path, parse, triggers, sink, max_line, workers) -> None:
+    ranges = line_aligned_ranges(path, workers)
+    # fork: the workers inherit the loaded parsers instead of re-importing them.
+    with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
+        tallies = pool.starmap(
+            _scan_range, [(path, a, b, parse, triggers, max_line) for a, b in ranges]
+        )
+    for tally in tallies:
+        tally.merge_into(sink)

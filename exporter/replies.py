@@ -7,6 +7,7 @@ table output and the tests speak one language whatever the MTA.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 OUTBOUND = "outbound"  # a remote server's reply to our MTA
@@ -82,7 +83,20 @@ def make_reply(direction: str, code: str, enhanced: str, stage: str) -> Reply:
 
 def reply_from_text(direction: str, text: str, stage: str) -> Reply | None:
     """A Reply for a logged reply text, or None when the text carries no code."""
-    parts = split_reply(text)
+    return _reply_from_head(direction, text[:_HEAD], stage)
+
+
+# split_reply reads at most this many characters: "550-5.7.123" plus the two
+# characters that prove the enhanced code ends there.
+_HEAD = 15
+
+
+# Replies repeat endlessly in a mail log; caching on the few characters that
+# decide the result skips the regex work for nearly every line. Bounded, so a
+# hostile log cannot grow it.
+@lru_cache(maxsize=4096)
+def _reply_from_head(direction: str, head: str, stage: str) -> Reply | None:
+    parts = split_reply(head)
     if parts is None:
         return None
     return make_reply(direction, parts[0], parts[1], stage)

@@ -8,6 +8,7 @@ one. Every other line costs nothing beyond being counted as ignored.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -82,3 +83,21 @@ class LineScanner:
             "invalid_utf8": invalid,
         }
         self._sink.add(events, lines, len(block))
+
+
+class Tally:
+    """An EventSink that just adds up: for tests and for worker processes,
+    whose tallies the parent merges into the metrics."""
+
+    def __init__(self) -> None:
+        self.events: Counter[Event] = Counter()
+        self.lines: Counter[str] = Counter()
+        self.nbytes = 0
+
+    def add(self, events: dict[Event, int], lines: dict[str, int], nbytes: int) -> None:
+        self.events.update(events)
+        self.lines.update(lines)
+        self.nbytes += nbytes
+
+    def merge_into(self, sink: EventSink) -> None:
+        sink.add(dict(self.events), dict(self.lines), self.nbytes)

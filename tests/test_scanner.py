@@ -4,23 +4,11 @@ from collections import Counter
 
 from exporter.parsers import postfix
 from exporter.replies import Delivery, Reply
-from exporter.scanner import LineScanner
-
-
-class RecordingSink:
-    def __init__(self):
-        self.events = Counter()
-        self.lines = Counter()
-        self.nbytes = 0
-
-    def add(self, events, lines, nbytes):
-        self.events.update(events)
-        self.lines.update(lines)
-        self.nbytes += nbytes
+from exporter.scanner import LineScanner, Tally
 
 
 def scan(text: bytes, max_line=65536):
-    sink = RecordingSink()
+    sink = Tally()
     LineScanner(postfix.parse, postfix.TRIGGERS, sink, max_line).feed(text)
     return sink
 

@@ -19,9 +19,7 @@ from exporter.replies import (
     OUTBOUND,
     Delivery,
     Reply,
-    make_reply,
     reply_from_text,
-    split_reply,
 )
 
 # Substrings present in every line that can yield an event. The scanner only
@@ -259,7 +257,6 @@ def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:
     stage = _REJECT_STAGES.get(word)
     if stage is None:
         return None
-    parts = split_reply(rest[reply_at:])
-    if parts is None:
-        return []  # e.g. postscreen "too many connections": no code logged
-    return [make_reply(INBOUND, parts[0], parts[1], stage)]
+    reply = reply_from_text(INBOUND, rest[reply_at:], stage)
+    # No code logged (postscreen "too many connections"): nothing to count.
+    return [reply] if reply is not None else []
