@@ -1,0 +1,392 @@
+"""Following log files like `tail -F`, through rotation, truncation and restarts.
+
+A FileFollower is a state machine over file descriptors; it never sleeps and
+watches nothing itself (watchdog events only wake the loop that calls
+poll()). Each poll() reads what is new, then looks at the path again:
+
+* Rename rotation (logrotate `create`): the path now names another file. The
+  old descriptor is kept and drained for a grace period, because syslog goes
+  on writing to it until it reopens; then it is closed. The new file is read
+  from its first byte.
+* Delete and recreate: the same, even when the new file reuses the inode,
+  because a file is known by its first bytes (its fingerprint) as well as by
+  its device and inode.
+* `copytruncate` and truncation: the file is shorter than our offset, or its
+  first bytes no longer match the fingerprint (it was truncated and has
+  grown past our offset since). Reading restarts at byte 0.
+* Partial writes: a LineBuffer holds the last line until its newline comes;
+  the offset we report is that of the last complete line.
+* Restarts: a Ledger remembers how far each file (by identity) was read; it
+  is what the state file saves. A file found in the ledger resumes there. If
+  the file was rotated while we were down, the old one is looked up beside
+  the path by identity and drained from its saved offset first.
+
+What is read goes to a callback as blocks of complete lines.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exporter.lines import DEFAULT_MAX_LINE, LineBuffer
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_BYTES = 256
+READ_SIZE = 1 << 20
+# Bytes read from one file in one poll, so that a huge backlog in one file
+# cannot starve the others; the rest comes on the next poll.
+MAX_READ_PER_POLL = 16 << 20
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
+LEDGER_SIZE = 256
+
+BlockSink = Callable[[bytes, int], None]  # (complete lines, lines cut at the limit)
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far one file has been counted, and how to recognise that file."""
+
+    dev: int
+    ino: int
+    fingerprint: bytes  # the file's first bytes, up to FINGERPRINT_BYTES
+    offset: int
+
+    def to_json(self) -> dict:
+        return {"dev": self.dev, "ino": self.ino, "fingerprint": self.fingerprint.hex(), "offset": self.offset}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Position:
+        return cls(int(data["dev"]), int(data["ino"]), bytes.fromhex(data["fingerprint"]), int(data["offset"]))
+
+    def same_file(self, dev: int, ino: int, head: bytes) -> bool:
+        """Is the file (dev, ino) whose first bytes are head the one we read?"""
+        if (dev, ino) != (self.dev, self.ino):
+            return False
+        n = min(len(head), len(self.fingerprint))
+        # A shorter head than we knew means the file was truncated.
+        return head[:n] == self.fingerprint[:n] and len(head) >= len(self.fingerprint)
+
+
+class Ledger:
+    """Read positions by file identity, bounded, shared by a source's followers.
+
+    Following by identity rather than by name is what keeps a renamed
+    rotation (mail.log -> mail.log.1) from being read twice when a glob
+    matches both names, and what lets a restart resume a rotated file.
+    """
+
+    def __init__(self, positions: list[Position] | None = None) -> None:
+        self._by_identity: OrderedDict[tuple[int, int], Position] = OrderedDict()
+        for pos in positions or ():
+            self.record(pos)
+
+    def record(self, pos: Position) -> None:
+        key = (pos.dev, pos.ino)
+        self._by_identity[key] = pos
+        self._by_identity.move_to_end(key)
+        while len(self._by_identity) > LEDGER_SIZE:
+            self._by_identity.popitem(last=False)
+
+    def find(self, dev: int, ino: int, head: bytes) -> Position | None:
+        pos = self._by_identity.get((dev, ino))
+        return pos if pos is not None and pos.same_file(dev, ino, head) else None
+
+    def positions(self) -> list[Position]:
+        return list(self._by_identity.values())
+
+
+class SourceStats:
+    """What a follower saw of its files, for the self-metrics."""
+
+    def __init__(self) -> None:
+        self.rotations = 0
+        self.truncations = 0
+        self.read_errors = 0
+        self.last_read_time = 0.0  # wall clock of the last read that returned data
+
+
+class _OpenFile:
+    """One open descriptor and what we know of the file behind it."""
+
+    def __init__(self, fd: int, st: os.stat_result, offset: int, head: bytes, max_line: int) -> None:
+        self.fd = fd
+        self.dev = st.st_dev
+        self.ino = st.st_ino
+        self.offset = offset
+        self.head = head
+        self.buffer = LineBuffer(max_line)
+
+    def position(self) -> Position:
+        # A partial last line is read again after a restart rather than lost.
+        return Position(self.dev, self.ino, self.head, self.offset - self.buffer.pending)
+
+    def grow_head(self) -> None:
+        if len(self.head) < FINGERPRINT_BYTES:
+            self.head = os.pread(self.fd, FINGERPRINT_BYTES, 0)
+
+    def truncated(self, size: int) -> bool:
+        if size < self.offset:
+            return True
+        # copytruncate, then the writer wrote past our offset before we looked.
+        return os.pread(self.fd, len(self.head), 0) != self.head
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _open_file(path: str) -> tuple[int, os.stat_result, bytes]:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return fd, os.fstat(fd), os.pread(fd, FINGERPRINT_BYTES, 0)
+    except OSError:
+        os.close(fd)
+        raise
+
+
+class FileFollower:
+    def __init__(
+        self,
+        path: str,
+        sink: BlockSink,
+        ledger: Ledger,
+        *,
+        start_at_end: bool,
+        last_known: Position | None = None,
+        grace_seconds: float = 5.0,
+        max_line: int = DEFAULT_MAX_LINE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self.stats = SourceStats()
+        self._sink = sink
+        self._ledger = ledger
+        self._start_at_end = start_at_end
+        self._last_known = last_known  # what this path held when state was saved
+        self._grace = grace_seconds
+        self._max_line = max_line
+        self._clock = clock
+        self._current: _OpenFile | None = None
+        self._draining: deque[tuple[_OpenFile, float]] = deque()
+        self._failing = False
+
+    def position(self) -> Position | None:
+        return self._current.position() if self._current is not None else self._last_known
+
+    def identities(self) -> set[tuple[int, int]]:
+        files = [f for f, _ in self._draining] + ([self._current] if self._current else [])
+        return {(f.dev, f.ino) for f in files}
+
+    def close(self) -> None:
+        for f, _ in self._draining:
+            f.close()
+        self._draining.clear()
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+    def poll(self) -> None:
+        """Notice rotation or truncation, and read everything new."""
+        now = self._clock()
+        self._drain_old(now)
+        cur = self._current
+        try:
+            st = os.stat(self.path)
+        except OSError as err:
+            self._start_at_end = False  # a file that appears later is read whole
+            if cur is not None:
+                self._read(cur)  # deleted or renamed: its writer may still write
+            if not isinstance(err, FileNotFoundError):
+                self._failed(err)
+            return
+        if cur is None:
+            self._open_current()
+        elif (st.st_dev, st.st_ino) != (cur.dev, cur.ino):
+            self.stats.rotations += 1
+            self._read(cur)
+            self._draining.append((cur, now + self._grace))
+            self._current = None
+            self._open_current()
+        else:
+            # Checked before reading, so that bytes written after a truncation
+            # are never read from the old offset.
+            if cur.truncated(st.st_size):
+                self.stats.truncations += 1
+                cur.offset = 0
+                cur.head = b""
+                cur.buffer = LineBuffer(self._max_line)  # a partial line from before is void
+            self._read(cur)
+
+    def _open_current(self) -> None:
+        try:
+            fd, st, head = _open_file(self.path)
+        except OSError as err:
+            self._failed(err)
+            return
+        self._failing = False
+        known = self._ledger.find(st.st_dev, st.st_ino, head)
+        if known is not None:
+            offset = min(known.offset, st.st_size)
+        elif self._last_known is not None:
+            # The file we were reading was rotated while we were down: finish
+            # it, then read all of its successor.
+            self._resume_rotated(self._last_known)
+            offset = 0
+        else:
+            offset = st.st_size if self._start_at_end else 0
+        self._start_at_end = False  # only a file present at start-up is skipped
+        self._last_known = None
+        self._current = _OpenFile(fd, st, offset, head, self._max_line)
+        self._read(self._current)
+
+    def _resume_rotated(self, last: Position) -> None:
+        directory = os.path.dirname(self.path) or "."
+        base = os.path.basename(self.path)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return
+        for name in names:
+            if not name.startswith(base) or name == base or name.endswith(COMPRESSED_SUFFIXES):
+                continue
+            try:
+                fd, st, head = _open_file(os.path.join(directory, name))
+            except OSError:
+                continue
+            if last.same_file(st.st_dev, st.st_ino, head):
+                old = _OpenFile(fd, st, min(last.offset, st.st_size), head, self._max_line)
+                self.stats.rotations += 1
+                self._read(old)
+                self._draining.append((old, self._clock() + self._grace))
+                return
+            os.close(fd)
+
+    def _drain_old(self, now: float) -> None:
+        for f, _ in self._draining:
+            self._read(f)
+        while self._draining and self._draining[0][1] <= now:
+            f, _ = self._draining.popleft()
+            self._read(f)
+            # The writer has moved on: a last line without newline is final.
+            self._sink(f.buffer.finish(), 0)
+            f.close()
+
+    def _read(self, f: _OpenFile) -> None:
+        budget = MAX_READ_PER_POLL
+        while budget > 0:
+            try:
+                data = os.pread(f.fd, READ_SIZE, f.offset)
+            except OSError as err:
+                self._failed(err)
+                return
+            if not data:
+                return
+            f.offset += len(data)
+            budget -= len(data)
+            self.stats.last_read_time = time.time()
+            f.grow_head()
+            block = f.buffer.push(data)
+            cut = f.buffer.take_cut()
+            if block or cut:
+                self._sink(block, cut)
+            self._ledger.record(f.position())
+
+    def _failed(self, err: OSError) -> None:
+        self.stats.read_errors += 1
+        if not self._failing:  # log once per episode, not on every poll
+            log.warning("%s: %s (will retry)", self.path, err.strerror or err)
+            self._failing = True
+
+
+class LogSource:
+    """One configured source: a path or a glob pattern, with its followers.
+
+    A path that exists when we start is read from its end (or its saved
+    position); one that appears later is read from its first byte. A glob
+    match that is only another name for a file already followed or drained
+    (a renamed rotation, mail.log -> mail.log.1) is skipped, and one that was
+    read before resumes where it was, so nothing is read twice. Compressed
+    rotations are skipped.
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        make_sink: Callable[[str], BlockSink],
+        *,
+        from_beginning: bool = False,
+        saved: dict[str, Position] | None = None,
+        grace_seconds: float = 5.0,
+        max_line: int = DEFAULT_MAX_LINE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pattern = pattern
+        self.followers: dict[str, FileFollower] = {}
+        self._make_sink = make_sink
+        self._from_beginning = from_beginning
+        self._saved = dict(saved or {})
+        self.ledger = Ledger(list(self._saved.values()))
+        self._grace = grace_seconds
+        self._max_line = max_line
+        self._clock = clock
+        self._started = False
+        self._is_glob = glob.has_magic(pattern)
+
+    def paths(self) -> list[str]:
+        if not self._is_glob:
+            return [self.pattern]
+        return sorted(p for p in glob.glob(self.pattern) if not p.endswith(COMPRESSED_SUFFIXES))
+
+    def directories(self) -> set[str]:
+        """Where to watch for changes: the directory part before any glob magic."""
+        head = self.pattern
+        while glob.has_magic(head):
+            head = os.path.dirname(head)
+        return {head if self._is_glob else os.path.dirname(self.pattern) or "."}
+
+    def poll(self) -> None:
+        following: set[tuple[int, int]] = set()
+        for follower in self.followers.values():
+            following |= follower.identities()
+        for path in self.paths():
+            if path in self.followers:
+                continue
+            if self._is_glob:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in following:
+                    continue
+            self.followers[path] = FileFollower(
+                path,
+                self._make_sink(path),
+                self.ledger,
+                start_at_end=not self._started and not self._from_beginning,
+                last_known=self._saved.pop(path, None),
+                grace_seconds=self._grace,
+                max_line=self._max_line,
+                clock=self._clock,
+            )
+        self._started = True
+        for follower in self.followers.values():
+            follower.poll()
+
+    def positions(self) -> dict[str, Position]:
+        """For the state file: each path's live position."""
+        out = {}
+        for path, follower in self.followers.items():
+            pos = follower.position()
+            if pos is not None:
+                out[path] = pos
+        return out
+
+    def close(self) -> None:
+        for follower in self.followers.values():
+            follower.close()
