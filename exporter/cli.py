@@ -3,70 +3,169 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 
 from prometheus_client import disable_created_metrics, generate_latest
 
 from exporter import __version__, table
-from exporter.lines import DEFAULT_MAX_LINE
+from exporter.config import ConfigError, Settings, SourceConfig, check, load_config
 from exporter.metrics import ExporterMetrics
 from exporter.once import scan_files
 from exporter.parsers import postfix
+
+EXIT_CONFIG = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="smtp-reply-exporter",
         description="Count SMTP reply codes and enhanced status codes in mail logs "
-        "and expose them as Prometheus metrics.",
+        "and expose them as Prometheus metrics. Without --once it runs as a daemon: "
+        "it follows the log files and serves the metrics over HTTP.",
     )
-    p.add_argument("logfiles", nargs="*", metavar="LOGFILE", help="log files; '-' is stdin")
     p.add_argument(
-        "--once",
-        action="store_true",
+        "logfiles", nargs="*", metavar="LOGFILE",
+        help="log files or glob patterns to follow (with --once: files to read; '-' is stdin)",
+    )
+    p.add_argument("--config", metavar="FILE", help="YAML configuration file; flags override it")
+    p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    once = p.add_argument_group("batch mode")
+    once.add_argument(
+        "--once", action="store_true",
         help="read the files from start to end (plain or gzip), print the metrics, exit",
     )
-    p.add_argument(
-        "--output",
-        choices=("prometheus", "table"),
-        default="prometheus",
+    once.add_argument(
+        "--output", choices=("prometheus", "table"), default="prometheus",
         help="with --once: Prometheus text exposition (default) or a human summary",
     )
-    p.add_argument(
-        "--max-line-bytes",
-        type=int,
-        default=DEFAULT_MAX_LINE,
-        help="cut longer lines at this many bytes (default %(default)s)",
+    once.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="with --once: processes that count a large plain file in parallel (default: CPUs)",
     )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="with --once: processes that count a large plain file in parallel "
-        "(default: the number of CPUs, %(default)s here)",
+    web = p.add_argument_group("web")
+    web.add_argument(
+        "--web.listen-address", dest="listen_addresses", action="append", metavar="ADDR",
+        help="address to listen on, repeatable (default :9747)",
     )
+    web.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
+                     help="path of the metrics (default /metrics)")
+    web.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                     help="exporter-toolkit web config: TLS and basic auth")
+    tail = p.add_argument_group("tailing")
+    tail.add_argument("--from-beginning", action="store_true", default=None,
+                      help="read files present at start-up from their first byte, not their end")
+    tail.add_argument("--state-file", metavar="FILE",
+                      help="where read positions and counts are kept across restarts")
+    tail.add_argument("--poll", action="store_true", default=None,
+                      help="poll files instead of inotify (NFS, CIFS)")
+    tail.add_argument("--max-line-bytes", type=int, metavar="N",
+                      help="cut longer lines at this many bytes (default 65536)")
+    p.add_argument("--log.level", dest="log_level", default="info",
+                   choices=("debug", "info", "warning", "error"), help="log verbosity")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The configuration file (if any) with the flags laid over it."""
+    settings = load_config(args.config) if args.config else Settings()
+    if args.logfiles:
+        settings.sources = [SourceConfig(path=path) for path in args.logfiles]
+    for attr in ("listen_addresses", "telemetry_path", "web_config_file", "state_file",
+                 "from_beginning", "poll"):
+        value = getattr(args, attr)
+        if value is not None:
+            setattr(settings, attr, value)
+    if args.max_line_bytes is not None:
+        settings.max_line_bytes = args.max_line_bytes
+    check(settings)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.once:
-        build_parser().error("only --once is available in this version")
-    if not args.logfiles:
-        build_parser().error("--once needs at least one LOGFILE (or '-' for stdin)")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     disable_created_metrics()
-    metrics = ExporterMetrics()
     try:
-        scan_files(
-            args.logfiles, postfix.parse, postfix.TRIGGERS, metrics, args.max_line_bytes, args.workers
-        )
+        settings = settings_from(args)
+    except ConfigError as err:
+        print(f"smtp-reply-exporter: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check_config:
+        print(f"configuration OK: {len(settings.sources)} source(s)")
+        return 0
+    if not settings.sources:
+        parser.error("no logs to read: give LOGFILE arguments or sources in --config")
+    if args.once:
+        return run_once(settings, args.output, args.workers)
+    return run_daemon(settings, args)
+
+
+def run_once(settings: Settings, output: str, workers: int) -> int:
+    metrics = ExporterMetrics()
+    paths = [s.path for s in settings.sources if s.path]
+    try:
+        scan_files(paths, postfix.parse, postfix.TRIGGERS, metrics.sink_for, settings.max_line_bytes, workers)
     except OSError as err:
         print(f"smtp-reply-exporter: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1
-    if args.output == "table":
+    if output == "table":
         sys.stdout.write(table.render(metrics))
     else:
         sys.stdout.buffer.write(generate_latest(metrics.registry))
+    return 0
+
+
+def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: --once needs neither watchdog nor the web server.
+    from prometheus_client import PlatformCollector, ProcessCollector
+
+    from exporter.daemon import Daemon, Waker
+    from exporter import web
+
+    log = logging.getLogger("smtp-reply-exporter")
+    try:
+        web_config = web.load_web_config(settings.web_config_file) if settings.web_config_file else None
+    except web.WebConfigError as err:
+        print(f"smtp-reply-exporter: configuration error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    metrics = ExporterMetrics()
+    ProcessCollector(registry=metrics.registry)
+    PlatformCollector(registry=metrics.registry)
+    daemon = Daemon(settings, metrics)
+    stop, waker, reload_requested = threading.Event(), Waker(), threading.Event()
+
+    def on_stop(signum, frame):  # noqa: ANN001
+        stop.set()
+        waker.wake()
+
+    def on_hup(signum, frame):  # noqa: ANN001
+        reload_requested.set()
+        waker.wake()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        server = web.serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
+    except OSError as err:
+        print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
+        return 1
+    log.info(
+        "smtp-reply-exporter %s: following %s; metrics on %s%s",
+        __version__, ", ".join(s.name for s in settings.sources),
+        ", ".join(settings.listen_addresses), settings.telemetry_path,
+    )
+    try:
+        daemon.run(stop, waker, reload_requested, lambda: settings_from(args))
+    finally:
+        server.stop()
+    log.info("stopped; state saved")
     return 0

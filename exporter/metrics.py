@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import platform
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exporter import __version__, codes
 from exporter.replies import DELIVERY_STATUSES, Delivery, Reply
+from exporter.tailer import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
 
@@ -53,20 +57,22 @@ class ExporterMetrics:
             "Log lines read, by result: matched (counted a reply or delivery), "
             "ignored (carries no reply), unrecognized (looks like a reply but "
             "no parser took it: a coverage gap).",
-            ["result"],
+            ["source", "result"],
             registry=r,
         )
         self.read_bytes = Counter(
-            "smtp_exporter_read_bytes", "Bytes of log read.", registry=r
+            "smtp_exporter_read_bytes", "Bytes of log read.", ["source"], registry=r
         )
         self.truncated = Counter(
             "smtp_exporter_lines_truncated",
             "Lines longer than the line limit, cut at the limit.",
+            ["source"],
             registry=r,
         )
         self.invalid_utf8 = Counter(
             "smtp_exporter_invalid_utf8_lines",
             "Lines holding bytes that are not valid UTF-8 (read with replacement characters).",
+            ["source"],
             registry=r,
         )
         build = Gauge(
@@ -81,14 +87,32 @@ class ExporterMetrics:
         for enhanced, meaning in codes.iter_enhanced_codes():
             enhanced_info.labels(enhanced, meaning).set(1)
 
+        self._source_stats: dict[str, SourceStats] = {}
+        r.register(_SourceStatsCollector(self))
+
         # Zero series for every label value known in advance, so rates and
         # ratios exist before the first event.
         self._delivery_children = {s: self.deliveries.labels(s) for s in DELIVERY_STATUSES}
-        self._line_children = {r_: self.lines.labels(r_) for r_ in LINE_RESULTS}
         self._reply_children: dict[Reply, Counter] = {}
+        self._sinks: dict[str, SourceSink] = {}
+        # What a state file keeps across restarts, beside the read positions.
+        self._persistent = {
+            "smtp_replies_total": self.replies,
+            "smtp_deliveries_total": self.deliveries,
+            "smtp_exporter_lines_total": self.lines,
+            "smtp_exporter_read_bytes_total": self.read_bytes,
+            "smtp_exporter_lines_truncated_total": self.truncated,
+            "smtp_exporter_invalid_utf8_lines_total": self.invalid_utf8,
+        }
 
-    def add(self, events: dict[Reply | Delivery, int], lines: dict[str, int], nbytes: int) -> None:
-        """Apply one batch from the scanner."""
+    def sink_for(self, source: str) -> SourceSink:
+        """The sink a scanner of one source (a log file path) feeds."""
+        sink = self._sinks.get(source)
+        if sink is None:
+            sink = self._sinks[source] = SourceSink(self, source)
+        return sink
+
+    def add_events(self, events: dict[Reply | Delivery, int]) -> None:
         for event, n in events.items():
             if type(event) is Reply:
                 child = self._reply_children.get(event)
@@ -102,14 +126,27 @@ class ExporterMetrics:
                         event.status
                     )
                 child.inc(n)
-        for result in LINE_RESULTS:
-            if lines[result]:
-                self._line_children[result].inc(lines[result])
-        if lines["truncated"]:
-            self.truncated.inc(lines["truncated"])
-        if lines["invalid_utf8"]:
-            self.invalid_utf8.inc(lines["invalid_utf8"])
-        self.read_bytes.inc(nbytes)
+
+    def update_sources(self, stats: Iterable[tuple[str, SourceStats]]) -> None:
+        """The followed files and what their followers saw (read at scrape time)."""
+        self._source_stats = dict(stats)
+
+    def snapshot(self) -> list[list]:
+        """The persistent counters' values, as [name, labels, value] rows."""
+        rows = []
+        for name, counter in self._persistent.items():
+            for family in counter.collect():
+                for sample in family.samples:
+                    if sample.name == name and sample.value:
+                        rows.append([name, sample.labels, sample.value])
+        return rows
+
+    def restore(self, rows: list[list]) -> None:
+        """Start the counters from a snapshot (after a restart)."""
+        for name, labels, value in rows:
+            counter = self._persistent.get(name)
+            if counter is not None:
+                (counter.labels(**labels) if labels else counter).inc(value)
 
     def reply_counts(self) -> dict[Reply, float]:
         """Current value of every reply series (for the table view and tests)."""
@@ -124,3 +161,67 @@ class ExporterMetrics:
                     )
                     counts[reply] = sample.value
         return counts
+
+
+class SourceSink:
+    """Where the scanner of one source puts its batches."""
+
+    def __init__(self, metrics: ExporterMetrics, source: str) -> None:
+        self._metrics = metrics
+        self._lines = {r: metrics.lines.labels(source, r) for r in LINE_RESULTS}
+        self._bytes = metrics.read_bytes.labels(source)
+        self._truncated = metrics.truncated.labels(source)
+        self._invalid = metrics.invalid_utf8.labels(source)
+
+    def add(self, events: dict[Reply | Delivery, int], lines: dict[str, int], nbytes: int) -> None:
+        if events:
+            self._metrics.add_events(events)
+        for result, child in self._lines.items():
+            if lines[result]:
+                child.inc(lines[result])
+        if lines["truncated"]:
+            self._truncated.inc(lines["truncated"])
+        if lines["invalid_utf8"]:
+            self._invalid.inc(lines["invalid_utf8"])
+        self._bytes.inc(nbytes)
+
+
+class _SourceStatsCollector:
+    """Per-file tailing health, read from the followers when scraped."""
+
+    def __init__(self, metrics: ExporterMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self):
+        stats = self._metrics._source_stats  # noqa: SLF001 - same module
+        families = {
+            "rotations": CounterMetricFamily(
+                "smtp_exporter_source_rotations",
+                "Times a followed file was replaced by another (rename or delete rotation).",
+                labels=["source"],
+            ),
+            "truncations": CounterMetricFamily(
+                "smtp_exporter_source_truncations",
+                "Times a followed file was truncated (copytruncate or truncation).",
+                labels=["source"],
+            ),
+            "read_errors": CounterMetricFamily(
+                "smtp_exporter_source_read_errors",
+                "Failed attempts to open or read a followed file (e.g. permission denied); retried.",
+                labels=["source"],
+            ),
+        }
+        last_read = GaugeMetricFamily(
+            "smtp_exporter_source_last_read_timestamp_seconds",
+            "When data was last read from the file (Unix time; 0: never). Alert when it is old.",
+            labels=["source"],
+        )
+        for source, st in sorted(stats.items()):
+            for attr, family in families.items():
+                family.add_metric([source], getattr(st, attr))
+            last_read.add_metric([source], st.last_read_time)
+        yield from families.values()
+        yield last_read

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
 from exporter.lines import LineBuffer
@@ -52,12 +52,14 @@ def scan_files(
     paths: Iterable[str],
     parse: ParseFn,
     triggers: Iterable[str],
-    sink: EventSink,
+    sink_for: Callable[[str], EventSink],
     max_line: int,
     workers: int = 1,
 ) -> None:
+    """Count each file into the sink for its path (its `source`)."""
     triggers = tuple(triggers)
     for path in paths:
+        sink = sink_for(path)
         if workers > 1 and path != "-" and _worth_splitting(path):
             _scan_parallel(path, parse, triggers, sink, max_line, workers)
             continue

@@ -48,10 +48,10 @@ class LineScanner:
         find, rfind = block.find, block.rfind
         for trigger in self._triggers:
             at = find(trigger)
+            step = len(trigger)
             while at >= 0:
                 starts.add(rfind(b"\n", 0, at) + 1)
-                # Resume after this line: one hit per line is enough.
-                at = find(trigger, find(b"\n", at))
+                at = find(trigger, at + step)
         events: dict[Event, int] = {}
         matched = unrecognized = invalid = 0
         truncated = cut

@@ -15,7 +15,13 @@ _TITLES = {
 
 
 def _value(metrics: ExporterMetrics, name: str, **labels: str) -> int:
-    return int(metrics.registry.get_sample_value(name, labels) or 0)
+    """A sample's value summed over the labels not named (e.g. over sources)."""
+    total = 0.0
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return int(total)
 
 
 def _meaning(code: str, enhanced: str) -> str:

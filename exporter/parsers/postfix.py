@@ -174,9 +174,9 @@ def _status(message: str) -> tuple[str, str] | None:
 
 
 def _outbound(message: str) -> list[Reply | Delivery] | None:
-    body = _strip_queue_id(message)
-    found = _status(body)
+    found = _status(message)
     if found is None:
+        body = _strip_queue_id(message)
         # A per-host line: a reply from one MX before trying the next one.
         # Postfix logs it only for hosts that are not the last, so the
         # recipient's status line never repeats it.
@@ -203,7 +203,7 @@ def _outbound(message: str) -> list[Reply | Delivery] | None:
 
 
 def _delivery_only(message: str) -> list[Delivery] | None:
-    found = _status(_strip_queue_id(message))
+    found = _status(message)
     if found is None:
         return []
     return [Delivery(found[0])] if found[0] in _DELIVERY_STATUSES else []

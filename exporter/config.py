@@ -1,0 +1,173 @@
+"""The YAML configuration file, read into dataclasses and validated.
+
+Every error names the file, the key (as a dotted path) and what to do about
+it, and the CLI exits with status 2 on one, before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from exporter.lines import DEFAULT_MAX_LINE
+
+DEFAULT_PORT = 9747  # see exporter.web for why this port
+FORMATS = ("postfix",)
+
+
+class ConfigError(Exception):
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        super().__init__(f"{file}: {key}: {problem}")
+
+
+@dataclass
+class SourceConfig:
+    """One log to follow: a file path or glob, or journald units."""
+
+    path: str | None = None
+    journal_units: list[str] = field(default_factory=list)
+    format: str = "postfix"
+
+    @property
+    def name(self) -> str:
+        return self.path if self.path else "journal:" + ",".join(self.journal_units)
+
+
+@dataclass
+class Settings:
+    sources: list[SourceConfig] = field(default_factory=list)
+    listen_addresses: list[str] = field(default_factory=lambda: [f":{DEFAULT_PORT}"])
+    telemetry_path: str = "/metrics"
+    web_config_file: str | None = None
+    state_file: str | None = None
+    from_beginning: bool = False
+    poll: bool = False
+    poll_interval_seconds: float = 1.0
+    rotation_grace_seconds: float = 5.0
+    max_line_bytes: int = DEFAULT_MAX_LINE
+
+
+# Top-level keys of the file: key -> (Settings field, expected type, hint).
+_SCALARS: dict[str, tuple[str, type | tuple[type, ...], str]] = {
+    "state_file": ("state_file", str, "a file path, e.g. /var/lib/smtp-reply-exporter/state.json"),
+    "from_beginning": ("from_beginning", bool, "true or false"),
+    "poll": ("poll", bool, "true or false"),
+    "poll_interval_seconds": ("poll_interval_seconds", (int, float), "a number of seconds > 0"),
+    "rotation_grace_seconds": ("rotation_grace_seconds", (int, float), "a number of seconds >= 0"),
+    "max_line_bytes": ("max_line_bytes", int, "a whole number of bytes >= 1024"),
+}
+_WEB = {
+    "listen_addresses": "a list of host:port strings, e.g. [\":9747\"]",
+    "telemetry_path": "a path starting with /, e.g. /metrics",
+    "config_file": "the path of an exporter-toolkit web config file",
+}
+
+
+def load_config(path: str) -> Settings:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as err:
+        raise ConfigError(path, "(file)", f"cannot read it: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(path, "(file)", f"not valid YAML{where}: {getattr(err, 'problem', err)}") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, "(top level)", "must be a mapping of keys such as sources:, web:")
+    settings = Settings()
+    for key, value in data.items():
+        if key == "sources":
+            settings.sources = _sources(path, value)
+        elif key == "web":
+            _web(path, value, settings)
+        elif key in _SCALARS:
+            attr, kind, hint = _SCALARS[key]
+            setattr(settings, attr, _typed(path, key, value, kind, hint))
+        else:
+            known = ", ".join(["sources", "web", *_SCALARS])
+            raise ConfigError(path, str(key), f"unknown key; known keys are: {known}")
+    check(settings, path)
+    return settings
+
+
+def _typed(path: str, key: str, value: Any, kind: type | tuple[type, ...], hint: str) -> Any:
+    # bool is an int in Python; a number where a bool is wanted (or the
+    # reverse) is a mistake worth reporting.
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise ConfigError(path, key, f"got {value!r}; expected {hint}")
+    return value
+
+
+def _sources(path: str, value: Any) -> list[SourceConfig]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, "sources", "must be a non-empty list, e.g. [{path: /var/log/mail.log}]")
+    out = []
+    for i, item in enumerate(value):
+        key = f"sources[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(path, key, "must be a mapping with path: or journal:")
+        unknown = set(item) - {"path", "journal", "format"}
+        if unknown:
+            raise ConfigError(path, f"{key}.{sorted(unknown)[0]}", "unknown key; use path, journal or format")
+        if ("path" in item) == ("journal" in item):
+            raise ConfigError(path, key, "give exactly one of path: (a file or glob) or journal:")
+        source = SourceConfig()
+        if "path" in item:
+            source.path = _typed(path, f"{key}.path", item["path"], str, "a file path or glob")
+        else:
+            journal = item["journal"]
+            units = journal.get("units") if isinstance(journal, dict) else None
+            if not isinstance(units, list) or not units or not all(isinstance(u, str) for u in units):
+                raise ConfigError(path, f"{key}.journal.units", "must be a list of systemd unit names, e.g. [postfix.service]")
+            source.journal_units = units
+        if "format" in item:
+            source.format = _typed(path, f"{key}.format", item["format"], str, "a log format name")
+        out.append(source)
+    return out
+
+
+def _web(path: str, value: Any, settings: Settings) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(path, "web", "must be a mapping with listen_addresses, telemetry_path, config_file")
+    for key, item in value.items():
+        if key not in _WEB:
+            raise ConfigError(path, f"web.{key}", f"unknown key; known keys are: {', '.join(_WEB)}")
+        if key == "listen_addresses":
+            if isinstance(item, str):
+                item = [item]
+            if not isinstance(item, list) or not item or not all(isinstance(a, str) for a in item):
+                raise ConfigError(path, "web.listen_addresses", f"got {item!r}; expected {_WEB[key]}")
+            settings.listen_addresses = item
+        elif key == "telemetry_path":
+            settings.telemetry_path = _typed(path, "web.telemetry_path", item, str, _WEB[key])
+        else:
+            settings.web_config_file = _typed(path, "web.config_file", item, str, _WEB[key])
+
+
+def check(settings: Settings, path: str = "(command line)") -> None:
+    """Checks that hold whether a value came from the file or from a flag."""
+    for source in settings.sources:
+        if source.format not in FORMATS:
+            raise ConfigError(path, "sources.format", f"{source.format!r} is not one of: {', '.join(FORMATS)}")
+    if not settings.telemetry_path.startswith("/") or settings.telemetry_path == "/":
+        raise ConfigError(path, "web.telemetry_path", f"got {settings.telemetry_path!r}; expected a path such as /metrics")
+    for address in settings.listen_addresses:
+        _, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(path, "web.listen_addresses", f"got {address!r}; expected host:port, e.g. 127.0.0.1:{DEFAULT_PORT} or :{DEFAULT_PORT}")
+    if settings.poll_interval_seconds <= 0:
+        raise ConfigError(path, "poll_interval_seconds", "must be > 0")
+    if settings.rotation_grace_seconds < 0:
+        raise ConfigError(path, "rotation_grace_seconds", "must be >= 0")
+    if settings.max_line_bytes < 1024:
+        raise ConfigError(path, "max_line_bytes", "must be at least 1024")
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,176 @@
+"""The long-running exporter: sources polled on wake-ups, state saved as it goes.
+
+Watchdog (inotify, or polling with --poll) only wakes the loop; the loop
+also polls on a timer, so correctness never depends on an event arriving.
+Tests drive Daemon.poll() directly and need no threads or sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from exporter.config import Settings, SourceConfig
+from exporter.metrics import ExporterMetrics
+from exporter.parsers import postfix
+from exporter.scanner import LineScanner
+from exporter.state import State, load_state, save_state
+from exporter.tailer import LogSource
+
+log = logging.getLogger(__name__)
+
+# Wake-ups closer together than this are merged into one poll: a busy log
+# writes line by line, and one poll per line would cost CPU for nothing.
+MIN_POLL_GAP = 0.05
+STATE_SAVE_INTERVAL = 1.0
+
+
+class Waker:
+    """What watchdog events (and signals) set, and what the loop waits on."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+        self._event.clear()
+
+
+class _WakeOnEvent(FileSystemEventHandler):
+    def __init__(self, waker: Waker) -> None:
+        self._waker = waker
+
+    def on_any_event(self, event) -> None:  # noqa: ANN001 - watchdog's type
+        self._waker.wake()
+
+
+class Daemon:
+    def __init__(self, settings: Settings, metrics: ExporterMetrics) -> None:
+        self.metrics = metrics
+        self.settings = settings
+        self.sources: dict[str, LogSource] = {}
+        self._state_due = 0.0
+        self._saved_state = load_state(settings.state_file) if settings.state_file else State()
+        if self._saved_state.counters:
+            metrics.restore(self._saved_state.counters)
+        self.apply(settings)
+
+    # -- configuration ------------------------------------------------------------
+    def apply(self, settings: Settings) -> None:
+        """Start following the configured sources; keep the ones already followed."""
+        self.settings = settings
+        wanted = {s.name: s for s in settings.sources if s.path}
+        for name in list(self.sources):
+            if name not in wanted:
+                self.sources.pop(name).close()
+        for name, source in wanted.items():
+            if name not in self.sources:
+                self.sources[name] = self._make_source(source)
+
+    def _make_source(self, source: SourceConfig) -> LogSource:
+        assert source.path is not None
+        max_line = self.settings.max_line_bytes
+
+        def make_sink(path: str):
+            return LineScanner(postfix.parse, postfix.TRIGGERS, self.metrics.sink_for(path), max_line).feed
+
+        return LogSource(
+            source.path,
+            make_sink,
+            from_beginning=self.settings.from_beginning,
+            saved=self._saved_state.positions.get(source.name, {}),
+            grace_seconds=self.settings.rotation_grace_seconds,
+            max_line=max_line,
+        )
+
+    def _watch(self, observer, handler: FileSystemEventHandler, watched: set[str]) -> None:  # noqa: ANN001
+        for directory in sorted(self.watched_directories() - watched):
+            watched.add(directory)
+            try:
+                observer.schedule(handler, directory, recursive=False)
+            except OSError as err:
+                log.warning(
+                    "cannot watch %s (%s); polling it every %ss",
+                    directory, err, self.settings.poll_interval_seconds,
+                )
+
+    def _reload(self, reload: Callable[[], Settings] | None) -> None:
+        if reload is None:
+            return
+        try:
+            settings = reload()
+        except Exception as err:  # a bad edit must not stop a running exporter
+            log.error("reload failed, keeping the running configuration: %s", err)
+            return
+        self.apply(settings)
+        log.info("configuration reloaded: %d sources", len(self.sources))
+
+    def watched_directories(self) -> set[str]:
+        dirs: set[str] = set()
+        for source in self.sources.values():
+            dirs |= source.directories()
+        return dirs
+
+    # -- the loop -----------------------------------------------------------------
+    def poll(self) -> None:
+        for source in self.sources.values():
+            source.poll()
+        self.metrics.update_sources(
+            (path, f.stats) for s in self.sources.values() for path, f in s.followers.items()
+        )
+        now = time.monotonic()
+        if self.settings.state_file and now >= self._state_due:
+            self.save_state()
+            self._state_due = now + STATE_SAVE_INTERVAL
+
+    def save_state(self) -> None:
+        if not self.settings.state_file:
+            return
+        state = State(
+            positions={name: s.positions() for name, s in self.sources.items()},
+            counters=self.metrics.snapshot(),
+        )
+        save_state(self.settings.state_file, state)
+
+    def run(
+        self,
+        stop: threading.Event,
+        waker: Waker,
+        reload_requested: threading.Event | None = None,
+        reload: Callable[[], Settings] | None = None,
+    ) -> None:
+        """Poll until stop is set; on reload_requested, apply reload()'s settings."""
+        observer = PollingObserver(timeout=self.settings.poll_interval_seconds) if self.settings.poll else Observer()
+        handler = _WakeOnEvent(waker)
+        watched: set[str] = set()
+        self._watch(observer, handler, watched)
+        observer.start()
+        try:
+            last = 0.0
+            while not stop.is_set():
+                if reload_requested is not None and reload_requested.is_set():
+                    reload_requested.clear()
+                    self._reload(reload)
+                    self._watch(observer, handler, watched)
+                gap = MIN_POLL_GAP - (time.monotonic() - last)
+                if gap > 0:
+                    stop.wait(gap)
+                last = time.monotonic()
+                self.poll()
+                waker.wait(self.settings.poll_interval_seconds)
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
+            self.poll()
+            self.save_state()
+            for source in self.sources.values():
+                source.close()

@@ -1,0 +1,99 @@
+"""`--once` end to end: the real CLI on real files, its exposition and its table."""
+
+import gzip
+import os
+from pathlib import Path
+
+from helpers import REPO, run_once, samples
+
+DATA = Path(__file__).parent / "data"
+LOG = DATA / "once.log"
+LOG_ARG = str(LOG.relative_to(REPO))  # the source label in the golden file is this path
+GOLDEN = DATA / "once.golden"
+CONTRACT = ("smtp_replies_total", "smtp_deliveries_total", "smtp_exporter_lines_total")
+
+
+def contract_lines(exposition: str) -> str:
+    return "".join(
+        line + "\n" for line in sorted(exposition.splitlines()) if line.startswith(CONTRACT)
+    )
+
+
+def test_exposition_matches_golden():
+    result = run_once(LOG_ARG)
+    assert result.returncode == 0, result.stderr.decode()
+    got = contract_lines(result.stdout.decode())
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(got)
+    assert got == GOLDEN.read_text()
+
+
+def counted(exposition: bytes) -> dict:
+    """Replies and deliveries: what must not depend on how the log was read."""
+    return {k: v for k, v in samples(exposition.decode()).items()
+            if k[0] in ("smtp_replies_total", "smtp_deliveries_total")}
+
+
+def test_gzip_and_stdin_read_the_same():
+    plain = counted(run_once(str(LOG)).stdout)
+    gz = DATA.parent / ".once.log.gz"
+    try:
+        gz.write_bytes(gzip.compress(LOG.read_bytes()))
+        assert counted(run_once(str(gz)).stdout) == plain
+    finally:
+        gz.unlink(missing_ok=True)
+    assert counted(run_once("-", stdin=LOG.read_bytes()).stdout) == plain
+
+
+def test_parallel_workers_count_the_same_as_one(tmp_path):
+    big = tmp_path / "big.log"
+    with open(big, "wb") as f:
+        for _ in range(40_000):  # past the size where --once splits the file
+            f.write(LOG.read_bytes())
+    one = counted(run_once("--workers", "1", str(big)).stdout)
+    two = counted(run_once("--workers", "2", str(big)).stdout)
+    assert one == two
+    key = ("smtp_replies_total", tuple(sorted({
+        "direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt"
+    }.items())))
+    assert two[key] == 40_000
+
+
+def test_two_files_add_up():
+    one = samples(run_once(str(LOG)).stdout.decode())
+    two = samples(run_once(str(LOG), str(LOG)).stdout.decode())
+    key = ("smtp_replies_total", tuple(sorted({
+        "direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt"
+    }.items())))
+    assert two[key] == 2 * one[key] == 2
+
+
+def test_metric_conventions():
+    text = run_once(str(LOG)).stdout.decode()
+    s = samples(text)
+    names = {name for name, _ in s}
+    assert "smtp_exporter_build_info" in names
+    assert not any(name.endswith("_created") for name in names)
+    # Zero series exist before any event, so rates and ratios never vanish.
+    assert s[("smtp_deliveries_total", (("status", "expired"),))] == 0
+    # Meanings for dashboards, joined on the code labels.
+    info = [dict(labels) for name, labels in s if name == "smtp_reply_code_info"]
+    assert any(i["code"] == "550" and i["class"] == "5xx" and i["meaning"] for i in info)
+    enhanced = [dict(labels) for name, labels in s if name == "smtp_enhanced_status_info"]
+    assert any(i["enhanced"] == "5.7.26" and i["meaning"] for i in enhanced)
+    assert s[("smtp_exporter_read_bytes_total", (("source", str(LOG)),))] == LOG.stat().st_size
+
+
+def test_table_output_names_codes_and_meanings():
+    result = run_once("--output", "table", str(LOG))
+    assert result.returncode == 0
+    table = result.stdout.decode()
+    assert "Outbound" in table and "Inbound" in table
+    row = next(line for line in table.splitlines() if " 550 " in line and "5.1.1" in line)
+    assert "mailbox" in row.lower()
+
+
+def test_missing_file_is_a_clear_error():
+    result = run_once(str(REPO / "no-such.log"))
+    assert result.returncode == 1
+    assert b"no-such.log" in result.stderr
