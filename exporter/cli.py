@@ -139,8 +139,8 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     metrics = ExporterMetrics()
     ProcessCollector(registry=metrics.registry)
     PlatformCollector(registry=metrics.registry)
-    daemon = Daemon(settings, metrics)
     stop, waker, reload_requested = threading.Event(), Waker(), threading.Event()
+    daemon = Daemon(settings, metrics, wake=waker.wake)
 
     def on_stop(signum, frame):  # noqa: ANN001
         stop.set()

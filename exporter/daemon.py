@@ -17,6 +17,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from exporter.config import Settings, SourceConfig
+from exporter.journal import JournalSource
 from exporter.metrics import ExporterMetrics
 from exporter.parsers import postfix
 from exporter.scanner import LineScanner
@@ -54,10 +55,19 @@ class _WakeOnEvent(FileSystemEventHandler):
 
 
 class Daemon:
-    def __init__(self, settings: Settings, metrics: ExporterMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ExporterMetrics,
+        wake: Callable[[], None] = lambda: None,
+        journalctl: tuple[str, ...] = ("journalctl",),
+    ) -> None:
         self.metrics = metrics
         self.settings = settings
         self.sources: dict[str, LogSource] = {}
+        self.journals: dict[str, JournalSource] = {}
+        self._wake = wake  # journal entries arrive on a thread, which wakes the loop
+        self._journalctl = journalctl
         self._state_due = 0.0
         self._saved_state = load_state(settings.state_file) if settings.state_file else State()
         if self._saved_state.counters:
@@ -68,28 +78,39 @@ class Daemon:
     def apply(self, settings: Settings) -> None:
         """Start following the configured sources; keep the ones already followed."""
         self.settings = settings
-        wanted = {s.name: s for s in settings.sources if s.path}
-        for name in list(self.sources):
-            if name not in wanted:
-                self.sources.pop(name).close()
-        for name, source in wanted.items():
+        files = {s.name: s for s in settings.sources if s.path}
+        journals = {s.name: s for s in settings.sources if s.journal_units}
+        for running, wanted in ((self.sources, files), (self.journals, journals)):
+            for name in list(running):
+                if name not in wanted:
+                    running.pop(name).close()
+        for name, source in files.items():
             if name not in self.sources:
-                self.sources[name] = self._make_source(source)
+                self.sources[name] = self._file_source(source)
+        for name, source in journals.items():
+            if name not in self.journals:
+                self.journals[name] = JournalSource(
+                    source.journal_units,
+                    self._scanner_for(name),
+                    self._wake,
+                    cursor=self._saved_state.journal_cursors.get(name),
+                    command=self._journalctl,
+                )
 
-    def _make_source(self, source: SourceConfig) -> LogSource:
+    def _scanner_for(self, source: str):
+        return LineScanner(
+            postfix.parse, postfix.TRIGGERS, self.metrics.sink_for(source), self.settings.max_line_bytes
+        ).feed
+
+    def _file_source(self, source: SourceConfig) -> LogSource:
         assert source.path is not None
-        max_line = self.settings.max_line_bytes
-
-        def make_sink(path: str):
-            return LineScanner(postfix.parse, postfix.TRIGGERS, self.metrics.sink_for(path), max_line).feed
-
         return LogSource(
             source.path,
-            make_sink,
+            self._scanner_for,
             from_beginning=self.settings.from_beginning,
             saved=self._saved_state.positions.get(source.name, {}),
             grace_seconds=self.settings.rotation_grace_seconds,
-            max_line=max_line,
+            max_line=self.settings.max_line_bytes,
         )
 
     def _watch(self, observer, handler: FileSystemEventHandler, watched: set[str]) -> None:  # noqa: ANN001
@@ -124,9 +145,11 @@ class Daemon:
     def poll(self) -> None:
         for source in self.sources.values():
             source.poll()
-        self.metrics.update_sources(
-            (path, f.stats) for s in self.sources.values() for path, f in s.followers.items()
-        )
+        for journal in self.journals.values():
+            journal.poll()
+        stats = [(path, f.stats) for s in self.sources.values() for path, f in s.followers.items()]
+        stats += [(name, j.stats) for name, j in self.journals.items()]
+        self.metrics.update_sources(stats)
         now = time.monotonic()
         if self.settings.state_file and now >= self._state_due:
             self.save_state()
@@ -138,6 +161,7 @@ class Daemon:
         state = State(
             positions={name: s.positions() for name, s in self.sources.items()},
             counters=self.metrics.snapshot(),
+            journal_cursors={name: j.cursor for name, j in self.journals.items() if j.cursor},
         )
         save_state(self.settings.state_file, state)
 
@@ -172,5 +196,5 @@ class Daemon:
             observer.join(timeout=5)
             self.poll()
             self.save_state()
-            for source in self.sources.values():
+            for source in [*self.sources.values(), *self.journals.values()]:
                 source.close()

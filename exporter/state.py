@@ -26,7 +26,7 @@ class State:
     # source pattern -> file path -> position
     positions: dict[str, dict[str, Position]] = field(default_factory=dict)
     counters: list[list] = field(default_factory=list)  # ExporterMetrics.snapshot() rows
-    journal_cursor: str | None = None
+    journal_cursors: dict[str, str] = field(default_factory=dict)  # source name -> cursor
 
 
 def load_state(path: str) -> State:
@@ -46,7 +46,7 @@ def load_state(path: str) -> State:
                 for source, files in data.get("positions", {}).items()
             },
             counters=list(data.get("counters", [])),
-            journal_cursor=data.get("journal_cursor"),
+            journal_cursors=dict(data.get("journal_cursors", {})),
         )
     except FileNotFoundError:
         return State()
@@ -68,7 +68,7 @@ def save_state(path: str, state: State) -> None:
             for source, files in state.positions.items()
         },
         "counters": state.counters,
-        "journal_cursor": state.journal_cursor,
+        "journal_cursors": state.journal_cursors,
     }
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
