@@ -20,11 +20,20 @@ from exporter.replies import DELIVERY_STATUSES, Delivery, Reply
 from exporter.tailer import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
+# Remote servers choose their replies: past this many label sets, new ones
+# are counted with code and enhanced "other", so a hostile peer cannot grow
+# the series count without bound while totals by direction and class stay exact.
+DEFAULT_MAX_REPLY_SERIES = 2000
 
 
 class ExporterMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        max_reply_series: int = DEFAULT_MAX_REPLY_SERIES,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.max_reply_series = max_reply_series
         r = self.registry
         self.replies = Counter(
             "smtp_replies",
@@ -75,6 +84,11 @@ class ExporterMetrics:
             ["source"],
             registry=r,
         )
+        self.label_overflow = Counter(
+            "smtp_exporter_label_overflow",
+            "Replies counted with code and enhanced \"other\" because the series cap was reached.",
+            registry=r,
+        )
         build = Gauge(
             "smtp_exporter_build_info",
             "Build information of smtp-reply-exporter; value 1.",
@@ -117,7 +131,7 @@ class ExporterMetrics:
             if type(event) is Reply:
                 child = self._reply_children.get(event)
                 if child is None:
-                    child = self._reply_children[event] = self.replies.labels(*event)
+                    child = self._reply_child(event, n)
                 child.inc(n)
             else:
                 child = self._delivery_children.get(event.status)
@@ -126,6 +140,16 @@ class ExporterMetrics:
                         event.status
                     )
                 child.inc(n)
+
+    def _reply_child(self, reply: Reply, n: int) -> Counter:
+        if len(self._reply_children) >= self.max_reply_series:
+            self.label_overflow.inc(n)
+            reply = reply._replace(code="other", enhanced="other")
+            child = self._reply_children.get(reply)
+            if child is not None:
+                return child
+        child = self._reply_children[reply] = self.replies.labels(*reply)
+        return child
 
     def update_sources(self, stats: Iterable[tuple[str, SourceStats]]) -> None:
         """The followed files and what their followers saw (read at scrape time)."""
