@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     web = p.add_argument_group("web")
     web.add_argument(
         "--web.listen-address", dest="listen_addresses", action="append", metavar="ADDR",
-        help="address to listen on, repeatable (default :9747)",
+        help="address to listen on, repeatable (default :10925)",
     )
     web.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
                      help="path of the metrics (default /metrics)")

@@ -1,26 +1,28 @@
 """What SMTP reply codes and enhanced status codes mean.
 
-Sources: RFC 5321 section 4.2 (reply codes), RFC 3207 (STARTTLS), RFC 4954
-(AUTH), RFC 7504 (521, 556), and the IANA "SMTP Enhanced Status Codes"
-registry built on RFC 3463 and its updates (RFC 3886, 4468, 4865, 4954,
-5248, 6710, 7293, 7372, 7505, 8098, 8689). The meanings are short phrases
-for dashboards, not the registry's full text.
+Sources: RFC 5321 section 4.2 (reply codes and the meaning of their digits),
+RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 7504 (521, 556), and the IANA
+"SMTP Enhanced Status Codes" registry, built on RFC 3463 and the documents
+that added to it (RFC 3886, 4468, 4954, 5248, 6531, 6710, 7293, 7372, 7505,
+8617, 8689). The meanings are short phrases for dashboards and the table
+output, not the full text of those documents.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 REPLY_CODES: dict[str, str] = {
     "211": "System status, or system help reply",
     "214": "Help message",
-    "220": "Service ready",
+    "220": "Service ready (or ready to start TLS)",
     "221": "Service closing transmission channel",
     "235": "Authentication succeeded",
     "250": "Requested mail action okay, completed",
     "251": "User not local; will forward",
     "252": "Cannot verify the user, but will accept the message and attempt delivery",
-    "334": "Authentication challenge",
+    "334": "Authentication challenge, waiting for the client's response",
     "354": "Start mail input; end with <CRLF>.<CRLF>",
     "421": "Service not available, closing transmission channel",
     "432": "A password transition is needed",
@@ -35,7 +37,7 @@ REPLY_CODES: dict[str, str] = {
     "503": "Bad sequence of commands",
     "504": "Command parameter not implemented",
     "521": "Host does not accept mail",
-    "530": "Authentication required",
+    "530": "Authentication required (or STARTTLS must come first)",
     "534": "Authentication mechanism is too weak",
     "535": "Authentication credentials invalid",
     "538": "Encryption required for requested authentication mechanism",
@@ -48,29 +50,32 @@ REPLY_CODES: dict[str, str] = {
     "556": "Domain does not accept mail",
 }
 
-# RFC 5321 4.2.1: the first digit says how it went, the second what it is about.
-_CLASS_MEANINGS = {
+# RFC 5321 4.2.1: the first digit says how it went, the second what it is
+# about. These name codes the table lacks, so a new or private code still
+# reads sensibly. 1yz is defined there although SMTP does not use it.
+_REPLY_CLASSES = {
+    "1": "Positive preliminary",
     "2": "Positive completion",
     "3": "Positive intermediate",
     "4": "Transient negative completion",
     "5": "Permanent negative completion",
 }
-_CATEGORY_MEANINGS = {
+_REPLY_CATEGORIES = {
     "0": "syntax",
     "1": "information",
     "2": "connections",
-    "3": "unspecified",
-    "4": "unspecified",
+    "3": "unassigned category",
+    "4": "unassigned category",
     "5": "mail system",
 }
 
-ENHANCED_CLASSES = {
+ENHANCED_CLASSES: dict[str, str] = {
     "2": "Success",
     "4": "Persistent transient failure",
     "5": "Permanent failure",
 }
 
-ENHANCED_SUBJECTS = {
+ENHANCED_SUBJECTS: dict[str, str] = {
     "0": "Other or undefined status",
     "1": "Addressing status",
     "2": "Mailbox status",
@@ -81,7 +86,8 @@ ENHANCED_SUBJECTS = {
     "7": "Security or policy status",
 }
 
-# "subject.detail" -> meaning, for every code in the IANA registry.
+# "subject.detail" -> meaning, for every entry of the IANA registry. The
+# registry lists each as X.s.d, valid with any class.
 ENHANCED_SUBJECT_DETAIL: dict[str, str] = {
     "0.0": "Other undefined status",
     "1.0": "Other address status",
@@ -129,10 +135,11 @@ ENHANCED_SUBJECT_DETAIL: dict[str, str] = {
     "6.4": "Conversion with loss performed",
     "6.5": "Conversion failed",
     "6.6": "Message content not available",
-    "6.7": "Non-ASCII addresses not permitted for that sender/recipient",
+    "6.7": "Non-ASCII addresses not permitted for that sender or recipient",
     "6.8": "UTF-8 string reply is required, but not permitted by the SMTP client",
     "6.9": "UTF-8 header message cannot be transferred to one or more recipients",
-    "6.10": "Duplicate Message-ID",
+    # The registry keeps 6.10 only as a deprecated duplicate of 6.8.
+    "6.10": "UTF-8 string reply is required, but not permitted by the SMTP client (deprecated)",
     "7.0": "Other or undefined security status",
     "7.1": "Delivery not authorized, message refused",
     "7.2": "Mailing list expansion prohibited",
@@ -166,46 +173,75 @@ ENHANCED_SUBJECT_DETAIL: dict[str, str] = {
     "7.30": "REQUIRETLS support required",
 }
 
+_REPLY_SYNTAX = re.compile(r"[0-9]{3}")
+# RFC 3463 allows up to three digits for subject and detail; the class is one.
+_ENHANCED_SYNTAX = re.compile(r"([0-9])\.([0-9]{1,3})\.([0-9]{1,3})")
+
+
+def _check_reply(code: str) -> None:
+    if not _REPLY_SYNTAX.fullmatch(code):
+        raise ValueError(f"not a 3-digit SMTP reply code: {code!r}")
+
 
 def reply_class(code: str) -> str:
+    """'550' -> '5xx'. Raises ValueError unless code is three digits."""
+    _check_reply(code)
     return code[0] + "xx"
 
 
 def reply_code_meaning(code: str) -> str:
-    """The meaning of a reply code; for one outside the tables, what its digits say."""
+    """The meaning of a reply code; for one not in REPLY_CODES, what its digits say.
+
+    Any three digits get an answer; anything else raises ValueError.
+    """
+    _check_reply(code)
     meaning = REPLY_CODES.get(code)
     if meaning is not None:
         return meaning
-    how = _CLASS_MEANINGS.get(code[:1], "Unknown class")
-    about = _CATEGORY_MEANINGS.get(code[1:2], "unknown category")
+    how = _REPLY_CLASSES.get(code[0], f"Unknown class {code[0]}xx")
+    about = _REPLY_CATEGORIES.get(code[1], "unknown category")
     return f"{how} ({about})"
 
 
 def enhanced_meaning(enhanced: str) -> str:
-    """'5.1.1' -> 'Permanent failure: Bad destination mailbox address'."""
-    klass, _, rest = enhanced.partition(".")
-    subject = rest.partition(".")[0]
-    how = ENHANCED_CLASSES.get(klass, "Unknown class")
-    what = ENHANCED_SUBJECT_DETAIL.get(rest)
+    """'5.1.1' -> 'Permanent failure: Bad destination mailbox address'.
+
+    A detail the registry lacks falls back to its subject ('5.1.99' ->
+    'Permanent failure: Addressing status (other)'), as RFC 3463 asks readers
+    to treat unknown details. Any digit.digits.digits gets an answer; anything
+    else raises ValueError.
+    """
+    m = _ENHANCED_SYNTAX.fullmatch(enhanced)
+    if m is None:
+        raise ValueError(f"not an enhanced status code: {enhanced!r}")
+    klass, subject, detail = m.group(1), str(int(m.group(2))), str(int(m.group(3)))
+    how = ENHANCED_CLASSES.get(klass, f"Unknown class {klass}")
+    what = ENHANCED_SUBJECT_DETAIL.get(f"{subject}.{detail}")
     if what is None:
-        what = ENHANCED_SUBJECTS.get(subject, "Unknown subject") + " (other)"
+        if subject in ENHANCED_SUBJECTS:
+            what = f"{ENHANCED_SUBJECTS[subject]} (other)"
+        else:
+            what = f"Unknown subject {subject}"
     return f"{how}: {what}"
 
 
 def iter_reply_codes() -> Iterator[tuple[str, str, str]]:
-    """(code, class, meaning) for every code in the table, sorted."""
-    for code in sorted(REPLY_CODES):
+    """(code, class, meaning) for every code in REPLY_CODES, in numeric order."""
+    for code in sorted(REPLY_CODES):  # three digits each: text order is numeric order
         yield code, reply_class(code), REPLY_CODES[code]
 
 
-def _detail_key(subject_detail: str) -> tuple[int, int]:
-    subject, detail = subject_detail.split(".")
-    return int(subject), int(detail)
+def _numeric(dotted: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in dotted.split("."))
 
 
 def iter_enhanced_codes() -> Iterator[tuple[str, str]]:
-    """(enhanced, meaning) for every class x registry entry, sorted."""
+    """(enhanced, meaning) for every class x registry entry, in numeric order.
+
+    Numeric, so 5.7.9 comes before 5.7.10.
+    """
+    details = sorted(ENHANCED_SUBJECT_DETAIL, key=_numeric)
     for klass in sorted(ENHANCED_CLASSES):
-        for subject_detail in sorted(ENHANCED_SUBJECT_DETAIL, key=_detail_key):
+        for subject_detail in details:
             code = f"{klass}.{subject_detail}"
             yield code, enhanced_meaning(code)

@@ -14,7 +14,10 @@ import yaml
 
 from exporter.lines import DEFAULT_MAX_LINE
 
-DEFAULT_PORT = 9747  # see exporter.web for why this port
+# The Prometheus default port list has allocated all of 9100-9999; 10925 lies
+# above it ("25" for SMTP) and clear of the ports mail hosts use themselves,
+# such as 10024-10026 for content filters.
+DEFAULT_PORT = 10925
 FORMATS = ("postfix",)
 
 
@@ -60,7 +63,7 @@ _SCALARS: dict[str, tuple[str, type | tuple[type, ...], str]] = {
     "max_line_bytes": ("max_line_bytes", int, "a whole number of bytes >= 1024"),
 }
 _WEB = {
-    "listen_addresses": "a list of host:port strings, e.g. [\":9747\"]",
+    "listen_addresses": f"a list of host:port strings, e.g. [\":{DEFAULT_PORT}\"]",
     "telemetry_path": "a path starting with /, e.g. /metrics",
     "config_file": "the path of an exporter-toolkit web config file",
 }

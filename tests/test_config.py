@@ -12,7 +12,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "smtp-reply-exporter.
 def test_shipped_example_loads():
     settings = load_config(str(EXAMPLE))
     assert settings.sources[0].path == "/var/log/mail.log"
-    assert settings.listen_addresses == ["127.0.0.1:9747"]
+    assert settings.listen_addresses == ["127.0.0.1:10925"]
     assert settings.state_file == "/var/lib/smtp-reply-exporter/state.json"
 
 
