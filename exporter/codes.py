@@ -207,8 +207,9 @@ def enhanced_meaning(enhanced: str) -> str:
     """'5.1.1' -> 'Permanent failure: Bad destination mailbox address'.
 
     A detail the registry lacks falls back to its subject ('5.1.99' ->
-    'Permanent failure: Addressing status (other)'), as RFC 3463 asks readers
-    to treat unknown details. Any digit.digits.digits gets an answer; anything
+    'Permanent failure: Addressing status (other)'), so codes registered
+    after this table still read sensibly. Any digit.digits.digits gets an
+    answer (leading zeros, which RFC 3463 forbids, are read past); anything
     else raises ValueError.
     """
     m = _ENHANCED_SYNTAX.fullmatch(enhanced)
