@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 # Wake-ups closer together than this are merged into one poll: a busy log
 # writes line by line, and one poll per line would cost CPU for nothing.
 MIN_POLL_GAP = 0.05
+# While the logs are busy, a timer is cheaper than watchdog handling an event
+# for every write: the watches are dropped and the loop polls this often,
+# until QUIET_POLLS polls in a row have read nothing.
+BUSY_POLL_INTERVAL = 0.1
+QUIET_POLLS = 10
 STATE_SAVE_INTERVAL = 1.0
 
 
@@ -69,6 +74,7 @@ class Daemon:
         self._wake = wake  # journal entries arrive on a thread, which wakes the loop
         self._journalctl = journalctl
         self._state_due = 0.0
+        self._bytes_read = 0
         self._saved_state = load_state(settings.state_file) if settings.state_file else State()
         if self._saved_state.counters:
             metrics.restore(self._saved_state.counters)
@@ -113,6 +119,13 @@ class Daemon:
             max_line=self.settings.max_line_bytes,
         )
 
+    def _start_watching(self, poll: bool, handler: FileSystemEventHandler):  # noqa: ANN202
+        observer = PollingObserver(timeout=self.settings.poll_interval_seconds) if poll else Observer()
+        watched: set[str] = set()
+        self._watch(observer, handler, watched)
+        observer.start()
+        return observer, watched
+
     def _watch(self, observer, handler: FileSystemEventHandler, watched: set[str]) -> None:  # noqa: ANN001
         for directory in sorted(self.watched_directories() - watched):
             watched.add(directory)
@@ -142,7 +155,8 @@ class Daemon:
         return dirs
 
     # -- the loop -----------------------------------------------------------------
-    def poll(self) -> None:
+    def poll(self) -> int:
+        """Poll every source once; return how many bytes were read."""
         for source in self.sources.values():
             source.poll()
         for journal in self.journals.values():
@@ -150,10 +164,14 @@ class Daemon:
         stats = [(path, f.stats) for s in self.sources.values() for path, f in s.followers.items()]
         stats += [(name, j.stats) for name, j in self.journals.items()]
         self.metrics.update_sources(stats)
+        total = sum(st.bytes_read for _, st in stats)
+        # Files that stopped being followed (SIGHUP) take their counts along.
+        read, self._bytes_read = max(0, total - self._bytes_read), total
         now = time.monotonic()
         if self.settings.state_file and now >= self._state_due:
             self.save_state()
             self._state_due = now + STATE_SAVE_INTERVAL
+        return read
 
     def save_state(self) -> None:
         if not self.settings.state_file:
@@ -173,11 +191,10 @@ class Daemon:
         reload: Callable[[], Settings] | None = None,
     ) -> None:
         """Poll until stop is set; on reload_requested, apply reload()'s settings."""
-        observer = PollingObserver(timeout=self.settings.poll_interval_seconds) if self.settings.poll else Observer()
+        poll_observer = self.settings.poll
         handler = _WakeOnEvent(waker)
-        watched: set[str] = set()
-        self._watch(observer, handler, watched)
-        observer.start()
+        observer, watched = self._start_watching(poll_observer, handler)
+        quiet = 0
         try:
             last = 0.0
             while not stop.is_set():
@@ -189,8 +206,14 @@ class Daemon:
                 if gap > 0:
                     stop.wait(gap)
                 last = time.monotonic()
-                self.poll()
-                waker.wait(self.settings.poll_interval_seconds)
+                quiet = 0 if self.poll() else quiet + 1
+                if quiet == 0 and watched:
+                    observer.unschedule_all()  # busy: the timer takes over
+                    watched.clear()
+                elif quiet >= QUIET_POLLS and not watched:
+                    self._watch(observer, handler, watched)
+                    quiet = 0 if self.poll() else quiet  # what came while unwatched
+                waker.wait(BUSY_POLL_INTERVAL if not watched else self.settings.poll_interval_seconds)
         finally:
             observer.stop()
             observer.join(timeout=5)

@@ -119,8 +119,10 @@ class JournalSource:
             if isinstance(entry, dict) and isinstance(entry.get("__CURSOR"), str):
                 self.cursor = entry["__CURSOR"]
         if block:
+            data = b"".join(block)
             self.stats.last_read_time = time.time()
-            self._sink(b"".join(block), 0)
+            self.stats.bytes_read += len(data)
+            self._sink(data, 0)
 
     def _reap(self) -> None:
         if self._proc is not None:

@@ -26,10 +26,11 @@ def _value(metrics: ExporterMetrics, name: str, **labels: str) -> int:
 
 def _meaning(code: str, enhanced: str) -> str:
     parts = []
-    if code:
-        parts.append(codes.reply_code_meaning(code))
-    if enhanced:
-        parts.append(codes.enhanced_meaning(enhanced))
+    for value, lookup in ((code, codes.reply_code_meaning), (enhanced, codes.enhanced_meaning)):
+        try:
+            parts.append(lookup(value))
+        except ValueError:
+            pass  # "" (not logged) or "other" (past the series cap)
     return " / ".join(parts)
 
 

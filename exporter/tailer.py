@@ -110,6 +110,7 @@ class SourceStats:
         self.truncations = 0
         self.read_errors = 0
         self.last_read_time = 0.0  # wall clock of the last read that returned data
+        self.bytes_read = 0
 
 
 class _OpenFile:
@@ -290,6 +291,7 @@ class FileFollower:
             f.offset += len(data)
             budget -= len(data)
             self.stats.last_read_time = time.time()
+            self.stats.bytes_read += len(data)
             f.grow_head()
             block = f.buffer.push(data)
             cut = f.buffer.take_cut()
