@@ -245,3 +245,18 @@ def test_broken_config_exits_2_naming_file_and_key(tmp_path):
     )
     assert result.returncode == 2
     assert f"{config}: web.listen_adress: unknown key".encode() in result.stderr
+
+
+def test_poll_mode_and_globs_follow_new_files(tmp_path):
+    # --poll: no inotify (NFS, CIFS); a glob picks up a file created later
+    # and reads it from its first byte.
+    exporter = Exporter(tmp_path, "--poll", str(tmp_path / "*.log"))
+    try:
+        lines = SOURCE_LOG.read_bytes().splitlines(keepends=True)[:400]
+        (tmp_path / "late.log").write_bytes(b"".join(lines))
+        want = dict(replies_by(run_once(str(tmp_path / "late.log")).stdout.decode(),
+                               "direction", "code", "class", "enhanced", "stage"))
+        assert want, "the sample must hold replies"
+        assert settle(exporter, want) == want
+    finally:
+        exporter.stop()
