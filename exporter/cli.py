@@ -15,7 +15,6 @@ from exporter import __version__, table
 from exporter.config import ConfigError, Settings, SourceConfig, check, load_config
 from exporter.metrics import ExporterMetrics
 from exporter.once import scan_files
-from exporter.parsers import postfix
 
 EXIT_CONFIG = 2
 
@@ -110,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_once(settings: Settings, output: str, workers: int) -> int:
     metrics = ExporterMetrics()
-    paths = [s.path for s in settings.sources if s.path]
+    paths = [(s.path, s.format) for s in settings.sources if s.path]
     try:
-        scan_files(paths, postfix.parse, postfix.TRIGGERS, metrics.sink_for, settings.max_line_bytes, workers)
+        scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers)
     except OSError as err:
         print(f"smtp-reply-exporter: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1
@@ -153,6 +152,10 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    # Fix the start positions ("the end of each file present at start-up")
+    # before the metrics are served, so that a client that sees the exporter
+    # up knows every line written from then on will be counted.
+    daemon.poll()
     try:
         server = web.serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
     except OSError as err:

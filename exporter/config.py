@@ -13,12 +13,12 @@ from typing import Any
 import yaml
 
 from exporter.lines import DEFAULT_MAX_LINE
+from exporter.parsers import AUTO, FORMAT_NAMES
 
 # The Prometheus default port list has allocated all of 9100-9999; 10925 lies
 # above it ("25" for SMTP) and clear of the ports mail hosts use themselves,
 # such as 10024-10026 for content filters.
 DEFAULT_PORT = 10925
-FORMATS = ("postfix",)
 
 
 class ConfigError(Exception):
@@ -32,7 +32,7 @@ class SourceConfig:
 
     path: str | None = None
     journal_units: list[str] = field(default_factory=list)
-    format: str = "postfix"
+    format: str = AUTO
 
     @property
     def name(self) -> str:
@@ -156,8 +156,8 @@ def _web(path: str, value: Any, settings: Settings) -> None:
 def check(settings: Settings, path: str = "(command line)") -> None:
     """Checks that hold whether a value came from the file or from a flag."""
     for source in settings.sources:
-        if source.format not in FORMATS:
-            raise ConfigError(path, "sources.format", f"{source.format!r} is not one of: {', '.join(FORMATS)}")
+        if source.format not in FORMAT_NAMES:
+            raise ConfigError(path, "sources.format", f"{source.format!r} is not one of: {', '.join(FORMAT_NAMES)}")
     if not settings.telemetry_path.startswith("/") or settings.telemetry_path == "/":
         raise ConfigError(path, "web.telemetry_path", f"got {settings.telemetry_path!r}; expected a path such as /metrics")
     for address in settings.listen_addresses:

@@ -19,7 +19,7 @@ from watchdog.observers.polling import PollingObserver
 from exporter.config import Settings, SourceConfig
 from exporter.journal import JournalSource
 from exporter.metrics import ExporterMetrics
-from exporter.parsers import postfix
+from exporter.parsers import formats_for
 from exporter.scanner import LineScanner
 from exporter.state import State, load_state, save_state
 from exporter.tailer import LogSource
@@ -97,22 +97,21 @@ class Daemon:
             if name not in self.journals:
                 self.journals[name] = JournalSource(
                     source.journal_units,
-                    self._scanner_for(name),
+                    self._scanner_for(name, source.format),
                     self._wake,
                     cursor=self._saved_state.journal_cursors.get(name),
                     command=self._journalctl,
                 )
 
-    def _scanner_for(self, source: str):
-        return LineScanner(
-            postfix.parse, postfix.TRIGGERS, self.metrics.sink_for(source), self.settings.max_line_bytes
-        ).feed
+    def _scanner_for(self, source: str, format_name: str):  # noqa: ANN202
+        sink = self.metrics.sink_for(source)
+        return LineScanner(formats_for(format_name), sink, self.settings.max_line_bytes).feed
 
     def _file_source(self, source: SourceConfig) -> LogSource:
         assert source.path is not None
         return LogSource(
             source.path,
-            self._scanner_for,
+            lambda path: self._scanner_for(path, source.format),
             from_beginning=self.settings.from_beginning,
             saved=self._saved_state.positions.get(source.name, {}),
             grace_seconds=self.settings.rotation_grace_seconds,

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
 from exporter.lines import LineBuffer
-from exporter.scanner import EventSink, LineScanner, ParseFn, Tally
+from exporter.parsers import formats_for
+from exporter.scanner import EventSink, LineScanner, Tally
 
 BLOCK_SIZE = 1 << 20
 # Below this a worker costs more to start than it saves.
@@ -49,23 +50,21 @@ def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limi
 
 
 def scan_files(
-    paths: Iterable[str],
-    parse: ParseFn,
-    triggers: Iterable[str],
+    paths: Iterable[tuple[str, str]],
     sink_for: Callable[[str], EventSink],
     max_line: int,
     workers: int = 1,
 ) -> None:
-    """Count each file into the sink for its path (its `source`)."""
-    triggers = tuple(triggers)
-    for path in paths:
+    """Count each (path, format name) into the sink for its path (its `source`)."""
+    for path, format_name in paths:
         sink = sink_for(path)
         if workers > 1 and path != "-" and _worth_splitting(path):
-            _scan_parallel(path, parse, triggers, sink, max_line, workers)
+            _scan_parallel(path, format_name, sink, max_line, workers)
             continue
         stream = open_log(path)
         try:
-            scan_stream(stream, LineScanner(parse, triggers, sink, max_line), LineBuffer(max_line))
+            scanner = LineScanner(formats_for(format_name), sink, max_line)
+            scan_stream(stream, scanner, LineBuffer(max_line))
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
@@ -99,20 +98,19 @@ def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _scan_range(path: str, start: int, end: int, parse: ParseFn, triggers: tuple, max_line: int) -> Tally:
+def _scan_range(path: str, start: int, end: int, format_name: str, max_line: int) -> Tally:
     tally = Tally()
     with open(path, "rb") as f:
         f.seek(start)
-        scan_stream(f, LineScanner(parse, triggers, tally, max_line), LineBuffer(max_line), end - start)
+        scanner = LineScanner(formats_for(format_name), tally, max_line)
+        scan_stream(f, scanner, LineBuffer(max_line), end - start)
     return tally
 
 
-def _scan_parallel(path, parse, triggers, sink, max_line, workers) -> None:
+def _scan_parallel(path: str, format_name: str, sink: EventSink, max_line: int, workers: int) -> None:
     ranges = line_aligned_ranges(path, workers)
     # fork: the workers inherit the loaded parsers instead of re-importing them.
     with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
-        tallies = pool.starmap(
-            _scan_range, [(path, a, b, parse, triggers, max_line) for a, b in ranges]
-        )
+        tallies = pool.starmap(_scan_range, [(path, a, b, format_name, max_line) for a, b in ranges])
     for tally in tallies:
         tally.merge_into(sink)

@@ -9,32 +9,55 @@ one. Every other line costs nothing beyond being counted as ignored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from typing import Protocol
 
 from exporter.lines import DEFAULT_MAX_LINE
+from exporter.parsers import Format, ParseFn
 from exporter.replies import Delivery, Reply, looks_like_reply
 
 Event = Reply | Delivery
-ParseFn = Callable[[str], "list[Event] | None"]
 
 
 class EventSink(Protocol):
     def add(self, events: dict[Event, int], lines: dict[str, int], nbytes: int) -> None: ...
 
 
+def _first_taker(parsers: tuple[ParseFn, ...]) -> ParseFn:
+    def parse(line: str) -> list[Event] | None:
+        for p in parsers:
+            result = p(line)
+            if result is not None:
+                return result
+        return None
+
+    return parse
+
+
 class LineScanner:
-    def __init__(
-        self,
-        parse: ParseFn,
-        triggers: Iterable[str],
-        sink: EventSink,
-        max_line: int = DEFAULT_MAX_LINE,
-    ) -> None:
-        self._parse = parse
-        self._triggers = tuple(sorted({t.encode() for t in triggers}))
+    def __init__(self, formats: Sequence[Format], sink: EventSink, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._formats = tuple(formats)
         self._sink = sink
         self._max_line = max_line
+        # (parse, triggers) for each combination of formats seen present.
+        self._plans: dict[tuple[Format, ...], tuple[ParseFn | None, tuple[bytes, ...]]] = {}
+
+    def _plan(self, block: bytes) -> tuple[ParseFn | None, tuple[bytes, ...]]:
+        if len(self._formats) == 1:
+            active = self._formats
+        else:
+            active = tuple(f for f in self._formats if f.present(block))
+        plan = self._plans.get(active)
+        if plan is None:
+            triggers = tuple(sorted({t.encode() for f in active for t in f.triggers}))
+            if not active:
+                parse = None
+            elif len(active) == 1:
+                parse = active[0].parse
+            else:
+                parse = _first_taker(tuple(f.parse for f in active))
+            plan = self._plans[active] = (parse, triggers)
+        return plan
 
     def feed(self, block: bytes, cut: int = 0) -> None:
         """Count the complete lines in block (which ends with b"\\n").
@@ -44,9 +67,10 @@ class LineScanner:
         """
         if not block and not cut:
             return
+        parse, triggers = self._plan(block)
         starts: set[int] = set()
         find, rfind = block.find, block.rfind
-        for trigger in self._triggers:
+        for trigger in triggers:
             at = find(trigger)
             step = len(trigger)
             while at >= 0:
@@ -55,7 +79,7 @@ class LineScanner:
         events: dict[Event, int] = {}
         matched = unrecognized = invalid = 0
         truncated = cut
-        parse, max_line = self._parse, self._max_line
+        max_line = self._max_line
         for start in starts:
             end = find(b"\n", start)
             if end - start > max_line:

@@ -29,7 +29,7 @@ def test_empty_file_gives_defaults(tmp_path):
         ("sources: /var/log/mail.log\n", "sources", "non-empty list"),
         ("sources: [{path: /x, journal: {units: [a]}}]\n", "sources[0]", "exactly one"),
         ("sources: [{journal: {units: []}}]\n", "sources[0].journal.units", "list of systemd unit"),
-        ("sources: [{path: /x, format: qmail}]\n", "sources.format", "one of: postfix"),
+        ("sources: [{path: /x, format: qmail}]\n", "sources.format", "one of: auto, postfix, exim"),
         ("sources: [{path: /x, colour: red}]\n", "sources[0].colour", "unknown key"),
         ("from_beginning: yes please\n", "from_beginning", "true or false"),
         ("poll_interval_seconds: true\n", "poll_interval_seconds", "number of seconds"),

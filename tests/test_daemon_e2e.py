@@ -72,6 +72,11 @@ class Exporter:
             self.stderr.close()
 
 
+def differences(got: dict, expected: dict) -> dict:
+    return {k: (got.get(k, 0), expected.get(k, 0)) for k in set(got) | set(expected)
+            if got.get(k, 0) != expected.get(k, 0)}
+
+
 def settle(exporter: Exporter, expected: dict, timeout: float = 30) -> dict:
     """Scrape until the counts equal expected or stop changing for a while."""
     deadline = time.monotonic() + timeout
@@ -152,7 +157,7 @@ def test_rotations_lose_nothing_and_count_nothing_twice(tmp_path, expected):
         writer.write_lines(lines[3 * quarter :])
         writer.close()
         got = settle(exporter, expected)
-        assert got == expected
+        assert got == expected, differences(got, expected)
         assert exporter.stop() == 0
     finally:
         exporter.stop(signal.SIGKILL)
@@ -182,7 +187,8 @@ def test_kill_9_and_restart_with_state_file(tmp_path, expected):
     try:
         writer.write_lines(lines[half + 500 :])
         writer.close()
-        assert settle(second, expected) == expected
+        got = settle(second, expected)
+        assert got == expected, (differences(got, expected), second.errors())
     finally:
         second.stop()
 

@@ -2,14 +2,14 @@
 
 from collections import Counter
 
-from exporter.parsers import postfix
+from exporter.parsers import formats_for
 from exporter.replies import Delivery, Reply
 from exporter.scanner import LineScanner, Tally
 
 
 def scan(text: bytes, max_line=65536):
     sink = Tally()
-    LineScanner(postfix.parse, postfix.TRIGGERS, sink, max_line).feed(text)
+    LineScanner(formats_for("auto"), sink, max_line).feed(text)
     return sink
 
 

@@ -27,6 +27,14 @@ from exporter.replies import (
 # (connect, qmgr, cleanup message-id, TLS chatter) off the Python path.
 TRIGGERS = ("status=", " said: ", "refused to talk to me: ", "reject: ", "proxy-accept: ")
 
+
+
+def present(block: bytes) -> bool:
+    """Could this block hold Postfix lines? (Postfix tags every line
+    "postfix.../daemon[pid]"; a custom syslog_name needs format: postfix.)"""
+    return b"postfix" in block
+
+
 _OUTBOUND_DAEMONS = frozenset(("smtp", "lmtp"))
 _INBOUND_DAEMONS = frozenset(("smtpd", "postscreen"))
 # Daemons whose lines carry no SMTP reply; known, so never "unrecognized".

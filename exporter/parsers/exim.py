@@ -1,0 +1,186 @@
+"""Exim 4 mainlog lines to reply events. Pure: a line in, events out, no I/O.
+
+Lines may come straight from Exim's mainlog ("2026-11-03 17:44:15 ...") or
+through syslog ("... exim[123]: 2026-11-03 ..." or without Exim's own
+time); the parser reads the body after those prefixes.
+
+Outbound: `=>`/`->` deliveries carry the remote reply in C="250 ..." (log
+selector +smtp_confirmation); `==` (deferred) and `**` (failed) lines carry
+"SMTP error from remote mail server after <stage>: <reply>" (or "LMTP error
+after"), one line per recipient. The per-host line Exim writes before them
+("H=host [ip]: SMTP error ...", no flag) repeats the same reply and is not
+counted. "defer (-44)" style numbers are Exim's own errno, never codes.
+
+Inbound: ACL rejections ("rejected RCPT <x>: ...", "rejected EHLO or HELO",
+"rejected connection in "connect" ACL", ...). When the logged text starts
+with a code and/or enhanced code, those are the reply's; when it does not,
+Exim logged no code: the reply counts with code "" and class 5xx (4xx for
+"temporarily rejected").
+"""
+
+from __future__ import annotations
+
+import re
+
+from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply, make_reply, reply_from_text, split_reply
+
+TRIGGERS = (
+    " => ",
+    " -> ",
+    " == ",
+    " ** ",
+    "rejected ",
+    "rejected: ",
+    "authenticator failed for ",
+    "synchronization error",
+)
+
+def present(block: bytes) -> bool:
+    """Could this block hold Exim lines: syslog-tagged, or Exim's own mainlog?"""
+    return b"exim" in block or _MAINLOG_START.match(block) is not None
+
+
+_MAINLOG_START = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+# Exim's own time stamp, optionally with .ms, a zone, and a [pid].
+_EXIM_TIME = re.compile(
+    r"(?:^|(?<=: )|(?<= ))\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?(?: [-+]\d{4})?(?: \[\d+\])? "
+)
+_MESSAGE_ID = re.compile(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} ")
+
+_REMOTE_ERROR = re.compile(
+    r"(?:SMTP error from remote mail server|LMTP error) after (?:pipelined )?"
+    r"(?P<stage>initial connection|end of data|[A-Za-z]+)[^:<]*(?::<[^>]*>)?: "
+    r"(?:host \S+ \[[^\]]*\](?::\d+)?: )?"
+)
+
+_REMOTE_STAGES = {
+    "initial connection": "connect",
+    "HELO": "helo",
+    "EHLO": "helo",
+    "LHLO": "helo",
+    "STARTTLS": "starttls",
+    "AUTH": "auth",
+    "MAIL": "mail",
+    "RCPT": "rcpt",
+    "DATA": "data",
+    "end of data": "end_of_data",
+    "QUIT": "other",
+    "RSET": "other",
+}
+
+# "rejected <what>" in inbound ACL lines, and the stage each names.
+_REJECTED = re.compile(
+    r"(?P<temp>temporarily )?rejected (?P<what>RCPT|MAIL|EHLO or HELO|connection in \"[a-z_]+\" ACL"
+    r"|after DATA|DATA|VRFY|EXPN|ETRN|AUTH|STARTTLS|non-SMTP ACL|\"\w+\")"
+)
+_REJECT_STAGES = {
+    "RCPT": "rcpt",
+    "MAIL": "mail",
+    "EHLO or HELO": "helo",
+    "after DATA": "end_of_data",
+    "DATA": "data",
+    "AUTH": "auth",
+    "STARTTLS": "starttls",
+}
+
+
+def parse(line: str) -> list[Reply | Delivery] | None:
+    body = _body(line)
+    if body is None:
+        return None
+    flag = body[:3]
+    if flag in ("=> ", "-> "):
+        return _delivered(body)
+    if flag in ("== ", "** "):
+        return _not_delivered(body, "deferred" if flag == "== " else "bounced")
+    if flag in ("*> ", "<= ", "Com"):
+        return []  # suppressed, arrival, Completed
+    inbound = _inbound(body)
+    if inbound is None and body.startswith("H=") and "SMTP error from remote" in body:
+        return []  # the per-host line: a repeat of the recipients' reply
+    return inbound
+
+
+def _body(line: str) -> str | None:
+    """The log body after any syslog prefix, Exim time stamp and message id."""
+    m = _EXIM_TIME.search(line, 0, 120)
+    if m:
+        body = line[m.end():]
+    else:
+        # Through syslog without Exim's time stamp: "... exim[123]: body".
+        at = line.find("]: ")
+        tag_start = line.rfind(" ", 0, at) + 1
+        if at < 0 or not line.startswith("exim", tag_start):
+            return None
+        body = line[at + 3:]
+    m = _MESSAGE_ID.match(body)
+    return body[m.end():] if m else body
+
+
+def _is_remote(body: str) -> bool:
+    # Exim names no direction; a remote host, an SMTP/LMTP error or an SMTP
+    # transport marks a delivery attempt over the network.
+    if " H=" in body or "SMTP error" in body or "LMTP error" in body:
+        return True
+    t = body.find(" T=")
+    if t < 0:
+        return False
+    transport = body[t + 3 : body.find(" ", t + 3)]
+    return "smtp" in transport or "lmtp" in transport
+
+
+def _delivered(body: str) -> list[Reply | Delivery]:
+    events: list[Reply | Delivery] = []
+    if _is_remote(body):
+        events.append(Delivery("sent"))
+    at = body.find(' C="')
+    if at >= 0:
+        reply = reply_from_text(OUTBOUND, body[at + 4 :], "end_of_data")
+        if reply is not None:
+            events.append(reply)
+    return events
+
+
+def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
+    if "retry time not reached" in body:
+        return []  # no attempt was made
+    events: list[Reply | Delivery] = []
+    if _is_remote(body):
+        events.append(Delivery(status))
+    m = _REMOTE_ERROR.search(body)
+    if m:
+        stage = _REMOTE_STAGES.get(m.group("stage"), _REMOTE_STAGES.get(m.group("stage").split()[0], "unknown"))
+        reply = reply_from_text(OUTBOUND, body[m.end():], stage)
+        if reply is not None:
+            events.append(reply)
+    return events
+
+
+def _inbound(body: str) -> list[Reply] | None:
+    m = _REJECTED.search(body)
+    if m:
+        what = m.group("what")
+        stage = _REJECT_STAGES.get(what, "connect" if what.startswith("connection") else "other")
+        # The logged text after "rejected X <arg>: " or "... ACL: ".
+        colon = body.find(": ", m.end())
+        text = body[colon + 2 :] if colon >= 0 else ""
+        return [_acl_reply(text, bool(m.group("temp")), stage)]
+    if body.startswith("unqualified sender rejected") or body.startswith("unqualified recipient rejected"):
+        return [_acl_reply("", False, "mail" if "sender" in body[:25] else "rcpt")]
+    at = body.find("authenticator failed for ")
+    if at >= 0:
+        colon = body.find(": ", at)
+        reply = reply_from_text(INBOUND, body[colon + 2 :], "auth") if colon >= 0 else None
+        return [reply] if reply is not None else []
+    if "synchronization error" in body:
+        return [_acl_reply("", False, "other")]
+    return None
+
+
+def _acl_reply(text: str, temporary: bool, stage: str) -> Reply:
+    """Our reply to an ACL reject: the logged code if any, else its class alone."""
+    parts = split_reply(text)
+    if parts is not None:
+        return make_reply(INBOUND, parts[0], parts[1], stage)
+    return Reply(INBOUND, "", "4xx" if temporary else "5xx", "", stage)

@@ -1,0 +1,136 @@
+"""Exim parser: a table of lines in real Exim 4 shapes and the events each gives."""
+
+import pytest
+
+from exporter.parsers.exim import TRIGGERS, parse
+from exporter.replies import Delivery, Reply
+
+T = "2026-11-03 17:44:15 "
+SYSLOG = "Nov  3 17:44:15 mx1 exim[12105]: "
+
+
+def out(code, enhanced, stage):
+    return Reply("outbound", code, (code or enhanced)[0] + "xx", enhanced, stage)
+
+
+def inb(code, enhanced, stage, reply_class=None):
+    return Reply("inbound", code, reply_class or (code or enhanced)[0] + "xx", enhanced, stage)
+
+
+CASES = [
+    ("remote delivery with smtp_confirmation; S=, :128 and epoch digits are not codes",
+     T + "1xXMrL-00085u-0m => ann@example.net R=dnslookup T=remote_smtp S=2297 H=mx.example.net "
+     "[192.0.2.10]:25 X=TLS1.3:ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256 CV=yes "
+     'C="250 2.0.0 OK 1700000056 qp 26062 - gsmtp" QT=1s DT=0s',
+     [Delivery("sent"), out("250", "2.0.0", "end_of_data")]),
+    ("remote delivery, reply without enhanced code, Exim >= 4.97 message id",
+     T + '10HmaX-000000005vi-0000 => bo@example.org R=r T=t H=127.0.0.1 [127.0.0.1] C="250 OK id=10HmaY"',
+     [Delivery("sent"), out("250", "", "end_of_data")]),
+    ("local delivery: no SMTP reply, not an SMTP delivery",
+     T + "1xXMrL-00085u-0m => root <root@example.com> F=<a@example.org> R=local_user T=local_delivery S=368",
+     []),
+    ("deferred at RCPT, current layout with H= before the error; (-44) is Exim's errno",
+     T + "1xXMrL-0008Bq-2c == cy@example.com R=dnslookup T=remote_smtp defer (-44) H=mx.example.com "
+     "[192.0.2.7]:25 I=[192.0.2.1]:56822 DT=0s: SMTP error from remote mail server after RCPT TO:<cy@example.com>: "
+     "451 4.7.1 Greylisted, try again in 5 minutes",
+     [Delivery("deferred"), out("451", "4.7.1", "rcpt")]),
+    ("deferred, old layout: host after the stage; #451 in a URL",
+     SYSLOG + "2016-06-03 11:03:18 [13879] 1b8lwj-0003bo-6W == di@example.com R=dnslookup T=remote_smtp "
+     "defer (-44): SMTP error from remote mail server after RCPT TO:<di@example.com>: host "
+     "mx.example.com [192.0.2.211]: 451 Internal resource temporarily unavailable - https://example.com/DOC-1369#451",
+     [Delivery("deferred"), out("451", "", "rcpt")]),
+    ("bounced at end of data, escaped multi-line reply counts once",
+     T + "1xXMrL-00085w-0n ** ed@example.com R=r1 T=t1 H=127.0.0.1 [127.0.0.1] : SMTP error from remote mail "
+     "server after end of data: 550-5.7.1 This message looks like spam.\\n550 5.7.1 Go away",
+     [Delivery("bounced"), out("550", "5.7.1", "end_of_data")]),
+    ("greeting refused",
+     T + "1xXMrL-00085w-0n == fi@example.com R=sink T=remote_smtp defer (0) H=127.0.0.1 [127.0.0.1]:3526 "
+     "I=[127.0.0.1]:59854 DT=0s: SMTP error from remote mail server after initial connection: 421 4.3.2 "
+     "Service not available",
+     [Delivery("deferred"), out("421", "4.3.2", "connect")]),
+    ("pipelined MAIL FROM with null sender",
+     T + "10HmaZ-000000005vi-0000 == gu@example.com R=all T=smtp defer (-45) H=127.0.0.1 [127.0.0.1]: SMTP "
+     "error from remote mail server after pipelined MAIL FROM:<>: 452 4.3.1 Insufficient storage",
+     [Delivery("deferred"), out("452", "4.3.1", "mail")]),
+    ("LMTP error after DATA",
+     T + "10HmaY-000000005vi-0000 ** ha@example.com F=<c@example.com> R=smartuser T=lmtp H=127.0.0.1 "
+     "[127.0.0.1] : LMTP error after DATA: 550 Bad user",
+     [Delivery("bounced"), out("550", "", "data")]),
+    ("the per-host line repeats the recipient's reply: not counted",
+     T + "1xXMrL-00085w-0n H=127.0.0.1 [127.0.0.1]:3527: SMTP error from remote mail server after initial "
+     "connection: 554 5.7.1 You are not welcome here",
+     []),
+    ("connection refused: a deferred attempt without a reply",
+     T + "1xXMrL-00085w-0n == ig@closed.example R=sink T=remote_smtp defer (111): Connection refused DT=0s",
+     [Delivery("deferred")]),
+    ("retry time not reached: no attempt",
+     T + "1xXMrL-00085w-0n == ja@example.com R=dnslookup T=remote_smtp defer (-53): retry time not reached",
+     []),
+    ("unrouteable: failed locally, no SMTP",
+     T + "1b8cs4-0005xz-6g ** ke@example.invalid F=<f@example.net>: Unrouteable address",
+     []),
+    # inbound
+    ("RCPT reject with code and enhanced code",
+     T + "H=(client.example.org) [192.0.2.2] I=[192.0.2.1]:25 F=<a@example.org> rejected RCPT "
+     "<lu@example.com>: 550 5.1.1 User unknown",
+     [inb("550", "5.1.1", "rcpt")]),
+    ("temporary RCPT reject",
+     T + "H=(client.example.org) [192.0.2.7] F=<a@example.org> temporarily rejected RCPT <mo@example.com>: "
+     "450 4.7.1 <mo@example.com>: Recipient address rejected: Greylisted",
+     [inb("450", "4.7.1", "rcpt")]),
+    ("ACL message starting with an enhanced code only",
+     T + "H=(client.example.org) [192.0.2.3] F=<a@example.org> rejected RCPT <no@elsewhere.example>: "
+     "5.7.1 relay not permitted",
+     [inb("", "5.7.1", "rcpt")]),
+    ("built-in reject without a code: 5xx, code empty",
+     T + "H=example.net [192.0.2.123] F=<p@example.com> rejected RCPT <q@example.com>: Unrouteable address",
+     [inb("", "", "rcpt", "5xx")]),
+    ("temporary built-in reject without a code: 4xx",
+     T + "H=(test) [192.0.2.57] U=CALLER F=<r@example.com> temporarily rejected RCPT <s@example.com>: "
+     'invalid "condition" value "rhubarb"',
+     [inb("", "", "rcpt", "4xx")]),
+    ("callout: a third party's 550 inside our reject is not our code",
+     T + "H=(test) [192.0.2.3] U=root F=<t@example.com> rejected RCPT <z@remote.example>: 127.0.0.1 "
+     "[127.0.0.1] : SMTP error from remote mail server after RCPT TO:<z@remote.example>: 550 Recipient not liked",
+     [inb("", "", "rcpt", "5xx")]),
+    ("HELO reject",
+     T + "H=(nofqdn) [192.0.2.4] I=[192.0.2.1]:25 rejected EHLO or HELO nofqdn: 504 5.5.2 <nofqdn>: Helo "
+     "command rejected: need fully-qualified hostname",
+     [inb("504", "5.5.2", "helo")]),
+    ("connect ACL reject",
+     T + 'H=[192.0.2.9] I=[192.0.2.1]:25 rejected connection in "connect" ACL: 554 5.7.1 Access denied',
+     [inb("554", "5.7.1", "connect")]),
+    ("MAIL reject for size",
+     T + "H=(client.example.org) [192.0.2.2] rejected MAIL <big@example.org>: 552 5.3.4 Message size exceeds "
+     "fixed maximum message size",
+     [inb("552", "5.3.4", "mail")]),
+    ("message too big: no code logged; size=900000 is not a code",
+     T + "rejected MAIL FROM:<big@example.org> H=(client.example.org) [192.0.2.2]: message too big: "
+     "size=900000 max=200000",
+     [inb("", "", "mail", "5xx")]),
+    ("unqualified sender",
+     T + "unqualified sender rejected: <bare> H=(client.example.org) [192.0.2.5] I=[192.0.2.1]:25",
+     [inb("", "", "mail", "5xx")]),
+    ("after DATA, through syslog with Exim's time and pid",
+     SYSLOG + "2013-06-15 11:20:36 [2516] 1Unmew-0000ea-SE H=mx.example.gr [192.0.2.148]:32706 "
+     "I=[192.0.2.1]:25 F=u@example.com rejected after DATA: This message contains a virus",
+     [inb("", "", "end_of_data", "5xx")]),
+    ("AUTH failure carries a code; Ci= and the port are not codes",
+     T + "dovecot_login authenticator failed for (User) [192.0.2.1]:21298 I=[192.0.2.55]:465 Ci=30416: "
+     "535 Incorrect authentication data (set_id=uaf589@example.com)",
+     [inb("535", "", "auth")]),
+    ("arrival and completion: nothing",
+     T + "1xXMrL-00085u-0m <= a@example.org H=(client.example.org) [192.0.2.8] P=esmtp S=219 for r@example.com",
+     []),
+    ("not an Exim line", "Nov  3 17:44:15 mx1 postfix/smtpd[1]: connect from x[192.0.2.1]", None),
+]
+
+
+@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_line_gives_events(line, expected):
+    assert parse(line) == expected
+
+
+@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES if c[2]], ids=[c[0] for c in CASES if c[2]])
+def test_every_counting_line_holds_a_trigger(line, expected):
+    assert any(t in line for t in TRIGGERS)
