@@ -1,0 +1,835 @@
+"""Lint of the Grafana dashboards in grafana/, and helpers to run their queries.
+
+Every dashboard, provisioned (grafana/dashboards/) and import copy
+(grafana/import/), must be valid JSON with `editable: false`, its fixed uid, the
+`datasource`, `job` and `instance` variables, and panels that each have a
+title, a description, a unit and a "no value" text, take their data source from
+`${datasource}`, and whose every PromQL expression selects by
+`job=~"$job", instance=~"$instance"` on every metric, uses `$__rate_interval`
+for its ranges (`$__range` in instant queries, for totals over the time range),
+names only metrics the exporter (or Prometheus, for `up`) exposes, and parses
+(with promtool, where installed). The import copies must be exactly what
+grafana/build_import.py makes of the provisioned ones, and the threshold lines
+must be the alert rules' default thresholds. With promtool, a few panels are
+also evaluated on synthetic series, before and after the first reply.
+
+Helpers for other tests (`from test_dashboards import ...`; none is a test):
+
+- load_dashboards(kind="provisioned") -> {file name: dashboard dict};
+  kind is "provisioned", "import" or "all" (keys then "dashboards/NAME", "import/NAME").
+- iter_panels(dashboard): every panel, rows and the panels inside rows included.
+- iter_targets(dashboard) -> [Query(panel_title, expr, ref_id, instant, legend_format)];
+  instant is True for instant queries (stat and table totals over `$__range`).
+- iter_queries(dashboard) -> [(panel_title, expr)], the same as pairs.
+- iter_variable_queries(dashboard) -> [(variable name, "label_values(selector, label)")].
+- label_values_selector(query) -> (selector, label) of a label_values() query.
+- fill_variables(expr, job=".*", instance=".*", *, rate_interval="5m",
+  range_="1h", interval="1m", **variables) -> PromQL that Prometheus accepts.
+- known_metric_names() -> frozenset of metric names the dashboards may use.
+- metric_selectors(expr) -> [Selector(metric, matchers)], range_selectors(expr) -> ["$__rate_interval", ...].
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import yaml
+from helpers import REPO, run_once
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+GRAFANA = REPO / "grafana"
+DASHBOARD_DIR = GRAFANA / "dashboards"
+IMPORT_DIR = GRAFANA / "import"
+PROVISIONING_DIR = GRAFANA / "provisioning"
+
+# File name -> uid. Uids are in links and bookmarks: change one only on purpose.
+EXPECTED_UIDS = {
+    "smtp-reply-overview.json": "smtp-reply-overview",
+    "smtp-reply-drilldown.json": "smtp-reply-drilldown",
+}
+DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
+# Grafana's own variables that a query may use, besides the dashboard's.
+BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval"}
+# Values fill_variables gives the drill-down's variables unless told otherwise:
+# the dashboards' "All" (their allValue).
+DEFAULT_VARIABLE_VALUES = {"direction": ".*", "code": ".*", "enhanced": ".*"}
+# Series that Prometheus itself adds for every target.
+PROMETHEUS_SERIES = {
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+}
+
+
+# --------------------------------------------------------------------------
+# Loading and walking dashboards
+
+
+def load_dashboards(kind: str = "provisioned") -> dict[str, dict]:
+    """{file name: dashboard} of grafana/dashboards ("provisioned"),
+    grafana/import ("import"), or both ("all": keys "dashboards/NAME", "import/NAME")."""
+    dirs = {"provisioned": [DASHBOARD_DIR], "import": [IMPORT_DIR], "all": [DASHBOARD_DIR, IMPORT_DIR]}[kind]
+    out = {}
+    for directory in dirs:
+        for path in sorted(directory.glob("*.json")):
+            key = f"{directory.name}/{path.name}" if kind == "all" else path.name
+            out[key] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+def iter_panels(dashboard: dict) -> Iterator[dict]:
+    def walk(panels):
+        for panel in panels:
+            yield panel
+            yield from walk(panel.get("panels", []))
+
+    yield from walk(dashboard.get("panels", []))
+
+
+class Query(NamedTuple):
+    panel_title: str
+    expr: str
+    ref_id: str
+    instant: bool
+    legend_format: str
+
+
+def iter_targets(dashboard: dict) -> list[Query]:
+    """Every panel query (hidden ones too), in panel order."""
+    out = []
+    for panel in iter_panels(dashboard):
+        for t in panel.get("targets", []):
+            if "expr" in t:
+                out.append(Query(panel.get("title", ""), t["expr"], t.get("refId", ""),
+                                 bool(t.get("instant")) and not t.get("range"), t.get("legendFormat", "")))
+    return out
+
+
+def iter_queries(dashboard: dict) -> list[tuple[str, str]]:
+    """[(panel title, PromQL with Grafana variables)] of every panel query."""
+    return [(q.panel_title, q.expr) for q in iter_targets(dashboard)]
+
+
+def _variable_query_text(variable: dict) -> str:
+    query = variable.get("query", "")
+    return query.get("query", "") if isinstance(query, dict) else query
+
+
+def iter_variable_queries(dashboard: dict) -> list[tuple[str, str]]:
+    """[(variable name, query)] of the dashboard's query variables."""
+    return [
+        (v["name"], _variable_query_text(v))
+        for v in dashboard.get("templating", {}).get("list", [])
+        if v.get("type") == "query"
+    ]
+
+
+_LABEL_VALUES_RE = re.compile(r"^\s*label_values\(\s*(?P<selector>.+?)\s*,\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.DOTALL)
+
+
+def label_values_selector(query: str) -> tuple[str, str]:
+    """(selector, label) of `label_values(selector, label)`; ValueError otherwise."""
+    m = _LABEL_VALUES_RE.match(query)
+    if not m:
+        raise ValueError(f"not a label_values(selector, label) query: {query!r}")
+    return m["selector"], m["label"]
+
+
+# --------------------------------------------------------------------------
+# Grafana variables
+
+
+_VARIABLE_RE = re.compile(r"\$\{(?P<braced>\w+)(?::(?P<fmt>\w+))?\}|\$(?P<plain>\w+)")
+_REGEX_SPECIAL = set("$^*{}[]'+?.()|")
+
+
+def _regex_escape(value: str) -> str:
+    """Grafana's escaping of one value of a multi-value variable in PromQL."""
+    out = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\\\\\")
+        elif ch in _REGEX_SPECIAL:
+            out.append("\\\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _format_value(value) -> str:
+    if isinstance(value, str):
+        return value
+    values = [_regex_escape(v) for v in value]
+    return values[0] if len(values) == 1 else "(" + "|".join(values) + ")"
+
+
+def variables_used(expr: str) -> set[str]:
+    """Names of the Grafana variables in expr (not label_replace's $1, $2)."""
+    return {
+        m["braced"] or m["plain"]
+        for m in _VARIABLE_RE.finditer(expr)
+        if not (m["braced"] or m["plain"]).isdigit()
+    }
+
+
+def fill_variables(
+    expr: str,
+    job: str | list[str] = ".*",
+    instance: str | list[str] = ".*",
+    *,
+    rate_interval: str = "5m",
+    range_: str = "1h",
+    interval: str = "1m",
+    **variables: str | list[str],
+) -> str:
+    """expr with its Grafana variables replaced, as Grafana would send it.
+
+    A str value is put in as it is: it is a regex (".*" is "All"). A list of
+    str is a multi-value selection of literal values, escaped and joined as
+    Grafana does ("(a|b)"). The drill-down's direction, code and enhanced
+    default to ".*" (their "All"). rate_interval, range_ and interval stand
+    for $__rate_interval, $__range and $__interval: give rate_interval at least
+    four scrape intervals. label_replace's "$1" is left alone; any other
+    unknown variable raises ValueError.
+    """
+    values = {
+        **DEFAULT_VARIABLE_VALUES,
+        **variables,
+        "job": job,
+        "instance": instance,
+        "__rate_interval": rate_interval,
+        "__range": range_,
+        "__interval": interval,
+    }
+
+    def replace(m: re.Match) -> str:
+        name = m["braced"] or m["plain"]
+        if name.isdigit():
+            return m[0]
+        if name not in values:
+            raise ValueError(f"no value for Grafana variable ${name} in {expr!r}")
+        return _format_value(values[name])
+
+    return _VARIABLE_RE.sub(replace, expr)
+
+
+# --------------------------------------------------------------------------
+# A small PromQL scanner: enough to find metric selectors and ranges
+
+
+_TOKEN_RE = re.compile(
+    r"""
+      (?P<ws>\s+)
+    | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+    | (?P<var>\$\{[^}]*\}|\$\w+)
+    | (?P<duration>(?:\d+(?:ms|[smhdwy]))+(?![\w.]))
+    | (?P<number>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
+    | (?P<ident>[A-Za-z_:][\w:]*)
+    | (?P<punct>[(){}\[\],])
+    | (?P<op>=~|!~|==|!=|<=|>=|[-+*/%^<>=@:])
+    """,
+    re.VERBOSE,
+)
+# Keywords followed by a list of label names in parentheses.
+_LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+_AGGREGATIONS = {
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+}
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"}
+
+
+class Selector(NamedTuple):
+    metric: str  # "" for a selector without a metric name
+    matchers: tuple[tuple[str, str, str], ...]  # (label, op, value)
+
+
+class _Scan(NamedTuple):
+    selectors: list[Selector]
+    ranges: list[str]
+    calls: list[str]
+
+
+def _tokens(expr: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    while pos < len(expr):
+        m = _TOKEN_RE.match(expr, pos)
+        if not m:
+            raise ValueError(f"cannot read PromQL at {expr[pos:pos + 30]!r} in {expr!r}")
+        if m.lastgroup != "ws":
+            out.append((m.lastgroup, m[0]))
+        pos = m.end()
+    return out
+
+
+def _closing(tokens: list[tuple[str, str]], start: int, open_: str, close: str) -> int:
+    depth = 0
+    for i in range(start, len(tokens)):
+        if tokens[i] == ("punct", open_):
+            depth += 1
+        elif tokens[i] == ("punct", close):
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ValueError(f"unbalanced {open_!r}")
+
+
+def _matchers(tokens: list[tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
+    out, i = [], 0
+    while i < len(tokens):
+        if tokens[i] == ("punct", ","):
+            i += 1
+            continue
+        if i + 3 > len(tokens):
+            raise ValueError(f"bad label matcher {tokens[i:]}")
+        (k1, label), (k2, op), (k3, value) = tokens[i:i + 3]
+        if k1 != "ident" or k2 != "op" or k3 != "string":
+            raise ValueError(f"bad label matcher {label}{op}{value}")
+        out.append((label, op, value[1:-1]))
+        i += 3
+    return tuple(out)
+
+
+def _scan(expr: str) -> _Scan:
+    tokens = _tokens(expr)
+    selectors, ranges, calls = [], [], []
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
+        if kind == "ident":
+            if text in _LABEL_LIST_KEYWORDS:
+                i = _closing(tokens, i + 1, "(", ")") + 1 if nxt == ("punct", "(") else i + 1
+                continue
+            if text.lower() in _KEYWORDS:
+                i += 1
+                continue
+            if text in _AGGREGATIONS or nxt == ("punct", "("):
+                calls.append(text)
+                i += 1
+                continue
+            if nxt == ("punct", "{"):
+                end = _closing(tokens, i + 1, "{", "}")
+                selectors.append(Selector(text, _matchers(tokens[i + 2:end])))
+                i = end + 1
+            else:
+                selectors.append(Selector(text, ()))
+                i += 1
+            continue
+        if (kind, text) == ("punct", "{"):
+            end = _closing(tokens, i, "{", "}")
+            selectors.append(Selector("", _matchers(tokens[i + 1:end])))
+            i = end + 1
+            continue
+        if (kind, text) == ("punct", "["):
+            end = _closing(tokens, i, "[", "]")
+            ranges.append("".join(t for _, t in tokens[i + 1:end]))
+            i = end + 1
+            continue
+        i += 1
+    return _Scan(selectors, ranges, calls)
+
+
+def metric_selectors(expr: str) -> list[Selector]:
+    return _scan(expr).selectors
+
+
+def range_selectors(expr: str) -> list[str]:
+    """The text inside every [...] of expr: "$__rate_interval", "5m", "5m:1m"."""
+    return _scan(expr).ranges
+
+
+# --------------------------------------------------------------------------
+# Metric names
+
+
+def _exposition_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(None, 3)
+            names.add(name)
+            if kind == "counter" and not name.endswith("_total"):
+                names.add(name + "_total")
+            if kind in ("histogram", "summary"):
+                names.update(name + s for s in ("_bucket", "_sum", "_count"))
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
+    return names
+
+
+@functools.lru_cache(maxsize=1)
+def known_metric_names() -> frozenset[str]:
+    """Metric names a dashboard may use: what `--once` exposes on tests/data/once.log,
+    the process and platform collectors the daemon adds, and Prometheus's `up` & co."""
+    proc = run_once("tests/data/once.log")
+    assert proc.returncode == 0, proc.stderr.decode()
+    names = _exposition_names(proc.stdout.decode())
+    # The daemon registers these two collectors besides the exporter's metrics.
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    names |= _exposition_names(generate_latest(registry).decode())
+    return frozenset(names | PROMETHEUS_SERIES)
+
+
+# --------------------------------------------------------------------------
+# Lint
+
+
+def _json_files() -> list[Path]:
+    return sorted(DASHBOARD_DIR.glob("*.json")) + sorted(IMPORT_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", _json_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_valid_json(path):
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        pytest.fail(f"{path.relative_to(REPO)}: {err}")
+
+
+def _load_valid(kind: str) -> dict[str, dict]:
+    # Files that are not valid JSON fail test_valid_json and are left out here,
+    # so that the other tests still collect.
+    try:
+        return load_dashboards(kind)
+    except ValueError:
+        return {}
+
+
+ALL = _load_valid("all")
+PROVISIONED = _load_valid("provisioned")
+DASHBOARD_IDS = sorted(ALL)
+
+
+def _variables(dashboard: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+
+
+def test_dashboards_present():
+    assert set(PROVISIONED) == set(EXPECTED_UIDS), "grafana/dashboards/ and EXPECTED_UIDS differ"
+    assert set(load_dashboards("import")) == set(PROVISIONED), "grafana/import/ needs build_import.py"
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_dashboard_settings(name):
+    d = ALL[name]
+    assert d["editable"] is False
+    assert d["uid"] == EXPECTED_UIDS[Path(name).name]
+    assert d.get("id") is None
+    assert 38 <= d["schemaVersion"] <= 41, "written for Grafana 10/11"
+    assert d["title"] and d.get("description")
+    assert "smtp-reply-exporter" in d.get("tags", [])
+    ids = [p["id"] for p in iter_panels(d)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_variables(name):
+    d = ALL[name]
+    variables = _variables(d)
+    ds = variables.get("datasource")
+    assert ds and ds["type"] == "datasource" and ds["query"] == "prometheus"
+    for var in ("job", "instance"):
+        assert var in variables and variables[var]["type"] == "query", f"no {var} query variable"
+    order = list(variables)
+    assert order[:3] == ["datasource", "job", "instance"]
+    for var_name, query in iter_variable_queries(d):
+        v = variables[var_name]
+        assert v["datasource"] == DATASOURCE_REF, var_name
+        selector, label = label_values_selector(query)
+        assert label == var_name, f"{var_name} lists values of {label}"
+        (sel,) = metric_selectors(selector)
+        assert sel.metric in known_metric_names(), f"{var_name}: unknown metric {sel.metric}"
+        # Each variable narrows by the variables above it (job and instance at least).
+        above = {"job", "instance"} & set(order[: order.index(var_name)])
+        assert variables_used(selector) >= above, f"{var_name} ignores {above - variables_used(selector)}"
+        assert variables_used(selector) <= set(order[: order.index(var_name)]), f"{var_name} uses a later variable"
+        if var_name not in ("job", "instance"):
+            assert v.get("includeAll") and v.get("allValue") == ".*", (
+                f"{var_name}: All must be .* so that it takes empty values too"
+            )
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_panels_complete(name):
+    d = ALL[name]
+    problems = []
+    for p in iter_panels(d):
+        title = p.get("title") or f"panel {p.get('id')}"
+        if not p.get("title"):
+            problems.append(f"{title}: no title")
+        if p.get("type") == "row":
+            continue
+        if not p.get("description"):
+            problems.append(f"{title}: no description")
+        defaults = p.get("fieldConfig", {}).get("defaults", {})
+        if not defaults.get("unit"):
+            problems.append(f"{title}: no fieldConfig.defaults.unit")
+        if not defaults.get("noValue"):
+            problems.append(f"{title}: no fieldConfig.defaults.noValue (shown instead of 'No data')")
+        if p.get("datasource") != DATASOURCE_REF:
+            problems.append(f"{title}: datasource is {p.get('datasource')}, not ${{datasource}}")
+        targets = p.get("targets", [])
+        if not targets:
+            problems.append(f"{title}: no query")
+        refs = [t.get("refId") for t in targets]
+        if len(refs) != len(set(refs)):
+            problems.append(f"{title}: duplicate refIds {refs}")
+        for t in targets:
+            if t.get("datasource") != DATASOURCE_REF:
+                problems.append(f"{title} {t.get('refId')}: datasource is {t.get('datasource')}")
+            if not t.get("expr", "").strip():
+                problems.append(f"{title} {t.get('refId')}: empty expr")
+        pos = p.get("gridPos", {})
+        if not (pos.get("w", 0) > 0 and pos.get("h", 0) > 0 and pos.get("x", -1) + pos.get("w", 0) <= 24):
+            problems.append(f"{title}: bad gridPos {pos}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_queries_select_job_and_instance(name):
+    problems = []
+    for q in iter_targets(ALL[name]):
+        for sel in metric_selectors(q.expr):
+            matchers = set(sel.matchers)
+            for var in ("job", "instance"):
+                if (var, "=~", f"${var}") not in matchers:
+                    problems.append(f"{q.panel_title}: {sel.metric or '{...}'} lacks {var}=~\"${var}\"")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_queries_use_grafana_intervals(name):
+    problems = []
+    for q in iter_targets(ALL[name]):
+        allowed = {"$__rate_interval", "$__range"} if q.instant else {"$__rate_interval"}
+        for r in range_selectors(q.expr):
+            if r not in allowed:
+                problems.append(f"{q.panel_title}: [{r}] in a {'instant' if q.instant else 'range'} query "
+                                f"(allowed: {sorted(allowed)})")
+        scan = _scan(q.expr)
+        ranged = [c for c in scan.calls if c in ("rate", "irate", "increase")]
+        if len(ranged) > len(scan.ranges):
+            problems.append(f"{q.panel_title}: rate/increase without a range")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_queries_use_known_metrics_and_variables(name):
+    d = ALL[name]
+    defined = set(_variables(d)) | BUILTIN_VARIABLES
+    known = known_metric_names()
+    problems = []
+    for q in iter_targets(d):
+        for sel in metric_selectors(q.expr):
+            if sel.metric not in known:
+                problems.append(f"{q.panel_title}: unknown metric {sel.metric!r}")
+        for var in variables_used(q.expr) - defined:
+            problems.append(f"{q.panel_title}: undefined variable ${var}")
+        fill_variables(q.expr)  # raises on a variable it cannot fill
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_reply_queries_survive_absent_series(name):
+    """smtp_replies_total series appear with their first event: every query on
+    it needs an `or` fallback (a zero series, or a zero numerator for ratios)."""
+    problems = [
+        f"{q.panel_title}: no `or` fallback for absent smtp_replies_total series"
+        for q in iter_targets(ALL[name])
+        if any(s.metric == "smtp_replies_total" for s in metric_selectors(q.expr))
+        and not re.search(r"\bor\b", q.expr)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_links_point_to_dashboards(name):
+    text = json.dumps(ALL[name])
+    for uid in re.findall(r"/d/([\w-]+)", text):
+        assert uid in EXPECTED_UIDS.values(), f"link to unknown dashboard uid {uid}"
+
+
+THRESHOLDS_FILE = REPO / "deploy" / "prometheus" / "rules" / "smtp-reply-exporter.thresholds.yml"
+
+
+def _alert_threshold_defaults() -> dict[tuple[str, str | None], float]:
+    """{(record, direction label or None): value} of the alert thresholds' defaults."""
+    if not THRESHOLDS_FILE.exists():
+        pytest.skip(f"no {THRESHOLDS_FILE.relative_to(REPO)}")
+    out = {}
+    for group in yaml.safe_load(THRESHOLDS_FILE.read_text()).get("groups", []):
+        for rule in group.get("rules", []):
+            labels = rule.get("labels") or {}
+            m = re.fullmatch(r"\s*vector\(\s*([-+0-9.eE]+)\s*\)\s*", str(rule.get("expr", "")))
+            if "record" in rule and m and "instance" not in labels:
+                out[(rule["record"], labels.get("direction"))] = float(m[1])
+    return out
+
+
+def _threshold_values(thresholds: dict) -> list[float]:
+    return [step["value"] for step in thresholds["steps"] if step["value"] is not None]
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_thresholds_match_alert_defaults(name):
+    """The lines drawn on the ratio and log-age panels are the alerts' default thresholds."""
+    defaults = _alert_threshold_defaults()
+    fix = "; change the dashboard (then run grafana/build_import.py) or the threshold"
+    checked = 0
+    for p in iter_panels(ALL[name]):
+        title = p.get("title", "")
+        field = p.get("fieldConfig", {})
+        if m := re.fullmatch(r"(Outbound|Inbound) ([45]xx) ratio", title):
+            want = defaults[(f"smtp:threshold:reply_{m[2]}_ratio", m[1].lower())]
+            assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
+            assert field["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off", f"{title}: threshold not drawn"
+            checked += 1
+        elif m := re.fullmatch(r"([45]xx) ratio in range", title):
+            by_direction = {
+                o["matcher"]["options"]: prop["value"]
+                for o in field["overrides"] for prop in o["properties"] if prop["id"] == "thresholds"
+            }
+            for direction in ("outbound", "inbound"):
+                want = defaults[(f"smtp:threshold:reply_{m[1]}_ratio", direction)]
+                assert _threshold_values(by_direction[direction]) == [want], f"{title} {direction}{fix}"
+            checked += 1
+        elif title == "Time since last log data":
+            want = defaults[("smtp:threshold:log_quiet_seconds", None)]
+            assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
+            checked += 1
+    if "overview" in name:
+        assert checked == 7, "expected 4 ratio graphs, 2 ratio stats and the log age"
+
+
+def test_known_metric_names_cover_the_contract():
+    known = known_metric_names()
+    for name in (
+        "smtp_replies_total", "smtp_deliveries_total", "smtp_reply_code_info", "smtp_enhanced_status_info",
+        "smtp_exporter_lines_total", "smtp_exporter_read_bytes_total",
+        "smtp_exporter_source_last_read_timestamp_seconds", "smtp_exporter_source_read_errors_total",
+        "smtp_exporter_source_rotations_total", "smtp_exporter_source_truncations_total",
+        "smtp_exporter_label_overflow_total", "smtp_exporter_build_info", "process_cpu_seconds_total", "up",
+    ):
+        assert name in known, name
+
+
+# --------------------------------------------------------------------------
+# Import copies and provisioning
+
+
+def _build_import_module():
+    spec = importlib.util.spec_from_file_location("grafana_build_import", GRAFANA / "build_import.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_copies_in_sync():
+    build = _build_import_module()
+    assert build.stale_files() == [], "run: python3 grafana/build_import.py"
+    assert set(build.expected_files()) == set(PROVISIONED)
+
+
+def test_build_import_check_mode():
+    proc = subprocess.run([sys.executable, str(GRAFANA / "build_import.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(PROVISIONED))
+def test_import_copy_shape(name):
+    copy = load_dashboards("import")[name]
+    provisioned = PROVISIONED[name]
+    assert [i["name"] for i in copy["__inputs"]] == ["DS_PROMETHEUS"]
+    assert copy["__inputs"][0]["pluginId"] == "prometheus"
+    requires = {(r["type"], r["id"]) for r in copy["__requires"]}
+    panel_types = {p["type"] for p in iter_panels(provisioned) if p["type"] != "row"}
+    assert requires == {("grafana", "grafana"), ("datasource", "prometheus")} | {("panel", t) for t in panel_types}
+    assert _variables(copy)["datasource"]["current"]["value"] == "${DS_PROMETHEUS}"
+    # The provisioned files need no input: nothing in them refers to one.
+    assert "${DS_" not in json.dumps(provisioned)
+    # Apart from the import header and the data source default, the same dashboard.
+    rest = {k: v for k, v in copy.items() if not k.startswith("__")}
+    assert iter_queries(rest) == iter_queries(provisioned)
+    assert [p["title"] for p in iter_panels(rest)] == [p["title"] for p in iter_panels(provisioned)]
+
+
+def test_provisioning_files():
+    ds = yaml.safe_load((PROVISIONING_DIR / "datasources" / "prometheus.yml").read_text())
+    (source,) = ds["datasources"]
+    assert source["type"] == "prometheus" and source["url"]
+    providers = yaml.safe_load((PROVISIONING_DIR / "dashboards" / "smtp-reply-exporter.yml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["allowUiUpdates"] is False
+    assert provider["options"]["path"]
+
+
+# --------------------------------------------------------------------------
+# The scanner and fill_variables themselves
+
+
+def test_scanner_finds_selectors_and_ranges():
+    expr = (
+        'sum by (code) (rate(a_total{job=~"$job", x="{y}"}[$__rate_interval])) '
+        '* on (code) group_left (meaning) max by (code, meaning) (b_info) '
+        'or on () label_replace(vector(0), "code", "$1", "", "") / {__name__="c"} offset 5m'
+    )
+    assert metric_selectors(expr) == [
+        Selector("a_total", (("job", "=~", "$job"), ("x", "=", "{y}"))),
+        Selector("b_info", ()),
+        Selector("", (("__name__", "=", "c"),)),
+    ]
+    assert range_selectors(expr) == ["$__rate_interval"]
+    assert variables_used(expr) == {"job", "__rate_interval"}
+
+
+def test_fill_variables():
+    expr = 'sum(rate(m{job=~"$job", instance=~"${instance}", code=~"$code"}[$__rate_interval])) or label_replace(x, "a", "$1", "b", "(.*)")'
+    assert fill_variables(expr, "smtp", ["127.0.0.1:10925", "mx2:10925"], code="550", rate_interval="1m") == (
+        'sum(rate(m{job=~"smtp", instance=~"(127\\\\.0\\\\.0\\\\.1:10925|mx2:10925)", code=~"550"}[1m]))'
+        ' or label_replace(x, "a", "$1", "b", "(.*)")'
+    )
+    assert fill_variables("increase(m[$__range])", range_="30m") == "increase(m[30m])"
+    with pytest.raises(ValueError, match="nosuch"):
+        fill_variables("m{a=~\"$nosuch\"}")
+
+
+# --------------------------------------------------------------------------
+# PromQL validity and behaviour, with promtool
+
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (Debian package prometheus)")
+
+
+def _all_promql() -> list[tuple[str, str]]:
+    """[(where, PromQL with the variables filled)] of every query and variable selector."""
+    out = []
+    for name, d in ALL.items():
+        for q in iter_targets(d):
+            out.append((f"{name}: {q.panel_title} ({q.ref_id})", fill_variables(q.expr)))
+        for var, query in iter_variable_queries(d):
+            selector, _ = label_values_selector(query)
+            out.append((f"{name}: variable {var}", fill_variables(selector)))
+    return out
+
+
+@needs_promtool
+def test_promql_parses(tmp_path):
+    queries = _all_promql()
+    rules = {"groups": [{"name": "dashboards", "rules": [
+        {"record": f"dashboard_query_{i}", "expr": expr} for i, (_, expr) in enumerate(queries)
+    ]}]}
+    path = tmp_path / "dashboard_queries.yml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    proc = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, check=False,
+                          timeout=120)
+    if proc.returncode != 0:
+        failed = sorted({int(n) for n in re.findall(r"dashboard_query_(\d+)", proc.stdout + proc.stderr)})
+        where = "\n".join(f"  dashboard_query_{i}: {queries[i][0]}\n    {queries[i][1]}" for i in failed)
+        pytest.fail(f"promtool rejects dashboard queries:\n{proc.stdout}{proc.stderr}\n{where}")
+
+
+def _panel_query(dashboard: str, title: str, ref_id: str = "A", **fill) -> str:
+    for q in iter_targets(PROVISIONED[dashboard]):
+        if q.panel_title == title and q.ref_id == ref_id:
+            return fill_variables(q.expr, "smtp", ".*", **fill)
+    raise LookupError(f"{dashboard} has no panel {title!r} (a renamed panel? update this test)")
+
+
+def _promtool_eval(tmp_path, series: dict[str, str], tests: list[tuple[str, str, list[tuple[str, float]]]]):
+    """Evaluates (expr, at, expected [(labels, value)]) over the series (1m apart)."""
+    rules = tmp_path / "none.yml"
+    rules.write_text("groups: []\n")
+    spec = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in series.items()],
+            "promql_expr_test": [
+                {"expr": expr, "eval_time": at,
+                 "exp_samples": [{"labels": labels, "value": value} for labels, value in expected]}
+                for expr, at, expected in tests
+            ],
+        }],
+    }
+    path = tmp_path / "dashboard_test.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    proc = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+T = 'job="smtp", instance="mx1:10925"'
+
+
+@needs_promtool
+def test_queries_before_first_reply(tmp_path):
+    """An exporter that has counted nothing yet: zeros and "none yet", not No data."""
+    series = {
+        f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
+        f"smtp_deliveries_total{{{T}, status=\"sent\"}}": "0x30",
+        f"smtp_reply_code_info{{{T}, code=\"550\", class=\"5xx\", meaning=\"Mailbox unavailable\"}}": "1x30",
+    }
+    ov = "smtp-reply-overview.json"
+    _promtool_eval(tmp_path, series, [
+        (_panel_query(ov, "Reply rate by class"), "20m", [('{class="none yet"}', 0)]),
+        (_panel_query(ov, "Outbound replies by class"), "20m", [('{class="none yet"}', 0)]),
+        (_panel_query(ov, "Replies in range"), "20m", [("{}", 0)]),
+        (_panel_query(ov, "Deliveries by status"), "20m", [('{status="sent"}', 0)]),
+        # A ratio of no replies at all is no ratio (the panel says "No outbound replies yet").
+        (_panel_query(ov, "Outbound 5xx ratio"), "20m", []),
+    ])
+
+
+@needs_promtool
+def test_ratios_are_zero_before_first_error(tmp_path):
+    """Replies but no 5xx yet: the ratio is 0, not absent; then 1 in 4 is 25%."""
+    series = {
+        f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
+        # 3 outbound 250 replies a minute from the start, 550s (1 a minute) only from minute 15.
+        f'smtp_replies_total{{{T}, direction="outbound", code="250", class="2xx", enhanced="2.0.0", stage="end_of_data"}}': "0+3x30",
+        f'smtp_replies_total{{{T}, direction="outbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt"}}': "_x15 1+1x15",
+        # A cleanup reject: only an enhanced code was logged, so code is empty.
+        f'smtp_replies_total{{{T}, direction="inbound", code="", class="5xx", enhanced="5.7.1", stage="end_of_data"}}': "0+1x30",
+        f"smtp_reply_code_info{{{T}, code=\"550\", class=\"5xx\", meaning=\"Mailbox unavailable\"}}": "1x30",
+        f"smtp_reply_code_info{{{T}, code=\"250\", class=\"2xx\", meaning=\"Completed\"}}": "1x30",
+    }
+    ov = "smtp-reply-overview.json"
+    ratio = _panel_query(ov, "Outbound 5xx ratio")
+    _promtool_eval(tmp_path, series, [
+        (ratio, "10m", [('{instance="mx1:10925"}', 0)]),
+        (ratio, "25m", [('{instance="mx1:10925"}', 0.25)]),
+        (_panel_query(ov, "Outbound 4xx ratio"), "25m", [('{instance="mx1:10925"}', 0)]),
+        (_panel_query(ov, "Inbound 5xx ratio"), "25m", [('{instance="mx1:10925"}', 1)]),
+        # Meanings joined where the code has one; the empty code keeps its row without.
+        (_panel_query(ov, "Top reply codes", range_="10m"), "25m", [
+            ('{direction="outbound", code="250", class="2xx", meaning="Completed"}', 30),
+            ('{direction="outbound", code="550", class="5xx", meaning="Mailbox unavailable"}', 10),
+            ('{direction="inbound", class="5xx"}', 10),
+        ]),
+        (_panel_query(ov, "5xx ratio in range", range_="10m"), "30m", [('{direction="outbound"}', 0.25), ('{direction="inbound"}', 1)]),
+        (_panel_query(ov, "Outbound replies by class"), "10m", [('{class="2xx"}', 0.05)]),
+    ])
