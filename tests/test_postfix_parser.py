@@ -96,6 +96,19 @@ CASES = [
         [Delivery("deferred"), out("421", "4.3.2", "connect")],
     ),
     (
+        "STARTTLS refused while TLS is required (from the real-Postfix lab)",
+        POSTLOG + "postfix/smtp[17387]: 11A4F16A03F: to=<a@tls.example>, relay=mx.example.com[192.0.2.9]:25, "
+        "delay=0.01, delays=0/0/0/0, dsn=4.7.0, status=deferred (TLS is required, but host "
+        "mx.example.com[192.0.2.9] refused to start TLS: 454 4.7.0 TLS not available due to local problem)",
+        [Delivery("deferred"), out("454", "4.7.0", "starttls")],
+    ),
+    (
+        "per-host STARTTLS refusal before trying the next MX",
+        SYSLOG + "postfix/smtp[7651]: 21A4F16A03F: TLS is required, but host mx1.example.com[192.0.2.9] "
+        "refused to start TLS: 454 4.7.0 TLS not available",
+        [out("454", "4.7.0", "starttls")],
+    ),
+    (
         "LMTP over a unix socket",
         SYSLOG + "postfix/lmtp[26538]: AD6E41CDC0: to=<ke@example.com>, relay=mail.example.com[private/dovecot-lmtp], "
         "delay=0.15, delays=0.04/0/0.02/0.08, dsn=2.0.0, status=sent (250 2.0.0 <ke@example.com> qYyyBMsl9 Saved)",

@@ -25,7 +25,10 @@ from exporter.replies import (
 # Substrings present in every line that can yield an event. The scanner only
 # hands lines holding one of them to parse(), which keeps the common lines
 # (connect, qmgr, cleanup message-id, TLS chatter) off the Python path.
-TRIGGERS = ("status=", " said: ", "refused to talk to me: ", "reject: ", "proxy-accept: ")
+TRIGGERS = (
+    "status=", " said: ", "refused to talk to me: ", "refused to start TLS: ",
+    "reject: ", "proxy-accept: ",
+)
 
 
 
@@ -137,12 +140,18 @@ def _host_reply(text: str) -> Reply | None:
     """The reply in "host H[ip] said: R" / "host H[ip] refused to talk to me: R".
 
     Also reads "connect to H[ip]:port: server refused to talk to me: R" (a
-    4xx greeting salvaged at connect time) and "SASL authentication failed;
-    server H[ip] said: R". The host name holds no space, so the verb right
-    after it is read exactly and never searched for in remote-chosen text.
+    4xx greeting salvaged at connect time), "SASL authentication failed;
+    server H[ip] said: R" and "TLS is required, but host H[ip] refused to
+    start TLS: R". The host name holds no space, so the verb right after it
+    is read exactly and never searched for in remote-chosen text.
     """
     if text.startswith("host "):
         after = text.find(" ", 5) + 1
+    elif text.startswith("TLS is required, but host "):
+        after = text.find(" ", 26) + 1
+        if after and text.startswith("refused to start TLS: ", after):
+            return reply_from_text(OUTBOUND, text[after + 22 :], "starttls")
+        return None
     elif text.startswith("SASL authentication failed; server "):
         after = text.find(" ", 35) + 1
         if text.startswith("said: ", after):
@@ -191,7 +200,7 @@ def _outbound(message: str) -> list[Reply | Delivery] | None:
         reply = _host_reply(body)
         if reply is not None:
             return [reply]
-        return None if " said: " in body or "refused to talk to me: " in body else []
+        return None if any(t in body for t in TRIGGERS[1:4]) else []
     status, text = found
     events: list[Reply | Delivery] = []
     if status in _DELIVERY_STATUSES:

@@ -1,0 +1,529 @@
+"""The traffic the Postfix lab sends, and the counts the exporter must report.
+
+Nothing here is a hard-coded total. The expected counts are built from what
+crossed the wire:
+  outbound  the replies the scripted peer recorded sending to our Postfix;
+  inbound   the replies our Postfix sent to the smtplib clients, as received
+            (code, and the enhanced code leading the text).
+What the lab adds is how Postfix writes those replies to its log, which the
+exporter's counting rule follows (one count per log line):
+  - Postfix logs an outbound reply once per recipient it applied to: RCPT
+    replies and LMTP's per-recipient replies once, a MAIL, DATA or end-of-data
+    reply (or a refused greeting) once per recipient of the transaction;
+  - a refused EHLO/HELO/LHLO is logged as "refused to talk to me", like a refused
+    greeting, so the log can only say stage=connect (the peer saw it at HELO);
+  - STARTTLS refused where TLS is required: "refused to start TLS", stage starttls;
+  - a 5xx greeting is deferred, not bounced (smtp_skip_5xx_greeting = yes);
+  - cleanup's header/body_checks rejects log only the enhanced code (code "");
+  - some rejections reach the client but are not logged with a code at all
+    (503 "send HELO/EHLO first", ETRN's 459, "message file too big"): the probe
+    marks them "quiet" and they count for nothing;
+  - reject_warning (warn_if_reject) is not a reply: the client got 250.
+Every probe checks that it got the kind of answer it aimed for, so a lab that
+drifts (a restriction that stops matching) fails loudly instead of shrinking
+the expected counts.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import smtplib
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from . import postfix_lab as pl
+from .postfix_lab import PostfixLab, free_port
+from .smtp_peer import Reply, SmtpPeer
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = ("direction", "code", "class", "enhanced", "stage")
+
+R = Reply.make
+
+# Per-port behaviour of the peer (see smtp_peer.Listener).
+LISTENERS: dict[str, dict] = {
+    "main": {},
+    "lmtp": {"lmtp": True},
+    "greet421": {"greeting": R(421, "4.3.2")},
+    "greet554": {"greeting": R(554, "5.7.1", "No SMTP service here, 127.0.0.1 is listed at bl.example.test")},
+    "helo550": {"ehlo": R(550, "5.7.1", "EHLO from unknown hosts not accepted"),
+                "helo": R(550, "5.7.1", "HELO from unknown hosts not accepted")},
+    "tls454": {"starttls": R(454, "4.7.0")},
+    "mail553": {"mail": R(553, "5.7.1", "Sender address rejected: not permitted for 127.0.0.1")},
+    "mail451": {"mail": R(451, "", "Temporary local problem - please try later")},
+}
+REFUSED = "<connection refused>"  # a port nobody listens on
+GONE = "<error transport>"  # error:5.1.2 ..., logged by postfix/error
+DISCARD = "<discard>"  # where bounces to our test senders go
+
+OK = "ok.test"  # the test's main relay domain
+
+# Routing of the test traffic: domain -> listener (or one of the specials).
+TEST_DOMAINS = {
+    OK: "main",
+    "lm.test": "lmtp",
+    "greet421.test": "greet421",
+    "greet554.test": "greet554",
+    "helo550.test": "helo550",
+    "tls454.test": "tls454",
+    "mail553.test": "mail553",
+    "mail451.test": "mail451",
+    "refused.test": REFUSED,
+    "gone.test": GONE,
+    "client.test": DISCARD,
+}
+
+
+
+# -- the lab ---------------------------------------------------------------------
+
+
+class Lab:
+    """The peer, a private Postfix routed to it, and what the traffic did."""
+
+    def __init__(self, name: str, domains: dict[str, str]) -> None:
+        self.domains = dict(domains)
+        self.peer = SmtpPeer()
+        ports = {n: self.peer.add(n, **kw) for n, kw in LISTENERS.items()}
+        routes = {}
+        for domain, target in self.domains.items():
+            if target in ports:
+                kind = "lmtp" if LISTENERS[target].get("lmtp") else "smtp"
+                routes[domain] = f"{kind}:[127.0.0.1]:{ports[target]}"
+            elif target == REFUSED:
+                routes[domain] = f"smtp:[127.0.0.1]:{free_port()}"
+            elif target == GONE:
+                routes[domain] = f"error:5.1.2 domain {domain} has no mail service"
+            elif target == DISCARD:
+                routes[domain] = "discard:"
+            else:
+                raise ValueError(f"{domain}: unknown target {target}")
+        tls = [f"[127.0.0.1]:{ports[n]}" for n, kw in LISTENERS.items() if kw.get("starttls")]
+        self.postfix = PostfixLab(name, routes, tls)
+        self.submitted: list[list[str]] = []  # recipients of each outbound submission
+        self.seen: list[Seen] = []  # inbound replies received by the probes
+
+    def __enter__(self) -> Lab:
+        try:
+            self.postfix.start()
+        except BaseException:
+            self.peer.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.postfix.cleanup()
+        finally:
+            self.peer.close()
+
+    def target(self, address: str) -> str:
+        return self.domains.get(address.rsplit("@", 1)[1].lower(), "")
+
+    # -- outbound: local submissions (the null sender by default: no bounces)
+
+    def send(self, recipients: list[str], subject: str = "Lab message", body: str = "Hello.\n",
+             sender: str = "", raw: str | None = None) -> None:
+        message = raw if raw is not None else (
+            f"From: Lab Robot <noreply@{pl.LOCAL_DOMAIN}>\nTo: {', '.join(recipients)}\n"
+            f"Subject: {subject}\n\n{body}")
+        self.postfix.sendmail(recipients, message, sender=sender)
+        self.submitted.append(list(recipients))
+
+    # -- inbound: SMTP clients from chosen loopback addresses
+
+    def run_probes(self, probes: list[Probe], workers: int = 8) -> None:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for seen in pool.map(self._run_probe, probes):
+                self.seen.extend(seen)
+
+    def _run_probe(self, probe: Probe) -> list[Seen]:
+        port = {"main": self.postfix.port, "strict": self.postfix.strict_port,
+                "screen": self.postfix.screen_port}[probe.service]
+        client = smtplib.SMTP(timeout=30)
+        seen: list[Seen] = []
+        try:
+            for step in probe.steps:
+                stage, code, text = _do(client, port, probe.client, step)
+                got = Seen(probe.name, step, stage, code, text)
+                got.check()
+                seen.append(got)
+                if code in (421, -1) or (step.verb == "connect" and code >= 400):
+                    break
+            try:
+                client.docmd("QUIT")
+            except (smtplib.SMTPException, OSError):
+                pass
+        finally:
+            client.close()
+        return seen
+
+    # -- waiting
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until Postfix has made every delivery attempt it will make,
+        then stop it so that the log is complete."""
+        self.postfix.wait_idle(timeout)
+        self.postfix.stop()
+        deadline = time.monotonic() + 10
+        while self.peer.open_sessions() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Step:
+    verb: str  # connect ehlo helo mail rcpt data bdat vrfy etrn auth
+    arg: str = ""
+    expect: str = "ok"  # ok | reject | cleanup | quiet | warn
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    service: str  # main | strict | screen
+    client: str  # source address
+    steps: tuple[Step, ...]
+
+
+@dataclass
+class Seen:
+    probe: str
+    step: Step
+    stage: str
+    code: int
+    text: str
+
+    @property
+    def enhanced(self) -> str:
+        m = re.match(r"([245]\.\d{1,3}\.\d{1,3})(?![\d.])", self.text)
+        return m.group(1) if m else ""
+
+    def check(self) -> None:
+        rejected = self.code >= 400 or self.code < 0
+        want_reject = self.step.expect in ("reject", "cleanup", "quiet")
+        if rejected != want_reject:
+            raise AssertionError(
+                f"probe {self.probe}: {self.step.verb} {self.step.arg!r} expected "
+                f"{self.step.expect}, got {self.code} {self.text!r}")
+
+
+def _do(client: smtplib.SMTP, port: int, source: str, step: Step) -> tuple[str, int, str]:
+    """Send one step; returns (stage, code, reply text)."""
+    verb, arg = step.verb, step.arg
+    if verb == "connect":
+        code, msg = client.connect("127.0.0.1", port, source_address=(source, 0))
+        return "connect", code, msg.decode()
+    if verb in ("ehlo", "helo"):
+        code, msg = (client.ehlo if verb == "ehlo" else client.helo)(arg or "client.example.test")
+        return "helo", code, msg.decode()
+    if verb == "mail":
+        address, _, params = arg.partition(" ")
+        code, msg = client.docmd("MAIL", f"FROM:<{address}>" + (f" {params}" if params else ""))
+        return "mail", code, msg.decode()
+    if verb == "rcpt":
+        code, msg = client.docmd("RCPT", f"TO:<{arg}>")
+        return "rcpt", code, msg.decode()
+    if verb == "data":
+        code, msg = client.docmd("DATA")
+        if code != 354:
+            return "data", code, msg.decode()
+        data = smtplib.quotedata(step.body)
+        if not data.endswith("\r\n"):
+            data += "\r\n"
+        client.send(data.encode() + b".\r\n")
+        code, msg = client.getreply()
+        return "end_of_data", code, msg.decode()
+    if verb == "bdat":  # one chunk, LAST; the command and the chunk go together
+        chunk = step.body.replace("\n", "\r\n").encode()
+        client.send(f"BDAT {len(chunk)} LAST\r\n".encode() + chunk)
+        code, msg = client.getreply()
+        return "data", code, msg.decode()
+    if verb in ("vrfy", "etrn", "auth"):
+        code, msg = client.docmd(verb.upper(), arg)
+        return {"auth": "auth"}.get(verb, "other"), code, msg.decode()
+    raise ValueError(verb)
+
+
+def message(subject: str, body: str = "Hello from the lab.\n", sender: str = "a@client.test") -> str:
+    return (f"From: <{sender}>\nTo: <undisclosed-recipients:;>\nSubject: {subject}\n"
+            f"Message-ID: <{abs(hash((subject, body))):x}@client.test>\n\n{body}")
+
+
+def session(*steps: Step, helo: str = "client.example.test") -> tuple[Step, ...]:
+    return (Step("connect"), Step("ehlo", helo), *steps)
+
+
+def ok(verb: str, arg: str = "", body: str = "") -> Step:
+    return Step(verb, arg, "ok", body)
+
+
+def rej(verb: str, arg: str = "", body: str = "") -> Step:
+    return Step(verb, arg, "reject", body)
+
+
+# -- expected counts -------------------------------------------------------------
+
+
+ReplyKey = tuple[str, str, str, str, str]  # direction, code, class, enhanced, stage
+
+
+def _key(direction: str, code: str, enhanced: str, stage: str) -> ReplyKey:
+    klass = f"{(code or enhanced)[0]}xx"
+    return (direction, code, klass, enhanced, stage)
+
+
+@dataclass
+class Expected:
+    replies: Counter = field(default_factory=Counter)  # ReplyKey -> count
+    deliveries: Counter = field(default_factory=Counter)  # status -> count
+    warned: int = 0  # RCPTs that drew a reject_warning (accepted, not a reply)
+    unlogged: list[str] = field(default_factory=list)  # rejections Postfix does not log with a code
+    notes: list[str] = field(default_factory=list)
+
+
+def expected_counts(lab: Lab) -> Expected:
+    exp = Expected()
+    if lab.peer.errors:
+        raise AssertionError(f"the scripted peer failed: {lab.peer.errors}")
+
+    # Outbound: walk the peer's record of every session.
+    site: dict[str, list[tuple[Reply, str]]] = {}
+    for s in lab.peer.sessions:
+        failure = _site_failure(s)
+        if failure is not None:
+            site.setdefault(s.listener, []).append(failure)
+            continue
+        for t in s.txns:
+            if t.mail.code // 100 != 2:
+                # Postfix pipelines the RCPTs after MAIL: they are the recipients the
+                # refused MAIL applies to (the peer answered them 503).
+                if not t.rcpts:
+                    raise AssertionError(f"{s.listener}: MAIL refused but no recipients seen")
+                _outbound(exp, t.mail, "mail", len(t.rcpts))
+                continue
+            for _, reply in t.rcpts:
+                if reply.code // 100 != 2:
+                    _outbound(exp, reply, "rcpt", 1)
+            accepted = t.accepted
+            if not accepted:
+                continue
+            if t.data is not None and t.data.code != 354:
+                _outbound(exp, t.data, "data", len(accepted))
+                continue
+            if len(t.eod) != len(accepted):
+                raise AssertionError(f"{s.listener}: transaction ended without its end-of-data replies")
+            for _, reply in t.eod:
+                _outbound(exp, reply, "end_of_data", 1)
+
+    # Replies before any transaction: one log line per recipient of the message.
+    # The peer cannot see those recipients, the submissions can: every message
+    # to such a listener is refused the same way.
+    per_listener: dict[str, list[int]] = {}
+    for rcpts in lab.submitted:
+        for target, n in Counter(lab.target(r) for r in rcpts).items():
+            per_listener.setdefault(target, []).append(n)
+    for listener, failures in site.items():
+        messages = per_listener.get(listener, [])
+        if len(failures) != len(messages) or len(set(failures)) != 1:
+            raise AssertionError(
+                f"{listener}: {len(failures)} refused sessions for {len(messages)} messages "
+                "(did Postfix suspend the destination? send one message per such listener)")
+        reply, stage = failures[0]
+        _outbound(exp, reply, stage, sum(messages))
+
+    # Deliveries with no reply at all: connection refused, error transport.
+    for target, status in ((REFUSED, "deferred"), (GONE, "bounced")):
+        exp.deliveries[status] += sum(per_listener.get(target, []))
+
+    # Inbound: what the clients received.
+    for seen in lab.seen:
+        if seen.step.expect == "warn":
+            exp.warned += 1
+        elif seen.step.expect == "quiet":
+            exp.unlogged.append(f"{seen.probe}: {seen.code} {seen.text}")
+        elif seen.step.expect in ("reject", "cleanup"):
+            code = "" if seen.step.expect == "cleanup" else str(seen.code)
+            exp.replies[_key("inbound", code, seen.enhanced, seen.stage)] += 1
+    return exp
+
+
+def _site_failure(s) -> tuple[Reply, str] | None:
+    if s.greeting.code // 100 != 2:
+        return s.greeting, "connect"
+    if s.hello and s.hello[-1][1].code // 100 != 2:
+        return s.hello[-1][1], "connect"  # logged as "refused to talk to me"
+    if s.starttls is not None and s.starttls.code // 100 != 2:
+        return s.starttls, "starttls"
+    return None
+
+
+def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
+    code = str(reply.code)
+    exp.replies[_key("outbound", code, reply.enhanced, stage)] += n
+    if reply.code // 100 == 2:
+        status = "sent"
+    elif reply.code // 100 == 4:
+        status = "deferred"
+    elif stage == "connect" and any(kw.get("greeting") == reply for kw in LISTENERS.values()):
+        status = "deferred"  # smtp_skip_5xx_greeting: a 5xx greeting defers
+    else:
+        status = "bounced"
+    exp.deliveries[status] += n
+
+
+# -- the traffic of the end-to-end test ------------------------------------------
+
+
+def e2e_outbound() -> list[list[str]]:
+    """Outbound submissions: several recipients per message, every reply kind."""
+    ok_ = OK
+    return [
+        [f"ann@{ok_}", f"c550_5_1_1_a@{ok_}", f"n550_a@{ok_}", f"m550_5_7_1_a@{ok_}",
+         f"c450_4_2_0_a@{ok_}", f"c452_4_2_2_a@{ok_}"],
+        [f"bob@{ok_}", f"d554_5_7_1_b@{ok_}", f"cid@{ok_}"],
+        [f"d451_c@{ok_}", f"dee@{ok_}"],
+        [f"x451_4_3_0_d@{ok_}", f"eve@{ok_}", f"c550_5_1_1_d@{ok_}"],
+        [f"x554_e@{ok_}"],
+        [f"fay@{ok_}", f"gus@{ok_}"],
+        [f"d250_f@{ok_}"],
+        [f"c551_5_1_6_g@{ok_}", f"c553_5_1_3_g@{ok_}", f"c550_5_7_26_g@{ok_}",
+         f"c550_5_7_606_g@{ok_}", f"n554_g@{ok_}"],
+        [f"m451_4_7_28_h@{ok_}", f"m550_h@{ok_}", f"hal@{ok_}"],
+        ["alice@lm.test", "c550_5_1_1_h@lm.test", "d452_4_2_2_h@lm.test",
+         "d552_5_2_2_h@lm.test", "bob@lm.test", "n450_h@lm.test"],
+        ["x451_4_3_0_i@lm.test", "carol@lm.test"],
+        ["a@greet421.test", "b@greet421.test", "c@greet421.test"],
+        ["a@greet554.test", "b@greet554.test"],
+        ["a@helo550.test", "b@helo550.test"],
+        ["a@tls454.test"],
+        ["a@mail553.test", "b@mail553.test"],
+        ["a@mail451.test"],
+        ["a@refused.test", "b@refused.test"],
+        [f"ivy@{ok_}", "dave@lm.test", "z@gone.test", f"c550_5_1_1_j@{ok_}"],
+    ]
+
+
+def e2e_probes() -> list[Probe]:
+    """Inbound: a client per rejection point, each from its own loopback address."""
+    fine = f"fine@{OK}"
+    o, c = pl.CLIENT_OUTSIDE, pl.CLIENT_TRUSTED
+    return [
+        Probe("connect-blocked", "strict", pl.CLIENT_BLOCKED, (Step("connect", expect="reject"),)),
+        Probe("connect-slow", "strict", pl.CLIENT_SLOW, (Step("connect", expect="reject"),)),
+        Probe("client-at-rcpt", "main", pl.CLIENT_BLOCKED,
+              session(ok("mail", "a@client.test"), rej("rcpt", fine))),
+        Probe("helo", "strict", o,
+              (Step("connect"), rej("ehlo", pl.HELO_BLOCKED), rej("helo", pl.HELO_INVALID),
+               ok("ehlo", "client.example.test"), ok("mail", "a@client.test"), ok("rcpt", fine),
+               ok("data", body=message("after a bad HELO")))),
+        Probe("helo-at-rcpt", "main", o,
+              session(ok("mail", "a@client.test"), rej("rcpt", fine), helo=pl.HELO_INVALID)),
+        Probe("sender", "strict", o,
+              session(rej("mail", pl.SENDER_BLOCKED), rej("mail", pl.SENDER_TEMP))),
+        Probe("sender-at-rcpt", "main", o, session(ok("mail", pl.SENDER_BLOCKED), rej("rcpt", fine))),
+        Probe("size", "main", o, session(rej("mail", f"a@client.test SIZE={pl.MESSAGE_SIZE_LIMIT * 5}"))),
+        Probe("no-helo", "main", o, (Step("connect"), Step("mail", "a@client.test", "quiet"))),
+        Probe("recipients", "main", o,
+              session(ok("mail", "a@client.test"), rej("rcpt", f"no-such-user@{pl.LOCAL_DOMAIN}"),
+                      rej("rcpt", "x@elsewhere.test"), rej("rcpt", f"{pl.GREYLISTED_USER}@{OK}"),
+                      rej("rcpt", f"{pl.MOVED_USER}@{OK}"), Step("rcpt", f"{pl.WARNED_USER}@{OK}", "warn"),
+                      ok("rcpt", fine), ok("data", body=message("several recipients")))),
+        Probe("trusted-relay", "main", c,
+              session(ok("mail", ""), rej("rcpt", f"no-such-user@{pl.LOCAL_DOMAIN}"),
+                      ok("rcpt", f"relayed@{OK}"), ok("data", body=message("relay")))),
+        Probe("vrfy-etrn", "main", o,
+              session(rej("vrfy", f"no-such-user@{pl.LOCAL_DOMAIN}"),
+                      Step("etrn", "elsewhere.test", "quiet"), Step("auth", "PLAIN", "quiet"))),
+        Probe("data", "main", pl.CLIENT_NO_DATA,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine), rej("data", body=message("x")))),
+        Probe("bdat", "main", pl.CLIENT_NO_DATA,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine), rej("bdat", body=message("x")))),
+        Probe("multi-recipient-bounce", "main", o,
+              session(ok("mail", ""), ok("rcpt", f"one@{OK}"),
+                      ok("rcpt", f"two@{OK}"), rej("data", body=message("bounce")))),
+        Probe("end-of-data", "main", pl.CLIENT_NO_EOD,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine), rej("data", body=message("x")))),
+        Probe("end-of-data-temp", "main", pl.CLIENT_TEMP_EOD,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine), rej("data", body=message("x")))),
+        Probe("header-checks", "main", o,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine),
+                      Step("data", expect="cleanup", body=message(f"Buy {pl.SUBJECT_REJECTED} now")))),
+        Probe("header-checks-temp", "main", o,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine),
+                      Step("data", expect="cleanup", body=message(f"{pl.SUBJECT_DEFERRED} 550 5.7.1")))),
+        Probe("body-checks", "main", o,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine),
+                      Step("data", expect="cleanup",
+                           body=message("invoice", f"See attached: {pl.BODY_REJECTED}\n")))),
+        Probe("too-big", "main", o,
+              session(ok("mail", "a@client.test"), ok("rcpt", fine),
+                      Step("data", expect="quiet",
+                           body=message("big", ("x" * 998 + "\n") * (pl.MESSAGE_SIZE_LIMIT // 900))))),
+        Probe("postscreen", "screen", pl.CLIENT_DENYLISTED,
+              session(ok("mail", "a@client.test"), rej("rcpt", fine))),
+        Probe("screened", "screen", o,
+              session(ok("mail", "a@client.test"), rej("rcpt", "x@elsewhere.test"),
+                      ok("rcpt", fine), ok("data", body=message("passed postscreen")))),
+        Probe("bounce-back", "main", o,
+              session(ok("mail", "a@client.test"), ok("rcpt", f"c550_5_1_1_k@{OK}"),
+                      ok("data", body=message("will bounce")))),
+    ]
+
+
+@dataclass
+class Result:
+    log: Path
+    expected: Expected
+    seconds: float
+
+
+def run(log_copy: Path, name: str = "smtp-reply-lab-e2e") -> Result:
+    """Run the test traffic through a fresh lab; copy its log to log_copy."""
+    started = time.monotonic()
+    with Lab(name, TEST_DOMAINS) as lab:
+        for rcpts in e2e_outbound():
+            lab.send(rcpts, subject=f"Lab message to {len(rcpts)} recipients")
+        lab.run_probes(e2e_probes())
+        lab.settle()
+        log_copy.write_text(lab.postfix.log_text())
+        expected = expected_counts(lab)
+    return Result(log_copy, expected, time.monotonic() - started)
+
+
+# -- what the exporter says ------------------------------------------------------
+
+
+def exported(log: Path) -> tuple[Counter, Counter]:
+    """(smtp_replies_total by LABELS, smtp_deliveries_total by status) of
+    `python3 -m exporter --once LOG`, zero samples left out."""
+    result = subprocess.run([sys.executable, "-m", "exporter", "--once", str(log)],
+                            cwd=REPO, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"exporter --once failed: {result.stderr.decode()}")
+    replies: Counter = Counter()
+    deliveries: Counter = Counter()
+    for family in text_string_to_metric_families(result.stdout.decode()):
+        for s in family.samples:
+            if s.name == "smtp_replies_total" and s.value:
+                replies[tuple(s.labels[k] for k in LABELS)] += int(s.value)
+            elif s.name == "smtp_deliveries_total" and s.value:
+                deliveries[s.labels["status"]] += int(s.value)
+    return replies, deliveries
+
+
+def diff(expected: Counter, got: Counter) -> str:
+    """One row per key whose counts differ."""
+    rows = []
+    for key in sorted(set(expected) | set(got)):
+        if expected[key] != got[key]:
+            label = dict(zip(LABELS, key)) if isinstance(key, tuple) else key
+            rows.append(f"  {label}: expected {expected[key]}, got {got[key]}")
+    return "\n".join(rows)
