@@ -158,7 +158,7 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     daemon.poll()
     try:
         server = web.serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: an address that does not parse
         print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
         return 1
     log.info(
