@@ -52,10 +52,43 @@ CASES = [
      T + "10HmaZ-000000005vi-0000 == gu@example.com R=all T=smtp defer (-45) H=127.0.0.1 [127.0.0.1]: SMTP "
      "error from remote mail server after pipelined MAIL FROM:<>: 452 4.3.1 Insufficient storage",
      [Delivery("deferred"), out("452", "4.3.1", "mail")]),
-    ("LMTP error after DATA",
+    ("LMTP error after DATA: the recipient's own reply after the message",
      T + "10HmaY-000000005vi-0000 ** ha@example.com F=<c@example.com> R=smartuser T=lmtp H=127.0.0.1 "
      "[127.0.0.1] : LMTP error after DATA: 550 Bad user",
-     [Delivery("bounced"), out("550", "", "data")]),
+     [Delivery("bounced"), out("550", "", "end_of_data")]),
+    ("LMTP, deferred after the message; 452 in the text is not a second reply",
+     T + "1xXWGJ-0007FL-0E == d452@lm.test R=peer T=peer_lmtp defer (0) H=127.0.0.1 [127.0.0.1]: LMTP error "
+     "after DATA: 452 4.2.2 The account is over quota (452 of 500 MB)",
+     [Delivery("deferred"), out("452", "4.2.2", "end_of_data")]),
+    ("LMTP: a refused DATA command is an SMTP error",
+     T + "1xXWGJ-0007FQ-0s == x@lm.test R=peer T=peer_lmtp defer (-46) H=127.0.0.1 [127.0.0.1]: SMTP error "
+     "from remote mail server after pipelined DATA: 451 4.3.0 Temporary local problem",
+     [Delivery("deferred"), out("451", "4.3.0", "data")]),
+    ("MAIL FROM with SIZE= after the address",
+     T + "1xXWGK-0007Fp-0x ** a@mail553.test R=peer T=peer_smtp H=127.0.0.1 [127.0.0.1]: SMTP error from "
+     "remote mail server after pipelined MAIL FROM:<> SIZE=1334: 553 5.7.1 Sender address rejected",
+     [Delivery("bounced"), out("553", "5.7.1", "mail")]),
+    ("MAIL FROM with several parameters, no enhanced code",
+     T + "1xXWGK-0007Fu-1c == a@mail451.test R=peer T=peer_smtp defer (-45) H=127.0.0.1 [127.0.0.1]: SMTP "
+     "error from remote mail server after MAIL FROM:<s@lab.test> SIZE=1355 BODY=8BITMIME: 451 Temporary "
+     "local problem - please try later",
+     [Delivery("deferred"), out("451", "", "mail")]),
+    ("RCPT TO with DSN parameters",
+     T + "1xXWGK-0007Fu-1c ** b@example.com R=r T=remote_smtp H=192.0.2.7 [192.0.2.7]: SMTP error from remote "
+     "mail server after RCPT TO:<b@example.com> NOTIFY=FAILURE ORCPT=rfc822;b@example.com: 550 5.1.1 No such user",
+     [Delivery("bounced"), out("550", "5.1.1", "rcpt")]),
+    ("HELO after a refused EHLO",
+     T + "1xXWGJ-0007Ff-2r ** a@helo550.test R=peer T=peer_smtp H=127.0.0.1 [127.0.0.1]: SMTP error from remote "
+     "mail server after HELO mx2.lab.test: 550 5.7.1 HELO from unknown hosts not accepted",
+     [Delivery("bounced"), out("550", "5.7.1", "helo")]),
+    ("STARTTLS required but refused: Exim logs no reply",
+     T + "1xXWGK-0007Fk-0I == a@tls454.test R=peer T=peer_tls defer (-38) H=127.0.0.1 [127.0.0.1]: a TLS "
+     "session is required, but an attempt to start TLS failed",
+     [Delivery("deferred")]),
+    ("a 452 RCPT retried on the same connection: * after the address",
+     T + "1xXWGy-0007Ja-1e == c452@ok.test R=peer T=peer_smtp defer (-44) H=127.0.0.1 [127.0.0.1]*: SMTP error "
+     "from remote mail server after RCPT TO:<c452@ok.test>: 452 4.2.2 <c452@ok.test>: over quota",
+     [Delivery("deferred"), out("452", "4.2.2", "rcpt")]),
     ("the per-host line repeats the recipient's reply: not counted",
      T + "1xXMrL-00085w-0n H=127.0.0.1 [127.0.0.1]:3527: SMTP error from remote mail server after initial "
      "connection: 554 5.7.1 You are not welcome here",
@@ -108,6 +141,17 @@ CASES = [
      T + "rejected MAIL FROM:<big@example.org> H=(client.example.org) [192.0.2.2]: message too big: "
      "size=900000 max=200000",
      [inb("", "", "mail", "5xx")]),
+    ("message too big while received (no SIZE= given): 552 went out after the data, no code logged",
+     T + "1xXWGL-0007GO-0O rejected from <a@client.test> H=(client.example.test) [127.0.0.5]: message too big: "
+     "read=221888 max=200000",
+     [inb("", "", "end_of_data", "5xx")]),
+    ("first header line without CRLF under CHUNKING: the BDAT got 552",
+     T + "10HmaX-000000005vi-0000 rejected from <someone@some.domain> H=(tester) [127.0.0.1]: Non-CRLF-terminated "
+     "header, under CHUNKING: message abandoned",
+     [inb("", "", "data", "5xx")]),
+    ("a local submission too big: no SMTP reply",
+     T + "10HmaX-000000005vi-0000 rejected from <> U=CALLER: message too big: read=501 max=500",
+     []),
     ("unqualified sender",
      T + "unqualified sender rejected: <bare> H=(client.example.org) [192.0.2.5] I=[192.0.2.1]:25",
      [inb("", "", "mail", "5xx")]),

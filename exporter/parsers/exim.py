@@ -6,13 +6,15 @@ time); the parser reads the body after those prefixes.
 
 Outbound: `=>`/`->` deliveries carry the remote reply in C="250 ..." (log
 selector +smtp_confirmation); `==` (deferred) and `**` (failed) lines carry
-"SMTP error from remote mail server after <stage>: <reply>" (or "LMTP error
-after"), one line per recipient. The per-host line Exim writes before them
+"SMTP error from remote mail server after <stage>: <reply>", one line per
+recipient; "LMTP error after DATA" is an LMTP recipient's own reply after the
+message (stage end_of_data). The per-host line Exim writes before them
 ("H=host [ip]: SMTP error ...", no flag) repeats the same reply and is not
 counted. "defer (-44)" style numbers are Exim's own errno, never codes.
 
 Inbound: ACL rejections ("rejected RCPT <x>: ...", "rejected EHLO or HELO",
-"rejected connection in "connect" ACL", ...). When the logged text starts
+"rejected connection in "connect" ACL", ...) and messages refused while
+received ("rejected from <s> H=...: message too big"). When the logged text starts
 with a code and/or enhanced code, those are the reply's; when it does not,
 Exim logged no code: the reply counts with code "" and class 5xx (4xx for
 "temporarily rejected").
@@ -48,9 +50,12 @@ _EXIM_TIME = re.compile(
 )
 _MESSAGE_ID = re.compile(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} ")
 
+# "after MAIL FROM:<> SIZE=1216: 451 ...": the command as sent, with its
+# parameters (SIZE=, BODY=, NOTIFY=, ORCPT=...) after the address.
 _REMOTE_ERROR = re.compile(
-    r"(?:SMTP error from remote mail server|LMTP error) after (?:pipelined )?"
-    r"(?P<stage>initial connection|end of data|[A-Za-z]+)[^:<]*(?::<[^>]*>)?: "
+    r"(?P<lmtp>LMTP error|SMTP error from remote mail server) after (?:pipelined )?"
+    r"(?P<stage>initial connection|end of data|[A-Za-z]+)[^:<]*"
+    r"(?::<[^>]*>(?: [A-Za-z0-9-]+(?:=\S*)?)*)?: "
     r"(?:host \S+ \[[^\]]*\](?::\d+)?: )?"
 )
 
@@ -150,7 +155,12 @@ def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
         events.append(Delivery(status))
     m = _REMOTE_ERROR.search(body)
     if m:
-        stage = _REMOTE_STAGES.get(m.group("stage"), _REMOTE_STAGES.get(m.group("stage").split()[0], "unknown"))
+        if m.group("lmtp") == "LMTP error":
+            # "LMTP error after DATA" (or BDAT) is a recipient's own reply
+            # after the message; a refused DATA command is an "SMTP error".
+            stage = "end_of_data"
+        else:
+            stage = _REMOTE_STAGES.get(m.group("stage"), "unknown")
         reply = reply_from_text(OUTBOUND, body[m.end():], stage)
         if reply is not None:
             events.append(reply)
@@ -166,6 +176,13 @@ def _inbound(body: str) -> list[Reply] | None:
         colon = body.find(": ", m.end())
         text = body[colon + 2 :] if colon >= 0 else ""
         return [_acl_reply(text, bool(m.group("temp")), stage)]
+    if body.startswith("rejected from <"):
+        # The message itself was refused while it was received: too big (552
+        # after its end), or under CHUNKING a first header line without CRLF
+        # (552 to the BDAT). Without H= it was a local submission: no SMTP reply.
+        if " H=" not in body:
+            return []
+        return [_acl_reply("", False, "data" if "under CHUNKING" in body else "end_of_data")]
     if body.startswith("unqualified sender rejected") or body.startswith("unqualified recipient rejected"):
         return [_acl_reply("", False, "mail" if "sender" in body[:25] else "rcpt")]
     at = body.find("authenticator failed for ")

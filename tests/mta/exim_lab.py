@@ -1,0 +1,744 @@
+"""A real Exim 4 (Debian 12's exim4-daemon-light) beside the installed Postfix.
+
+The exim4 packages conflict with postfix, so they are not installed: they are
+fetched with `apt-get download` (kept in /var/tmp/smtp-reply-exim-debs between
+runs), unpacked with `dpkg -x` into a private root, and that binary runs as a
+foreground daemon (`-bdf`) on 127.0.0.1 with its own configuration, spool and
+logs under /var/tmp/<name>.
+
+Debian's binary is setuid root, looks up the user Debian-exim before it reads
+any configuration, and keeps root with `-C FILE` only when FILE is listed in
+/etc/exim4/trusted_configs; it also needs libidn12, which is not on the
+machine. So the daemon runs inside `unshare --mount` with an overlay on /etc
+that adds that user, an ld.so.conf entry for the private library directory,
+and trusted_configs. The host's /etc is never written.
+
+The configuration routes each test domain to a listener of the scripted peer
+(tests/mta/smtp_peer.py) over SMTP or LMTP, and its ACLs reject the inbound
+probes at every SMTP step, some with a code in the ACL message and some
+without: Exim logs the ACL message, not the reply it sent, so the log shows a
+code only where the message starts with one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pwd
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import scenario
+from .postfix_lab import free_port
+from .smtp_peer import Reply, SmtpPeer
+
+PACKAGES = ("exim4-daemon-light", "exim4-base", "exim4-config", "libidn12")
+DEB_CACHE = Path("/var/tmp/smtp-reply-exim-debs")
+EXIM_USER = "Debian-exim"  # compiled into Debian's binary
+
+MYHOSTNAME = "mx2.lab.test"
+LOCAL_DOMAIN = "lab.test"  # unknown users: the ACL answers "550 5.1.1 ... User unknown"
+PLAIN_DOMAIN = "old.lab.test"  # unknown users: Exim's own "550 Unrouteable address"
+MAILBOXES = ("fine", "postmaster")  # accepted in both local domains and thrown away
+
+# Client addresses (all on loopback; only 127.0.0.1 may relay).
+CLIENT_TRUSTED = "127.0.0.1"
+CLIENT_OUTSIDE = "127.0.0.5"
+CLIENT_BLOCKED = "127.0.0.9"  # connect ACL: "554 5.7.1 Access denied: ..."
+CLIENT_BANNED = "127.0.0.19"  # connect ACL: a message without a code
+CLIENT_NO_DATA = "127.0.0.11"  # DATA ACL: "554 5.7.1 ..."
+
+HELO_BULK = "mail.bulk-sender.example"  # HELO ACL: a message without a code
+SENDER_BLOCKED = "offers@promo-blast.example"  # MAIL ACL: "553 5.7.1 ..."
+SENDER_TEMP = "billing@slow-dns.example"  # MAIL ACL defer: "451 4.7.1 ..."
+SENDER_DOMAIN_SPOOFED = "spoofed.example"  # MAIL ACL: "5.7.1 ..." (enhanced code only)
+GREYLISTED_USER = "sales"  # RCPT defer: "450 4.7.1 ..."
+WAIT_USER = "later"  # RCPT defer, a message without a code
+RELAY_ENHANCED_ONLY = "other.test"  # relaying there: "5.7.1 relay not permitted"
+SUBJECT_REJECTED = "CHEAP-PILLS"  # DATA ACL: "550 5.7.1 Message content rejected"
+SUBJECT_VIRUS = "EICAR-LAB-SIGNATURE"  # DATA ACL: a message without a code
+MESSAGE_SIZE_LIMIT = 200_000
+
+
+class EximLabError(RuntimeError):
+    pass
+
+
+class PackagesUnavailable(EximLabError):
+    """The Exim packages could not be downloaded for lack of network."""
+
+
+def unavailable() -> str | None:
+    """Why this machine cannot run the lab, or None when it can."""
+    if os.geteuid() != 0:
+        return "the Exim lab needs root (setuid exim binary, mount namespace, overlay on /etc)"
+    for tool in ("apt-get", "dpkg", "unshare", "ldconfig"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH"
+    return None
+
+
+# Words of apt's messages when the archive cannot be reached.
+_NETWORK_FAILURES = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
+                     "Unable to connect", "Network is unreachable", "Connection timed out",
+                     "Could not connect")
+
+
+def fetch_packages() -> list[Path]:
+    """The .deb files of PACKAGES, downloaded once into DEB_CACHE."""
+    DEB_CACHE.mkdir(parents=True, exist_ok=True)
+
+    def cached() -> list[Path]:
+        return [next(iter(sorted(DEB_CACHE.glob(f"{p}_*.deb"))), None) for p in PACKAGES]
+
+    if all(cached()):
+        return cached()
+    attempts = []
+    # A machine whose package lists are missing or stale learns the current
+    # versions from one `apt-get update` and tries again.
+    for refresh in (False, True):
+        if refresh:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, check=False)
+        result = subprocess.run(
+            ["apt-get", "download", "-o", "APT::Sandbox::User=root", *PACKAGES],
+            cwd=DEB_CACHE, capture_output=True, text=True, timeout=300, check=False)
+        attempts.append(result.stdout + result.stderr)
+        if result.returncode == 0 and all(cached()):
+            return cached()
+    if any(word in attempts[-1] for word in _NETWORK_FAILURES):
+        raise PackagesUnavailable(f"cannot download {' '.join(PACKAGES)}: {attempts[-1].strip()[-500:]}")
+    raise EximLabError(f"apt-get download {' '.join(PACKAGES)} failed:\n{attempts[-1]}")
+
+
+# "2026-11-28 18:09:15 1xXMrL-00085u-0m => ..." and ->, ==, **.
+_OUTCOME = re.compile(r"^\S+ \S+ \S+ (?:=>|->|==|\*\*) ", re.MULTILINE)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _free_uid() -> int:
+    taken = {p.pw_uid for p in pwd.getpwall()}
+    return next(uid for uid in range(64_990, 60_000, -1) if uid not in taken)
+
+
+class EximLab:
+    """One private Exim daemon. Use as a context manager or start()/cleanup().
+
+    routes maps a test domain to (kind, port): kind "smtp", "lmtp" or "tls"
+    (SMTP that must start TLS), the port of a scripted peer's listener (or
+    of nothing, for refused connections)."""
+
+    def __init__(self, name: str = "smtp-reply-exim-lab",
+                 routes: dict[str, tuple[str, int]] | None = None) -> None:
+        self.name = name
+        self.base = Path("/var/tmp") / name
+        self.root = self.base / "root"  # the unpacked packages
+        self.etc_upper = self.base / "etc-upper"  # what the overlay adds to /etc
+        self.etc_work = self.base / "etc-work"
+        self.spool = self.base / "spool"
+        self.logs = self.base / "log"
+        self.conf = self.base / "exim.conf"
+        self.routes = dict(routes or {})
+        self.port = 0
+        self.uid = 0
+        self.daemon: subprocess.Popen | None = None
+
+    @property
+    def mainlog(self) -> Path:
+        return self.logs / "mainlog"
+
+    @property
+    def rejectlog(self) -> Path:
+        return self.logs / "rejectlog"
+
+    @property
+    def exim(self) -> Path:
+        return self.root / "usr" / "sbin" / "exim4"
+
+    # -- configuration -------------------------------------------------------
+
+    def _config(self) -> str:
+        routes_file = self.base / "routes"
+        return f"""\
+exim_path = {self.exim}
+spool_directory = {self.spool}
+log_file_path = {self.logs}/%slog
+pid_file_path = {self.base}/exim.pid
+primary_hostname = {MYHOSTNAME}
+qualify_domain = {LOCAL_DOMAIN}
+local_interfaces = 127.0.0.1
+daemon_smtp_ports = {self.port}
+disable_ipv6 = true
+keep_environment =
+# The daemon's notifier is an abstract socket, shared with any other Exim on the machine.
+notifier_socket =
+host_lookup =
+rfc1413_hosts =
+tls_advertise_hosts =
+# smtp_syntax_error: without it "unqualified sender rejected" reaches only the rejectlog.
+log_selector = +smtp_confirmation +smtp_connection +smtp_syntax_error
+message_size_limit = {MESSAGE_SIZE_LIMIT}
+# Deliver every message at once, however many come down one connection.
+smtp_accept_queue_per_connection = 0
+smtp_accept_max = 100
+remote_max_parallel = 4
+# A deferred host is tried again by the next message, not "retry time not reached".
+retry_interval_max = 1s
+smtp_enforce_sync = false
+domainlist local_domains = {LOCAL_DOMAIN} : {PLAIN_DOMAIN}
+hostlist relay_from_hosts = {CLIENT_TRUSTED}
+acl_smtp_connect = acl_connect
+acl_smtp_helo = acl_helo
+acl_smtp_mail = acl_mail
+acl_smtp_rcpt = acl_rcpt
+acl_smtp_predata = acl_predata
+acl_smtp_data = acl_data
+
+begin acl
+
+acl_connect:
+  deny    hosts = {CLIENT_BLOCKED}
+          message = 554 5.7.1 Access denied: $sender_host_address is listed as a spam source
+  deny    hosts = {CLIENT_BANNED}
+          message = Connections from $sender_host_address are not accepted
+  accept
+
+acl_helo:
+  deny    condition = ${{if match{{$sender_helo_name}}{{\\N\\.\\N}}{{no}}{{yes}}}}
+          message = 504 5.5.2 <$sender_helo_name>: Helo command rejected: need fully-qualified hostname
+  deny    condition = ${{if eq{{$sender_helo_name}}{{{HELO_BULK}}}}}
+          message = You are not welcome here
+  accept
+
+acl_mail:
+  deny    senders = {SENDER_BLOCKED}
+          message = 553 5.7.1 <$sender_address>: Sender address rejected: not permitted
+  defer   senders = {SENDER_TEMP}
+          message = 451 4.7.1 Sender verification in progress, come back later
+  deny    senders = *@{SENDER_DOMAIN_SPOOFED}
+          message = 5.7.1 Sender not permitted from your network
+  accept
+
+acl_rcpt:
+  defer   domains = +local_domains
+          local_parts = {GREYLISTED_USER}
+          message = 450 4.7.1 <$local_part@$domain>: Recipient address rejected: Greylisted, retry in 300 seconds
+  defer   local_parts = {WAIT_USER}
+          message = Please try again later
+  accept  hosts = +relay_from_hosts
+  deny    domains = {LOCAL_DOMAIN}
+          !verify = recipient
+          message = 550 5.1.1 <$local_part@$domain>: User unknown
+  deny    domains = {RELAY_ENHANCED_ONLY}
+          message = 5.7.1 relay not permitted
+  deny    !domains = +local_domains
+          message = 550 5.7.1 <$local_part@$domain>: Relay access denied
+  require verify = recipient
+  accept
+
+acl_predata:
+  deny    hosts = {CLIENT_NO_DATA}
+          message = 554 5.7.1 No mail from your network today
+  accept
+
+acl_data:
+  deny    condition = ${{if match{{$h_subject:}}{{{SUBJECT_REJECTED}}}}}
+          message = 550 5.7.1 Message content rejected
+  deny    condition = ${{if match{{$h_subject:}}{{{SUBJECT_VIRUS}}}}}
+          message = This message contains a virus
+  accept
+
+begin routers
+
+peer:
+  driver = manualroute
+  domains = lsearch;{routes_file}
+  route_list = * 127.0.0.1
+  transport = peer_${{extract{{kind}}{{$domain_data}}}}
+  self = send
+
+mailbox:
+  driver = redirect
+  domains = +local_domains
+  local_parts = {' : '.join(MAILBOXES)}
+  data = :blackhole:
+
+begin transports
+
+peer_smtp:
+  driver = smtp
+  port = ${{extract{{port}}{{$domain_data}}}}
+  allow_localhost
+  hosts_avoid_tls = *
+
+peer_tls:
+  driver = smtp
+  port = ${{extract{{port}}{{$domain_data}}}}
+  allow_localhost
+  hosts_require_tls = *
+
+peer_lmtp:
+  driver = smtp
+  protocol = lmtp
+  port = ${{extract{{port}}{{$domain_data}}}}
+  allow_localhost
+  hosts_avoid_tls = *
+
+begin retry
+
+*  *  F,1h,1s
+"""
+
+    def _routes_file(self) -> str:
+        return "".join(f"{domain}: kind={kind} port={port}\n"
+                       for domain, (kind, port) in self.routes.items())
+
+    def _prepare_etc(self) -> None:
+        """The files the overlay lays over /etc inside the namespace."""
+        up = self.etc_upper
+        (up / "exim4").mkdir(parents=True)
+        (up / "ld.so.conf.d").mkdir()
+        self.etc_work.mkdir()
+        user = f"{EXIM_USER}:x:{self.uid}:{self.uid}:Exim lab:{self.spool}:/usr/sbin/nologin\n"
+        (up / "passwd").write_text(Path("/etc/passwd").read_text() + user)
+        (up / "group").write_text(Path("/etc/group").read_text() + f"{EXIM_USER}:x:{self.uid}:\n")
+        for multiarch in (self.root / "usr" / "lib").glob("*-linux-gnu"):
+            (up / "ld.so.conf.d" / "zz-smtp-reply-exim-lab.conf").write_text(f"{multiarch}\n")
+        trusted = up / "exim4" / "trusted_configs"
+        trusted.write_text(f"{self.conf}\n")
+        trusted.chmod(0o644)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> EximLab:
+        debs = fetch_packages()
+        self._stop_leftover()
+        if self.base.exists():
+            shutil.rmtree(self.base)
+        self.base.mkdir(parents=True)
+        self.base.chmod(0o755)
+        for deb in debs:
+            subprocess.run(["dpkg", "-x", str(deb), str(self.root)], check=True,
+                           capture_output=True, timeout=60)
+        self.uid = _free_uid()
+        for d in (self.spool, self.logs):
+            d.mkdir(mode=0o750)
+            os.chown(d, self.uid, self.uid)
+        self.port = free_port()
+        (self.base / "routes").write_text(self._routes_file())
+        self.conf.write_text(self._config())
+        self.conf.chmod(0o644)
+        self._prepare_etc()
+        mount = (f"mount -t overlay smtp-reply-exim-etc -o lowerdir=/etc,upperdir={self.etc_upper},"
+                 f"workdir={self.etc_work} /etc && ldconfig && exec {self.exim} -C {self.conf} -bdf")
+        self.daemon = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._wait_listening()
+        return self
+
+    def _stop_leftover(self) -> None:
+        """A run that died may have left its daemon running: stop it first."""
+        try:
+            pid = int((self.base / "exim.pid").read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return
+        if str(self.conf).encode() in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _wait_listening(self, timeout: float = 15) -> None:
+        """Exim logs "daemon started ... listening" once its socket is bound."""
+        deadline = time.monotonic() + timeout
+        while "daemon started" not in self.log_text():
+            if self.daemon.poll() is not None or time.monotonic() > deadline:
+                output = self.daemon.stdout.read().decode(errors="replace") if self.daemon.poll() is not None else ""
+                raise EximLabError(f"Exim did not start: {output}\n{self.log_text()[-2000:]}"
+                                   f"{self._text(self.logs / 'paniclog')}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.daemon is None:
+            return
+        if self.daemon.poll() is None:
+            self.daemon.terminate()
+            try:
+                self.daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        self.daemon.stdout.close()
+        self.daemon = None
+
+    def cleanup(self) -> None:
+        """Stop the daemon and remove everything under /var/tmp/<name>."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> EximLab:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    # -- traffic and state ---------------------------------------------------
+
+    def submit(self, recipients: list[str], message: str) -> None:
+        """Relay one message from 127.0.0.1 with the null sender (no bounces)."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30,
+                          source_address=(CLIENT_TRUSTED, 0)) as client:
+            client.ehlo("submit.lab.test")
+            client.sendmail("", recipients, message.encode())
+
+    @staticmethod
+    def _text(path: Path) -> str:
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        return self._text(self.mainlog)
+
+    def outcomes(self) -> int:
+        """Recipient outcomes logged so far: =>, ->, == and ** lines."""
+        return len(_OUTCOME.findall(self.log_text()))
+
+    def wait_outcomes(self, count: int, timeout: float = 40, settle: float = 0.3) -> None:
+        """Wait until `count` recipient outcomes are logged and the log is quiet."""
+        deadline = time.monotonic() + timeout
+        quiet_since, last_size = None, -1
+        while True:
+            size = self.mainlog.stat().st_size if self.mainlog.exists() else 0
+            if size != last_size or self.outcomes() < count:
+                quiet_since, last_size = None, size
+            else:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return
+            if time.monotonic() > deadline:
+                raise EximLabError(f"{self.outcomes()} of {count} recipient outcomes logged:\n"
+                                   f"{self.log_text()[-3000:]}")
+            time.sleep(0.05)
+
+
+# -- the traffic of the end-to-end test, and what it must count ------------------
+#
+# Expected counts come from what crossed the wire: the replies the scripted
+# peer recorded sending to Exim (outbound), and the replies the smtplib probes
+# received from Exim (inbound). What this adds is how Exim logs them:
+#   - one line per recipient: an RCPT reply and each LMTP reply after the data
+#     once, a MAIL or DATA reply, an end-of-data reply or a refused greeting,
+#     EHLO/HELO or STARTTLS once per recipient the transaction carried;
+#   - the per-host "H=...: SMTP error from remote mail server" line repeats
+#     the recipients' reply and counts for nothing;
+#   - a refused EHLO is followed by HELO, and only the HELO reply is logged;
+#   - 5xx fails (bounced), 4xx defers, a refused connection defers with no reply;
+#   - inbound, Exim logs the ACL message, not the reply it sent: see Ask.logged.
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One probe command, and what Exim's log can show of the reply it draws.
+
+    logged:
+      accepted  a 2xx/3xx reply, not counted;
+      code      rejected, the ACL message starts with the code: counted as sent;
+      enhanced  rejected, the ACL message starts with an enhanced code only: the
+                wire had Exim's default code in front of it, the log cannot show
+                it, so it counts with code "" and the enhanced code;
+      bare      rejected, logged without any code: Exim's built-in rejections, ACL
+                messages without one, and failed verifications (Exim logs the
+                reason, "Unrouteable address", not the ACL message). Code "", the
+                class of the wire's code (the log says "temporarily rejected" for
+                4xx), enhanced "".
+    """
+
+    verb: str  # connect ehlo helo mail rcpt data (as scenario._do knows them)
+    arg: str = ""
+    logged: str = "accepted"
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    client: str  # source address on loopback
+    asks: tuple[Ask, ...]
+
+
+@dataclass
+class Heard:
+    """The reply a probe received for one Ask."""
+
+    probe: str
+    ask: Ask
+    stage: str
+    code: int
+    text: str
+
+    @property
+    def enhanced(self) -> str:
+        m = re.match(r"([245]\.\d{1,3}\.\d{1,3})(?![\d.])", self.text)
+        return m.group(1) if m else ""
+
+
+R = Reply.make
+
+# The scripted peer's listeners: the Postfix scenario's set (greeting, EHLO,
+# STARTTLS and MAIL refusals, LMTP).
+LISTENERS = scenario.LISTENERS
+OK = scenario.OK
+REFUSED = "refused.test"  # routed to a port nobody listens on
+DOMAINS = {OK: "main", "lm.test": "lmtp", **{f"{name}.test": name for name in LISTENERS
+                                             if name not in ("main", "lmtp")}}
+
+
+def e2e_outbound() -> list[list[str]]:
+    """Recipients of each relayed message. A listener that refuses the whole
+    session gets exactly one message: Exim would not try that host again for
+    the next one ("retry time not reached", no reply on the wire)."""
+    o = OK
+    return [
+        [f"ann@{o}", f"c550_5_1_1_a@{o}", f"n550_a@{o}", f"m550_5_7_1_a@{o}",
+         f"c450_4_2_0_a@{o}", f"c452_4_2_2_a@{o}"],
+        [f"bob@{o}", f"d554_5_7_1_b@{o}", f"cid@{o}"],
+        [f"x451_4_3_0_c@{o}", f"dee@{o}", f"c550_5_1_1_c@{o}"],
+        [f"d451_d@{o}", f"eve@{o}"],
+        [f"fay@{o}", f"gus@{o}"],
+        [f"c551_5_1_6_e@{o}", f"c553_5_1_3_e@{o}", f"c550_5_7_26_e@{o}", f"n554_e@{o}"],
+        [f"m451_4_7_28_f@{o}", f"hal@{o}"],
+        ["alice@lm.test", "c550_5_1_1_g@lm.test", "d452_4_2_2_g@lm.test",
+         "d552_5_2_2_g@lm.test", "bob@lm.test", "n450_g@lm.test"],
+        ["x451_4_3_0_h@lm.test", "carol@lm.test"],
+        ["a@greet421.test", "b@greet421.test", "c@greet421.test"],
+        ["a@greet554.test", "b@greet554.test"],
+        ["a@helo550.test", "b@helo550.test"],
+        ["a@tls454.test"],
+        ["a@mail553.test", "b@mail553.test"],
+        ["a@mail451.test"],
+        [f"a@{REFUSED}", f"b@{REFUSED}"],
+    ]
+
+
+def _session(*asks: Ask, helo: str = "client.example.test") -> tuple[Ask, ...]:
+    return (Ask("connect"), Ask("ehlo", helo), *asks)
+
+
+def _message(subject: str, body: str = "Hello from the lab.\n") -> str:
+    return scenario.message(subject, body)
+
+
+def e2e_probes() -> list[Probe]:
+    fine = f"fine@{LOCAL_DOMAIN}"
+    out = CLIENT_OUTSIDE
+    mail_ok = Ask("mail", "a@client.test")
+    return [
+        Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", logged="code"),)),
+        Probe("connect-banned", CLIENT_BANNED, (Ask("connect", logged="bare"),)),
+        Probe("helo", out, (Ask("connect"), Ask("ehlo", "nofqdn", "code"), Ask("helo", "nofqdn", "code"),
+                            Ask("ehlo", HELO_BULK, "bare"), Ask("ehlo", "client.example.test"),
+                            mail_ok, Ask("rcpt", fine), Ask("data", body=_message("after a bad HELO")))),
+        Probe("sender", out, _session(Ask("mail", SENDER_BLOCKED, "code"), Ask("mail", SENDER_TEMP, "code"),
+                                      Ask("mail", f"a@{SENDER_DOMAIN_SPOOFED}", "enhanced"))),
+        Probe("unqualified", out, _session(Ask("mail", "bare-sender", "bare"), mail_ok,
+                                           Ask("rcpt", "bare-recipient", "bare"))),
+        Probe("size-declared", out,
+              _session(Ask("mail", f"a@client.test SIZE={MESSAGE_SIZE_LIMIT * 5}", "bare"))),
+        Probe("recipients", out,
+              _session(mail_ok, Ask("rcpt", f"no-such-user@{LOCAL_DOMAIN}", "bare"),
+                       Ask("rcpt", f"no-such-user@{PLAIN_DOMAIN}", "bare"),
+                       Ask("rcpt", "x@elsewhere.test", "code"),
+                       Ask("rcpt", f"y@{RELAY_ENHANCED_ONLY}", "enhanced"),
+                       Ask("rcpt", f"{GREYLISTED_USER}@{LOCAL_DOMAIN}", "code"),
+                       Ask("rcpt", f"{WAIT_USER}@{LOCAL_DOMAIN}", "bare"),
+                       Ask("rcpt", fine), Ask("rcpt", f"postmaster@{PLAIN_DOMAIN}"),
+                       Ask("data", body=_message("several recipients")))),
+        Probe("data", CLIENT_NO_DATA, _session(mail_ok, Ask("rcpt", fine), Ask("data", logged="code",
+                                                                              body=_message("x")))),
+        Probe("content", out, _session(mail_ok, Ask("rcpt", fine),
+                                       Ask("data", logged="code", body=_message(f"Buy {SUBJECT_REJECTED}")))),
+        Probe("virus", out, _session(mail_ok, Ask("rcpt", fine),
+                                     Ask("data", logged="bare", body=_message(f"See {SUBJECT_VIRUS}")))),
+        Probe("too-big", out, _session(mail_ok, Ask("rcpt", fine), Ask(
+            "data", logged="bare", body=_message("big", ("x" * 998 + "\n") * (MESSAGE_SIZE_LIMIT // 900))))),
+    ]
+
+
+def run_probe(port: int, probe: Probe) -> list[Heard]:
+    """Play one probe against Exim; every reply must be the kind it aims for."""
+    client = smtplib.SMTP(timeout=30)
+    heard: list[Heard] = []
+    try:
+        for ask in probe.asks:
+            stage, code, text = scenario._do(client, port, probe.client, ask)
+            got = Heard(probe.name, ask, stage, code, text)
+            if (code >= 400 or code < 0) != (ask.logged != "accepted"):
+                raise AssertionError(f"probe {probe.name}: {ask.verb} {ask.arg!r} should be"
+                                     f" {ask.logged}, got {code} {text!r}")
+            heard.append(got)
+            if code in (421, -1) or (ask.verb == "connect" and code >= 400):
+                break
+        try:
+            client.docmd("QUIT")
+        except (smtplib.SMTPException, OSError):
+            pass
+    finally:
+        client.close()
+    return heard
+
+
+def accepted_recipients(heard: list[Heard]) -> int:
+    """Recipients of the probes' messages that Exim accepted (and delivers)."""
+    total = pending = 0
+    for h in heard:
+        if h.stage == "mail":
+            pending = 0
+        elif h.stage == "rcpt" and h.code // 100 == 2:
+            pending += 1
+        elif h.stage == "end_of_data" and h.code // 100 == 2:
+            total, pending = total + pending, 0
+    return total
+
+
+@dataclass
+class Expected:
+    replies: Counter = field(default_factory=Counter)  # (direction, code, class, enhanced, stage)
+    deliveries: Counter = field(default_factory=Counter)  # status -> count
+    uncoded: list[str] = field(default_factory=list)  # inbound rejections logged without their code
+    unlogged: list[str] = field(default_factory=list)  # outbound replies the log does not show
+
+
+def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
+    exp.replies[scenario._key("outbound", str(reply.code), reply.enhanced, stage)] += n
+    status = {2: "sent", 4: "deferred"}.get(reply.code // 100, "bounced")
+    exp.deliveries[status] += n
+
+
+def _refusal(session) -> tuple[Reply, str] | None:
+    """A reply that ended the session before any mail transaction."""
+    if session.greeting.code // 100 != 2:
+        return session.greeting, "connect"
+    if session.hello and session.hello[-1][1].code // 100 != 2:
+        return session.hello[-1][1], "helo"  # the HELO after a refused EHLO
+    if session.starttls is not None and session.starttls.code // 100 != 2:
+        return session.starttls, "starttls"  # logged without the reply
+    return None
+
+
+def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Heard]) -> Expected:
+    exp = Expected()
+    if peer.errors:
+        raise AssertionError(f"the scripted peer failed: {peer.errors}")
+    messages_to: dict[str, list[int]] = {}  # listener -> recipients of each message
+    for rcpts in submitted:
+        for listener, n in Counter(DOMAINS.get(r.rsplit("@", 1)[1], REFUSED) for r in rcpts).items():
+            messages_to.setdefault(listener, []).append(n)
+
+    refused: dict[str, list[tuple[Reply, str]]] = {}
+    for s in peer.sessions:
+        refusal = _refusal(s)
+        if refusal is not None:
+            refused.setdefault(s.listener, []).append(refusal)
+            continue
+        # Exim takes a 452 to RCPT for "too many recipients" and offers that
+        # recipient again in a further transaction on the same connection:
+        # the log shows each recipient's last RCPT reply only.
+        last_rcpt: dict[str, Reply] = {}
+        for t in s.txns:
+            if t.mail.code // 100 != 2:
+                # The RCPTs were pipelined after MAIL: the peer saw every recipient.
+                _outbound(exp, t.mail, "mail", len(t.rcpts))
+                continue
+            for rcpt, reply in t.rcpts:
+                last_rcpt[rcpt] = reply
+            if not t.accepted:
+                continue
+            if t.data is not None and t.data.code != 354:
+                _outbound(exp, t.data, "data", len(t.accepted))
+                continue
+            if len(t.eod) != len(t.accepted):
+                raise AssertionError(f"{s.listener}: transaction ended without its end-of-data replies")
+            for _, reply in t.eod:
+                _outbound(exp, reply, "end_of_data", 1)
+        for reply in last_rcpt.values():
+            if reply.code // 100 != 2:
+                _outbound(exp, reply, "rcpt", 1)
+    for listener, refusals in refused.items():
+        messages = messages_to.get(listener, [])
+        if len(refusals) != len(messages):
+            raise AssertionError(f"{listener}: {len(refusals)} refused sessions for {len(messages)} messages")
+        for (reply, stage), n in zip(refusals, messages):
+            if stage == "starttls":
+                # "a TLS session is required, but an attempt to start TLS failed":
+                # a deferral whose log line holds no reply.
+                exp.deliveries["deferred"] += n
+                exp.unlogged.append(f"{listener}: STARTTLS {reply}")
+            else:
+                _outbound(exp, reply, stage, n)
+    # Refused connections: an attempt without a reply.
+    exp.deliveries["deferred"] += sum(messages_to.get(REFUSED, []))
+
+    for h in heard:
+        if h.ask.logged == "accepted":
+            continue
+        code = str(h.code) if h.ask.logged == "code" else ""
+        enhanced = h.enhanced if h.ask.logged in ("code", "enhanced") else ""
+        if h.ask.logged == "enhanced" and not enhanced:
+            raise AssertionError(f"{h.probe}: expected an enhanced code in {h.code} {h.text!r}")
+        if not code:
+            # The wire had a code; Exim's log cannot show it.
+            exp.uncoded.append(f"{h.probe}: {h.code} {h.text}")
+        klass = f"{h.code // 100}xx"
+        exp.replies[("inbound", code, klass, enhanced, h.stage)] += 1
+    return exp
+
+
+@dataclass
+class Result:
+    mainlog: Path
+    rejectlog: Path
+    expected: Expected
+    seconds: float
+
+
+def run(out_dir: Path, name: str = "smtp-reply-exim-e2e") -> Result:
+    """Run the test traffic through a fresh Exim; copy its logs into out_dir."""
+    started = time.monotonic()
+    with SmtpPeer() as peer:
+        ports = {n: peer.add(n, **kw) for n, kw in LISTENERS.items()}
+        routes = {}
+        for domain, listener in DOMAINS.items():
+            kw = LISTENERS[listener]
+            kind = "lmtp" if kw.get("lmtp") else "tls" if kw.get("starttls") else "smtp"
+            routes[domain] = (kind, ports[listener])
+        routes[REFUSED] = ("smtp", free_port())
+        with EximLab(name, routes) as lab:
+            submitted = e2e_outbound()
+            for rcpts in submitted:
+                lab.submit(rcpts, _message(f"Lab message to {len(rcpts)} recipients"))
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                heard = [h for hs in pool.map(lambda p: run_probe(lab.port, p), e2e_probes()) for h in hs]
+            lab.wait_outcomes(sum(map(len, submitted)) + accepted_recipients(heard))
+            lab.stop()
+            mainlog, rejectlog = out_dir / "exim_mainlog", out_dir / "exim_rejectlog"
+            shutil.copyfile(lab.mainlog, mainlog)
+            shutil.copyfile(lab.rejectlog, rejectlog)
+        expected = expected_counts(peer, submitted, heard)
+    return Result(mainlog, rejectlog, expected, time.monotonic() - started)
