@@ -37,6 +37,7 @@ from pathlib import Path
 
 from . import scenario
 from .postfix_lab import free_port
+from .scenario import Seen
 from .smtp_peer import Reply, SmtpPeer
 
 PACKAGES = ("exim4-daemon-light", "exim4-base", "exim4-config", "libidn12")
@@ -96,11 +97,10 @@ def fetch_packages() -> list[Path]:
     DEB_CACHE.mkdir(parents=True, exist_ok=True)
 
     def cached() -> list[Path]:
-        return [next(iter(sorted(DEB_CACHE.glob(f"{p}_*.deb"))), None) for p in PACKAGES]
+        return [max(DEB_CACHE.glob(f"{p}_*.deb"), default=None) for p in PACKAGES]
 
     if all(cached()):
         return cached()
-    attempts = []
     # A machine whose package lists are missing or stale learns the current
     # versions from one `apt-get update` and tries again.
     for refresh in (False, True):
@@ -109,12 +109,14 @@ def fetch_packages() -> list[Path]:
         result = subprocess.run(
             ["apt-get", "download", "-o", "APT::Sandbox::User=root", *PACKAGES],
             cwd=DEB_CACHE, capture_output=True, text=True, timeout=300, check=False)
-        attempts.append(result.stdout + result.stderr)
         if result.returncode == 0 and all(cached()):
             return cached()
-    if any(word in attempts[-1] for word in _NETWORK_FAILURES):
-        raise PackagesUnavailable(f"cannot download {' '.join(PACKAGES)}: {attempts[-1].strip()[-500:]}")
-    raise EximLabError(f"apt-get download {' '.join(PACKAGES)} failed:\n{attempts[-1]}")
+        output = result.stdout + result.stderr
+        offline = [line for line in output.splitlines() if any(w in line for w in _NETWORK_FAILURES)]
+        if offline:
+            reason = re.sub(r"\S+://\S+ *", "", offline[0])  # the archive's address says nothing here
+            raise PackagesUnavailable(f"cannot download {' '.join(PACKAGES)}: {reason}")
+    raise EximLabError(f"apt-get download {' '.join(PACKAGES)} failed:\n{output}")
 
 
 # "2026-11-28 18:09:15 1xXMrL-00085u-0m => ..." and ->, ==, **.
@@ -344,10 +346,15 @@ begin retry
         self._prepare_etc()
         mount = (f"mount -t overlay smtp-reply-exim-etc -o lowerdir=/etc,upperdir={self.etc_upper},"
                  f"workdir={self.etc_work} /etc && ldconfig && exec {self.exim} -C {self.conf} -bdf")
-        self.daemon = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._wait_listening()
+        with open(self.base / "daemon.out", "wb") as output:
+            self.daemon = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount],
+                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _stop_leftover(self) -> None:
@@ -368,8 +375,8 @@ begin retry
         deadline = time.monotonic() + timeout
         while "daemon started" not in self.log_text():
             if self.daemon.poll() is not None or time.monotonic() > deadline:
-                output = self.daemon.stdout.read().decode(errors="replace") if self.daemon.poll() is not None else ""
-                raise EximLabError(f"Exim did not start: {output}\n{self.log_text()[-2000:]}"
+                raise EximLabError(f"Exim did not start: {self._text(self.base / 'daemon.out')}\n"
+                                   f"{self.log_text()[-2000:]}"
                                    f"{self._text(self.logs / 'paniclog')}")
             time.sleep(0.05)
 
@@ -383,7 +390,6 @@ begin retry
             except subprocess.TimeoutExpired:
                 self.daemon.kill()
                 self.daemon.wait()
-        self.daemon.stdout.close()
         self.daemon = None
 
     def cleanup(self) -> None:
@@ -444,11 +450,14 @@ begin retry
 # peer recorded sending to Exim (outbound), and the replies the smtplib probes
 # received from Exim (inbound). What this adds is how Exim logs them:
 #   - one line per recipient: an RCPT reply and each LMTP reply after the data
-#     once, a MAIL or DATA reply, an end-of-data reply or a refused greeting,
-#     EHLO/HELO or STARTTLS once per recipient the transaction carried;
+#     once, a MAIL or DATA reply, an end-of-data reply or a refused greeting or
+#     EHLO/HELO once per recipient the transaction carried;
 #   - the per-host "H=...: SMTP error from remote mail server" line repeats
 #     the recipients' reply and counts for nothing;
 #   - a refused EHLO is followed by HELO, and only the HELO reply is logged;
+#   - a recipient refused with 452 is offered again in a further transaction
+#     on the same connection, and only its last RCPT reply is logged;
+#   - a refused STARTTLS where TLS is required defers without logging the reply;
 #   - 5xx fails (bounced), 4xx defers, a refused connection defers with no reply;
 #   - inbound, Exim logs the ACL message, not the reply it sent: see Ask.logged.
 
@@ -482,24 +491,6 @@ class Probe:
     client: str  # source address on loopback
     asks: tuple[Ask, ...]
 
-
-@dataclass
-class Heard:
-    """The reply a probe received for one Ask."""
-
-    probe: str
-    ask: Ask
-    stage: str
-    code: int
-    text: str
-
-    @property
-    def enhanced(self) -> str:
-        m = re.match(r"([245]\.\d{1,3}\.\d{1,3})(?![\d.])", self.text)
-        return m.group(1) if m else ""
-
-
-R = Reply.make
 
 # The scripted peer's listeners: the Postfix scenario's set (greeting, EHLO,
 # STARTTLS and MAIL refusals, LMTP).
@@ -541,54 +532,58 @@ def _session(*asks: Ask, helo: str = "client.example.test") -> tuple[Ask, ...]:
     return (Ask("connect"), Ask("ehlo", helo), *asks)
 
 
-def _message(subject: str, body: str = "Hello from the lab.\n") -> str:
-    return scenario.message(subject, body)
-
-
 def e2e_probes() -> list[Probe]:
+    """Inbound: a client per rejection point; the ACLs pick them by address,
+    HELO name, sender, recipient or subject."""
     fine = f"fine@{LOCAL_DOMAIN}"
     out = CLIENT_OUTSIDE
     mail_ok = Ask("mail", "a@client.test")
+
+    def delivered(*asks: Ask) -> tuple[Ask, ...]:
+        return _session(mail_ok, *asks)
+
+    def refused_data(logged: str, subject: str, body: str = "Hello from the lab.\n") -> Ask:
+        return Ask("data", logged=logged, body=scenario.message(subject, body))
+
+    too_big = ("x" * 998 + "\n") * (MESSAGE_SIZE_LIMIT // 900)
     return [
         Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", logged="code"),)),
         Probe("connect-banned", CLIENT_BANNED, (Ask("connect", logged="bare"),)),
-        Probe("helo", out, (Ask("connect"), Ask("ehlo", "nofqdn", "code"), Ask("helo", "nofqdn", "code"),
-                            Ask("ehlo", HELO_BULK, "bare"), Ask("ehlo", "client.example.test"),
-                            mail_ok, Ask("rcpt", fine), Ask("data", body=_message("after a bad HELO")))),
-        Probe("sender", out, _session(Ask("mail", SENDER_BLOCKED, "code"), Ask("mail", SENDER_TEMP, "code"),
-                                      Ask("mail", f"a@{SENDER_DOMAIN_SPOOFED}", "enhanced"))),
-        Probe("unqualified", out, _session(Ask("mail", "bare-sender", "bare"), mail_ok,
-                                           Ask("rcpt", "bare-recipient", "bare"))),
-        Probe("size-declared", out,
-              _session(Ask("mail", f"a@client.test SIZE={MESSAGE_SIZE_LIMIT * 5}", "bare"))),
-        Probe("recipients", out,
-              _session(mail_ok, Ask("rcpt", f"no-such-user@{LOCAL_DOMAIN}", "bare"),
-                       Ask("rcpt", f"no-such-user@{PLAIN_DOMAIN}", "bare"),
-                       Ask("rcpt", "x@elsewhere.test", "code"),
-                       Ask("rcpt", f"y@{RELAY_ENHANCED_ONLY}", "enhanced"),
-                       Ask("rcpt", f"{GREYLISTED_USER}@{LOCAL_DOMAIN}", "code"),
-                       Ask("rcpt", f"{WAIT_USER}@{LOCAL_DOMAIN}", "bare"),
-                       Ask("rcpt", fine), Ask("rcpt", f"postmaster@{PLAIN_DOMAIN}"),
-                       Ask("data", body=_message("several recipients")))),
-        Probe("data", CLIENT_NO_DATA, _session(mail_ok, Ask("rcpt", fine), Ask("data", logged="code",
-                                                                              body=_message("x")))),
-        Probe("content", out, _session(mail_ok, Ask("rcpt", fine),
-                                       Ask("data", logged="code", body=_message(f"Buy {SUBJECT_REJECTED}")))),
-        Probe("virus", out, _session(mail_ok, Ask("rcpt", fine),
-                                     Ask("data", logged="bare", body=_message(f"See {SUBJECT_VIRUS}")))),
-        Probe("too-big", out, _session(mail_ok, Ask("rcpt", fine), Ask(
-            "data", logged="bare", body=_message("big", ("x" * 998 + "\n") * (MESSAGE_SIZE_LIMIT // 900))))),
+        Probe("helo", out, (
+            Ask("connect"), Ask("ehlo", "nofqdn", "code"), Ask("helo", "nofqdn", "code"),
+            Ask("ehlo", HELO_BULK, "bare"), Ask("ehlo", "client.example.test"),
+            mail_ok, Ask("rcpt", fine), Ask("data", body=scenario.message("after a bad HELO")))),
+        Probe("sender", out, _session(
+            Ask("mail", SENDER_BLOCKED, "code"), Ask("mail", SENDER_TEMP, "code"),
+            Ask("mail", f"a@{SENDER_DOMAIN_SPOOFED}", "enhanced"))),
+        Probe("unqualified", out, _session(
+            Ask("mail", "bare-sender", "bare"), mail_ok, Ask("rcpt", "bare-recipient", "bare"))),
+        Probe("size-declared", out, _session(
+            Ask("mail", f"a@client.test SIZE={MESSAGE_SIZE_LIMIT * 5}", "bare"))),
+        Probe("recipients", out, delivered(
+            Ask("rcpt", f"no-such-user@{LOCAL_DOMAIN}", "bare"),
+            Ask("rcpt", f"no-such-user@{PLAIN_DOMAIN}", "bare"),
+            Ask("rcpt", "x@elsewhere.test", "code"),
+            Ask("rcpt", f"y@{RELAY_ENHANCED_ONLY}", "enhanced"),
+            Ask("rcpt", f"{GREYLISTED_USER}@{LOCAL_DOMAIN}", "code"),
+            Ask("rcpt", f"{WAIT_USER}@{LOCAL_DOMAIN}", "bare"),
+            Ask("rcpt", fine), Ask("rcpt", f"postmaster@{PLAIN_DOMAIN}"),
+            Ask("data", body=scenario.message("several recipients")))),
+        Probe("data", CLIENT_NO_DATA, delivered(Ask("rcpt", fine), refused_data("code", "x"))),
+        Probe("content", out, delivered(Ask("rcpt", fine), refused_data("code", f"Buy {SUBJECT_REJECTED}"))),
+        Probe("virus", out, delivered(Ask("rcpt", fine), refused_data("bare", f"See {SUBJECT_VIRUS}"))),
+        Probe("too-big", out, delivered(Ask("rcpt", fine), refused_data("bare", "big", too_big))),
     ]
 
 
-def run_probe(port: int, probe: Probe) -> list[Heard]:
+def run_probe(port: int, probe: Probe) -> list[Seen]:
     """Play one probe against Exim; every reply must be the kind it aims for."""
     client = smtplib.SMTP(timeout=30)
-    heard: list[Heard] = []
+    heard: list[Seen] = []
     try:
         for ask in probe.asks:
             stage, code, text = scenario._do(client, port, probe.client, ask)
-            got = Heard(probe.name, ask, stage, code, text)
+            got = Seen(probe.name, ask, stage, code, text)
             if (code >= 400 or code < 0) != (ask.logged != "accepted"):
                 raise AssertionError(f"probe {probe.name}: {ask.verb} {ask.arg!r} should be"
                                      f" {ask.logged}, got {code} {text!r}")
@@ -604,7 +599,7 @@ def run_probe(port: int, probe: Probe) -> list[Heard]:
     return heard
 
 
-def accepted_recipients(heard: list[Heard]) -> int:
+def accepted_recipients(heard: list[Seen]) -> int:
     """Recipients of the probes' messages that Exim accepted (and delivers)."""
     total = pending = 0
     for h in heard:
@@ -642,7 +637,7 @@ def _refusal(session) -> tuple[Reply, str] | None:
     return None
 
 
-def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Heard]) -> Expected:
+def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
     exp = Expected()
     if peer.errors:
         raise AssertionError(f"the scripted peer failed: {peer.errors}")
@@ -696,11 +691,11 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Hear
     exp.deliveries["deferred"] += sum(messages_to.get(REFUSED, []))
 
     for h in heard:
-        if h.ask.logged == "accepted":
+        if h.step.logged == "accepted":
             continue
-        code = str(h.code) if h.ask.logged == "code" else ""
-        enhanced = h.enhanced if h.ask.logged in ("code", "enhanced") else ""
-        if h.ask.logged == "enhanced" and not enhanced:
+        code = str(h.code) if h.step.logged == "code" else ""
+        enhanced = h.enhanced if h.step.logged in ("code", "enhanced") else ""
+        if h.step.logged == "enhanced" and not enhanced:
             raise AssertionError(f"{h.probe}: expected an enhanced code in {h.code} {h.text!r}")
         if not code:
             # The wire had a code; Exim's log cannot show it.
@@ -732,7 +727,7 @@ def run(out_dir: Path, name: str = "smtp-reply-exim-e2e") -> Result:
         with EximLab(name, routes) as lab:
             submitted = e2e_outbound()
             for rcpts in submitted:
-                lab.submit(rcpts, _message(f"Lab message to {len(rcpts)} recipients"))
+                lab.submit(rcpts, scenario.message(f"Lab message to {len(rcpts)} recipients"))
             with concurrent.futures.ThreadPoolExecutor(6) as pool:
                 heard = [h for hs in pool.map(lambda p: run_probe(lab.port, p), e2e_probes()) for h in hs]
             lab.wait_outcomes(sum(map(len, submitted)) + accepted_recipients(heard))
