@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.parsers import exim, postfix
+from exporter.parsers import exim, postfix, sendmail
 from exporter.replies import Delivery, Reply
 
 ParseFn = Callable[[str], "list[Reply | Delivery] | None"]
@@ -29,6 +29,7 @@ class Format:
 FORMATS = {
     "postfix": Format("postfix", postfix.parse, postfix.TRIGGERS, postfix.present),
     "exim": Format("exim", exim.parse, exim.TRIGGERS, exim.present),
+    "sendmail": Format("sendmail", sendmail.parse, sendmail.TRIGGERS, sendmail.present),
 }
 AUTO = "auto"
 FORMAT_NAMES = (AUTO, *FORMATS)

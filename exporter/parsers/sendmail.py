@@ -1,0 +1,204 @@
+"""Sendmail log lines to reply events. Pure: a line in, events out, no I/O.
+
+Sendmail logs only through syslog, tagged `sendmail[pid]` or `sm-mta[pid]`
+(Debian), or another `sm-*` label (`-L`). The parser reads the message after
+that tag and an optional queue id.
+
+Outbound, one line per delivery attempt (which may carry several recipients:
+`to=<a>,<b>`), written when the attempt ends:
+
+    to=<r>, delay=.., xdelay=.., mailer=esmtp, pri=.., relay=host. [ip], dsn=D, [reply=R, ]stat=S
+
+- `reply=` (builds with _FFR_LOGREPLY, such as Debian's) is the remote
+  server's reply, first line only, logged when the attempt did not succeed.
+- `stat=Sent (text)`: a 2xx reply to the end of the data crossed the wire,
+  but Sendmail logs its text without the code: counted with code "" and
+  class 2xx, or with the code when the text starts with one.
+- `stat=Deferred: 451 4.3.0 ...` repeats the remote reply; it is read only
+  when no `reply=` was logged. `stat=Deferred: Connection refused by ...`
+  and `stat=User unknown` (without `reply=`) show no reply at all.
+- `dsn=` is Sendmail's own status and never taken for the reply's enhanced
+  code: a `421 4.3.2` greeting is logged with `dsn=4.5.0`.
+- The log does not say at which SMTP step a failing reply came (greeting,
+  HELO, MAIL, RCPT, DATA or end of data all read alike): stage `unknown`.
+- Local mailers (local, prog, *file*, *include*) are not SMTP.
+
+Inbound: ruleset rejects (`ruleset=check_rcpt, arg1=.., relay=.., reject=550
+5.7.1 ...`, the stage from the ruleset), milter rejects (`Milter: to=<r>,
+reject=...`), and unknown local recipients, which Sendmail logs without the
+code it sent (`<r>... User unknown` for `550 5.1.1`): counted with code ""
+and class 5xx. `lost input channel`, `did not issue MAIL/EXPN/VRFY/ETRN` and
+`VRFY x [rejected]` carry no reply.
+
+Numbers elsewhere on these lines (pids, queue ids, `delay=00:00:15`,
+`pri=120015`, `nrcpts=2`, `size=`, IP octets, `(1/0)` uid/gid) are never
+read: codes are taken only at the start of `reply=`, `reject=` and the
+`stat=` texts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply, reply_from_text, split_reply
+
+TRIGGERS = ("stat=", "reject=", "... User unknown")
+
+_PRESENT = re.compile(rb"[ \]](?:sendmail|sm-[\w.-]+)\[\d+\]: ")
+
+
+def present(block: bytes) -> bool:
+    """Could this block hold Sendmail lines (a `sendmail[pid]: ` or
+    `sm-mta[pid]: ` tag)? Postfix's own `postfix/sendmail[pid]` is not one."""
+    return _PRESENT.search(block) is not None
+
+
+# Sendmail's queue ids: 12 (8.11) to 14+ (8.12+) letters and digits.
+_QUEUE_ID = re.compile(r"[0-9A-Za-z]{8,20}: ")
+
+_LOCAL_MAILERS = frozenset(("local", "prog", "*file*", "*include*"))
+
+_RULESET_STAGES = {
+    "check_relay": "connect",
+    "check_mail": "mail",
+    "check_rcpt": "rcpt",
+    "check_data": "data",
+    "check_eoh": "end_of_data",
+    "check_eom": "end_of_data",
+    "check_vrfy": "other",
+    "check_expn": "other",
+    "check_etrn": "other",
+    "trust_auth": "auth",
+}
+# check_compat runs when a message is delivered: its reject becomes a bounce,
+# not a reply to an SMTP client.
+_RULESETS_WITHOUT_REPLY = frozenset(("check_compat",))
+
+# "Milter: <what>, reject=...": the step the milter answered.
+_MILTER_STAGES = {
+    "connect": "connect",
+    "helo": "helo",
+    "from": "mail",
+    "to": "rcpt",
+    "data": "end_of_data",
+}
+
+# Sendmail's own status for a failed STARTTLS handshake, not a remote reply.
+_SYNTHESISED_DEFERRALS = ("403 4.7.0 TLS handshake failed",)
+
+
+def parse(line: str) -> list[Reply | Delivery] | None:
+    """Events for one Sendmail log line; None when the line is not Sendmail's
+    or has no shape this parser knows."""
+    end = line.find("]: ")
+    if end < 0:
+        return None
+    start = line.rfind(" ", 0, end) + 1
+    bracket = line.find("[", start, end)
+    if bracket < 0:
+        return None
+    tag = line[start:bracket]
+    if tag != "sendmail" and not tag.startswith("sm-"):
+        return None
+    message = line[end + 3 :]
+    m = _QUEUE_ID.match(message)
+    if m:
+        message = message[m.end() :]
+    if message.startswith("to="):
+        return _delivery(message)
+    if message.startswith("ruleset="):
+        return _ruleset_reject(message)
+    if message.startswith("Milter"):
+        return _milter_reject(message)
+    if message.startswith("<") and message.endswith(">... User unknown"):
+        # "550 5.1.1 <r>... User unknown" went to the client; the log
+        # keeps only the text.
+        return [Reply(INBOUND, "", "5xx", "", "rcpt")]
+    if "reject=" in message or "stat=" in message:
+        return None
+    return []
+
+
+def _field(message: str, name: str, after: int = 0) -> tuple[str, int] | None:
+    """(value, start) of ", name=value" (up to the next ", "), or None."""
+    at = message.find(f", {name}=", after)
+    if at < 0:
+        return None
+    begin = at + len(name) + 3
+    stop = message.find(", ", begin)
+    return message[begin : stop if stop >= 0 else len(message)], begin
+
+
+def _delivery(message: str) -> list[Reply | Delivery] | None:
+    mailer = _field(message, "mailer")
+    if mailer is not None and mailer[0] in _LOCAL_MAILERS:
+        return []
+    if _field(message, "relay") is None:
+        return []  # no remote host: a local or queue-only line
+    reply = message.find(", reply=")
+    stat_at = message.find(", stat=", reply if reply >= 0 else 0)
+    if stat_at < 0:
+        return []  # "to=<a>,<b>,[more]": the status comes on a later line
+    stat = message[stat_at + 7 :]
+    dsn_field = _field(message, "dsn")
+    dsn = dsn_field[0] if dsn_field else ""
+    status = _status(stat, dsn)
+    if status is None:
+        return []  # "stat=queued": no attempt was made
+    events: list[Reply | Delivery] = [Delivery(status)]
+    found = None
+    if reply >= 0:
+        found = reply_from_text(OUTBOUND, message[reply + 8 : stat_at], "unknown")
+    elif status == "sent":
+        found = _sent_reply(stat)
+    elif stat.startswith("Deferred: ") and not stat.startswith(_SYNTHESISED_DEFERRALS, 10):
+        found = reply_from_text(OUTBOUND, stat[10:], "unknown")
+    if found is not None:
+        events.append(found)
+    return events
+
+
+def _status(stat: str, dsn: str) -> str | None:
+    if stat.startswith("Sent"):
+        return "sent"
+    if stat.startswith("Deferred"):
+        return "deferred"
+    if stat.startswith("queued"):
+        return None
+    if dsn == "4.4.7":
+        return "expired"  # "Cannot send message for 5 days"
+    return "deferred" if dsn.startswith("4") else "bounced"
+
+
+def _sent_reply(stat: str) -> Reply:
+    """The reply to the end of the data behind "stat=Sent (text)"."""
+    text = stat[6:] if stat.startswith("Sent (") else ""
+    parts = split_reply(text)
+    if parts is not None and parts[0].startswith("2"):
+        return reply_from_text(OUTBOUND, text, "end_of_data") or Reply(OUTBOUND, "", "2xx", "", "end_of_data")
+    return Reply(OUTBOUND, "", "2xx", "", "end_of_data")
+
+
+def _ruleset_reject(message: str) -> list[Reply] | None:
+    comma = message.find(", ")
+    ruleset = message[8:comma] if comma > 0 else message[8:]
+    at = message.find(", reject=")
+    if at < 0:
+        return []  # "ruleset=..., quarantine=...", discard and kin
+    if ruleset in _RULESETS_WITHOUT_REPLY:
+        return []
+    stage = _RULESET_STAGES.get(ruleset, "unknown")
+    reply = reply_from_text(INBOUND, message[at + 9 :], stage)
+    return [reply] if reply is not None else None
+
+
+def _milter_reject(message: str) -> list[Reply] | None:
+    # "Milter: to=<r>, reject=550 5.7.1 ...", "Milter: data, reject=...",
+    # "Milter: connect: host=h, addr=a, reject=...", "Milter: helo=h, reject=..."
+    at = message.find(", reject=")
+    if at < 0 or not message.startswith("Milter: "):
+        return []
+    word = re.match(r"[a-z]+", message[8:])
+    stage = _MILTER_STAGES.get(word.group() if word else "", "unknown")
+    reply = reply_from_text(INBOUND, message[at + 9 :], stage)
+    return [reply] if reply is not None else None
