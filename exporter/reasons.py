@@ -118,6 +118,7 @@ _STRONG_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"not permitted to relay",
         r"we do not relay",
         r"no relaying",
+        r"allowed rcpthosts",  # qmail
     )),
     ("auth_failed", (
         r"dmarc",
@@ -239,6 +240,7 @@ _WEAK_PHRASES = (
     r"prohibit",
     r"blocked",
     r"refused",
+    r"fully-qualified",  # Postfix reject_non_fqdn_* restrictions
 )
 
 # Enhanced codes (precedence step 4), in the syntax of a user rule's
@@ -418,7 +420,7 @@ def _check_rule(item: Any, key: str) -> Rule:
     # YAML reads an unquoted 550 as a number.
     if isinstance(code, int) and not isinstance(code, bool):
         code = str(code)
-    if not isinstance(code, str) or not _CODE_PATTERN.fullmatch(code) or code[0] in "23":
+    if "code" in item and (not isinstance(code, str) or not _CODE_PATTERN.fullmatch(code) or code[0] in "23"):
         raise ReasonRuleError(f"{key}.code", f"{item['code']!r} is not the code of a failed reply; "
                               "use 4xx or 5xx with x for any digit, e.g. 550, 55x or 5xx")
     enhanced = item.get("enhanced", "")
