@@ -15,6 +15,7 @@ from exporter import __version__, table
 from exporter.config import ConfigError, Settings, SourceConfig, check, load_config
 from exporter.metrics import ExporterMetrics
 from exporter.once import scan_files
+from exporter.parsers import formats_for
 
 EXIT_CONFIG = 2
 
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="log files or glob patterns to follow (with --once: files to read; '-' is stdin)",
     )
     p.add_argument("--config", metavar="FILE", help="YAML configuration file; flags override it")
+    p.add_argument("--format", metavar="NAME",
+                   help="log format of the LOGFILE arguments: auto (default), postfix, exim, ... "
+                   "or a format the config defines")
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     once = p.add_argument_group("batch mode")
     once.add_argument(
@@ -74,6 +78,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     settings = load_config(args.config) if args.config else Settings()
     if args.logfiles:
         settings.sources = [SourceConfig(path=path) for path in args.logfiles]
+    if args.format is not None:
+        for source in settings.sources:
+            source.format = args.format
     for attr in ("listen_addresses", "telemetry_path", "web_config_file", "state_file",
                  "from_beginning", "poll"):
         value = getattr(args, attr)
@@ -108,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_once(settings: Settings, output: str, workers: int) -> int:
-    metrics = ExporterMetrics()
-    paths = [(s.path, s.format) for s in settings.sources if s.path]
+    metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
+    paths = [(s.path, formats_for(s.format, settings.formats)) for s in settings.sources if s.path]
     try:
-        scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers)
+        scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers, settings.labeller())
     except OSError as err:
         print(f"smtp-reply-exporter: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1
@@ -135,7 +142,7 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     except web.WebConfigError as err:
         print(f"smtp-reply-exporter: configuration error: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    metrics = ExporterMetrics()
+    metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
     ProcessCollector(registry=metrics.registry)
     PlatformCollector(registry=metrics.registry)
     stop, waker, reload_requested = threading.Event(), Waker(), threading.Event()

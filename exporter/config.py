@@ -12,8 +12,12 @@ from typing import Any
 
 import yaml
 
+from exporter.labels import Labeller
 from exporter.lines import DEFAULT_MAX_LINE
-from exporter.parsers import AUTO, FORMAT_NAMES
+from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
+from exporter.parsers import AUTO, FORMATS, Format, with_custom
+from exporter.providers import ProviderTable
+from exporter.reasons import ReasonRules
 
 # The Prometheus default port list has allocated all of 9100-9999; 10925 lies
 # above it ("25" for SMTP) and clear of the ports mail hosts use themselves,
@@ -51,6 +55,13 @@ class Settings:
     poll_interval_seconds: float = 1.0
     rotation_grace_seconds: float = 5.0
     max_line_bytes: int = DEFAULT_MAX_LINE
+    max_reply_series: int = DEFAULT_MAX_REPLY_SERIES
+    formats: dict[str, Format] = field(default_factory=lambda: dict(FORMATS))
+    providers: ProviderTable = field(default_factory=ProviderTable.bundled)
+    reasons: ReasonRules = field(default_factory=ReasonRules.default)
+
+    def labeller(self) -> Labeller:
+        return Labeller(self.providers, self.reasons)
 
 
 # Top-level keys of the file: key -> (Settings field, expected type, hint).
@@ -61,7 +72,11 @@ _SCALARS: dict[str, tuple[str, type | tuple[type, ...], str]] = {
     "poll_interval_seconds": ("poll_interval_seconds", (int, float), "a number of seconds > 0"),
     "rotation_grace_seconds": ("rotation_grace_seconds", (int, float), "a number of seconds >= 0"),
     "max_line_bytes": ("max_line_bytes", int, "a whole number of bytes >= 1024"),
+    "max_reply_series": ("max_reply_series", int, "a whole number of label sets >= 100"),
 }
+# Keys whose value is compiled by its own module, which raises ValueError
+# ("where: problem; fix") for us to place in the file.
+_TABLES = ("formats", "providers", "reasons")
 _WEB = {
     "listen_addresses": f"a list of host:port strings, e.g. [\":{DEFAULT_PORT}\"]",
     "telemetry_path": "a path starting with /, e.g. /metrics",
@@ -92,8 +107,10 @@ def load_config(path: str) -> Settings:
         elif key in _SCALARS:
             attr, kind, hint = _SCALARS[key]
             setattr(settings, attr, _typed(path, key, value, kind, hint))
+        elif key in _TABLES:
+            _table(path, key, value, settings)
         else:
-            known = ", ".join(["sources", "web", *_SCALARS])
+            known = ", ".join(["sources", "web", *_SCALARS, *_TABLES])
             raise ConfigError(path, str(key), f"unknown key; known keys are: {known}")
     check(settings, path)
     return settings
@@ -105,6 +122,25 @@ def _typed(path: str, key: str, value: Any, kind: type | tuple[type, ...], hint:
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
         raise ConfigError(path, key, f"got {value!r}; expected {hint}")
     return value
+
+
+def _table(path: str, key: str, value: Any, settings: Settings) -> None:
+    try:
+        if key == "formats":
+            if not isinstance(value, list):
+                raise ValueError(": must be a list of {name:, match:} entries")
+            settings.formats = with_custom(value)
+        elif key == "providers":
+            settings.providers = ProviderTable.from_config(value)
+        else:
+            settings.reasons = ReasonRules.from_config(value, key)
+    except ValueError as err:
+        problem = str(err)
+        # Modules that name the entry ("[2].match: ...") extend the key.
+        if problem.startswith((".", "[", ":")):
+            where, _, problem = problem.partition(": ")
+            raise ConfigError(path, key + where.removeprefix(":"), problem) from None
+        raise ConfigError(path, key, problem) from None
 
 
 def _sources(path: str, value: Any) -> list[SourceConfig]:
@@ -156,8 +192,9 @@ def _web(path: str, value: Any, settings: Settings) -> None:
 def check(settings: Settings, path: str = "(command line)") -> None:
     """Checks that hold whether a value came from the file or from a flag."""
     for source in settings.sources:
-        if source.format not in FORMAT_NAMES:
-            raise ConfigError(path, "sources.format", f"{source.format!r} is not one of: {', '.join(FORMAT_NAMES)}")
+        if source.format != AUTO and source.format not in settings.formats:
+            names = ", ".join((AUTO, *settings.formats))
+            raise ConfigError(path, "sources.format", f"{source.format!r} is not one of: {names}")
     if not settings.telemetry_path.startswith("/") or settings.telemetry_path == "/":
         raise ConfigError(path, "web.telemetry_path", f"got {settings.telemetry_path!r}; expected a path such as /metrics")
     for address in settings.listen_addresses:
@@ -170,6 +207,8 @@ def check(settings: Settings, path: str = "(command line)") -> None:
         raise ConfigError(path, "rotation_grace_seconds", "must be >= 0")
     if settings.max_line_bytes < 1024:
         raise ConfigError(path, "max_line_bytes", "must be at least 1024")
+    if settings.max_reply_series < 100:
+        raise ConfigError(path, "max_reply_series", "must be at least 100")
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

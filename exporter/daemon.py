@@ -84,6 +84,8 @@ class Daemon:
     def apply(self, settings: Settings) -> None:
         """Start following the configured sources; keep the ones already followed."""
         self.settings = settings
+        # Sources already followed keep the tables they started with.
+        self._labeller = settings.labeller()
         files = {s.name: s for s in settings.sources if s.path}
         journals = {s.name: s for s in settings.sources if s.journal_units}
         for running, wanted in ((self.sources, files), (self.journals, journals)):
@@ -105,7 +107,8 @@ class Daemon:
 
     def _scanner_for(self, source: str, format_name: str):  # noqa: ANN202
         sink = self.metrics.sink_for(source)
-        return LineScanner(formats_for(format_name), sink, self.settings.max_line_bytes).feed
+        formats = formats_for(format_name, self.settings.formats)
+        return LineScanner(formats, sink, self.settings.max_line_bytes, self._labeller).feed
 
     def _file_source(self, source: SourceConfig) -> LogSource:
         assert source.path is not None

@@ -16,7 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exporter import __version__, codes
-from exporter.replies import DELIVERY_STATUSES, Delivery, Reply
+from exporter.labels import DELIVERY_LABELS, REASON_LABELS, REPLY_LABELS, Counts
+from exporter.providers import OTHER
+from exporter.replies import DELIVERY_STATUSES
 from exporter.tailer import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
@@ -38,15 +40,23 @@ class ExporterMetrics:
         self.replies = Counter(
             "smtp_replies",
             "SMTP replies seen in the mail log, by direction, code, class, "
-            "enhanced status code and the SMTP stage they answered.",
-            ["direction", "code", "class", "enhanced", "stage"],
+            "enhanced status code, the SMTP stage they answered and the remote "
+            "provider (outbound; \"\" for inbound).",
+            REPLY_LABELS,
+            registry=r,
+        )
+        self.reasons = Counter(
+            "smtp_reply_reasons",
+            "4xx and 5xx replies by the reason their code and text give "
+            "(user_unknown, greylisted, blocklisted, ...), direction and remote provider.",
+            REASON_LABELS,
             registry=r,
         )
         self.deliveries = Counter(
             "smtp_deliveries",
-            "Delivery attempts by our MTA by outcome, including attempts "
-            "that got no reply at all (connection refused, timeout, DNS).",
-            ["status"],
+            "Delivery attempts by our MTA by outcome and remote provider, including "
+            "attempts that got no reply at all (connection refused, timeout, DNS).",
+            DELIVERY_LABELS,
             registry=r,
         )
         reply_info = Gauge(
@@ -106,12 +116,16 @@ class ExporterMetrics:
 
         # Zero series for every label value known in advance, so rates and
         # ratios exist before the first event.
-        self._delivery_children = {s: self.deliveries.labels(s) for s in DELIVERY_STATUSES}
-        self._reply_children: dict[Reply, Counter] = {}
+        self._delivery_children = {
+            (s, OTHER): self.deliveries.labels(s, OTHER) for s in DELIVERY_STATUSES
+        }
+        self._reason_children: dict[tuple[str, ...], Counter] = {}
+        self._reply_children: dict[tuple[str, ...], Counter] = {}
         self._sinks: dict[str, SourceSink] = {}
         # What a state file keeps across restarts, beside the read positions.
         self._persistent = {
             "smtp_replies_total": self.replies,
+            "smtp_reply_reasons_total": self.reasons,
             "smtp_deliveries_total": self.deliveries,
             "smtp_exporter_lines_total": self.lines,
             "smtp_exporter_read_bytes_total": self.read_bytes,
@@ -126,29 +140,32 @@ class ExporterMetrics:
             sink = self._sinks[source] = SourceSink(self, source)
         return sink
 
-    def add_events(self, events: dict[Reply | Delivery, int]) -> None:
-        for event, n in events.items():
-            if type(event) is Reply:
-                child = self._reply_children.get(event)
+    def add_counts(self, counts: Counts) -> None:
+        for key, n in counts.replies.items():
+            child = self._reply_children.get(key)
+            if child is None:
+                child = self._reply_child(key, n)
+            child.inc(n)
+        # Reasons and providers are fixed lists: these two stay bounded.
+        for children, counter, batch in (
+            (self._reason_children, self.reasons, counts.reasons),
+            (self._delivery_children, self.deliveries, counts.deliveries),
+        ):
+            for key, n in batch.items():
+                child = children.get(key)
                 if child is None:
-                    child = self._reply_child(event, n)
-                child.inc(n)
-            else:
-                child = self._delivery_children.get(event.status)
-                if child is None:
-                    child = self._delivery_children[event.status] = self.deliveries.labels(
-                        event.status
-                    )
+                    child = children[key] = counter.labels(*key)
                 child.inc(n)
 
-    def _reply_child(self, reply: Reply, n: int) -> Counter:
+    def _reply_child(self, key: tuple[str, ...], n: int) -> Counter:
         if len(self._reply_children) >= self.max_reply_series:
             self.label_overflow.inc(n)
-            reply = reply._replace(code="other", enhanced="other")
-            child = self._reply_children.get(reply)
+            direction, _, reply_class, _, stage, remote = key
+            key = (direction, "other", reply_class, "other", stage, remote)
+            child = self._reply_children.get(key)
             if child is not None:
                 return child
-        child = self._reply_children[reply] = self.replies.labels(*reply)
+        child = self._reply_children[key] = self.replies.labels(*key)
         return child
 
     def update_sources(self, stats: Iterable[tuple[str, SourceStats]]) -> None:
@@ -170,21 +187,19 @@ class ExporterMetrics:
         for name, labels, value in rows:
             counter = self._persistent.get(name)
             if counter is not None:
-                (counter.labels(**labels) if labels else counter).inc(value)
+                # A state file written before a label existed lacks it: "".
+                names = counter._labelnames  # noqa: SLF001 - prometheus_client has no public accessor
+                (counter.labels(*(labels.get(n, "") for n in names)) if names else counter).inc(value)
 
-    def reply_counts(self) -> dict[Reply, float]:
-        """Current value of every reply series (for the table view and tests)."""
-        counts: dict[Reply, float] = {}
-        for family in self.replies.collect():
+    def totals(self, name: str, *labels: str) -> dict[tuple[str, ...], float]:
+        """A metric's samples summed by the labels named (e.g. over sources)."""
+        totals: dict[tuple[str, ...], float] = {}
+        for family in self.registry.collect():
             for sample in family.samples:
-                if sample.name == "smtp_replies_total":
-                    labels = sample.labels
-                    reply = Reply(
-                        labels["direction"], labels["code"], labels["class"],
-                        labels["enhanced"], labels["stage"],
-                    )
-                    counts[reply] = sample.value
-        return counts
+                if sample.name == name:
+                    key = tuple(sample.labels.get(label, "") for label in labels)
+                    totals[key] = totals.get(key, 0.0) + sample.value
+        return totals
 
 
 class SourceSink:
@@ -197,9 +212,9 @@ class SourceSink:
         self._truncated = metrics.truncated.labels(source)
         self._invalid = metrics.invalid_utf8.labels(source)
 
-    def add(self, events: dict[Reply | Delivery, int], lines: dict[str, int], nbytes: int) -> None:
-        if events:
-            self._metrics.add_events(events)
+    def add(self, counts: Counts, lines: dict[str, int], nbytes: int) -> None:
+        if counts:
+            self._metrics.add_counts(counts)
         for result, child in self._lines.items():
             if lines[result]:
                 child.inc(lines[result])

@@ -16,8 +16,9 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
+from exporter.labels import Labeller
 from exporter.lines import LineBuffer
-from exporter.parsers import formats_for
+from exporter.parsers import Format
 from exporter.scanner import EventSink, LineScanner, Tally
 
 BLOCK_SIZE = 1 << 20
@@ -50,20 +51,22 @@ def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limi
 
 
 def scan_files(
-    paths: Iterable[tuple[str, str]],
+    paths: Iterable[tuple[str, tuple[Format, ...]]],
     sink_for: Callable[[str], EventSink],
     max_line: int,
     workers: int = 1,
+    labeller: Labeller | None = None,
 ) -> None:
-    """Count each (path, format name) into the sink for its path (its `source`)."""
-    for path, format_name in paths:
+    """Count each (path, the formats it may hold) into the sink for its path (its `source`)."""
+    labeller = labeller if labeller is not None else Labeller()
+    for path, formats in paths:
         sink = sink_for(path)
         if workers > 1 and path != "-" and _worth_splitting(path):
-            _scan_parallel(path, format_name, sink, max_line, workers)
+            _scan_parallel(path, formats, sink, max_line, workers, labeller)
             continue
         stream = open_log(path)
         try:
-            scanner = LineScanner(formats_for(format_name), sink, max_line)
+            scanner = LineScanner(formats, sink, max_line, labeller)
             scan_stream(stream, scanner, LineBuffer(max_line))
         finally:
             if stream is not sys.stdin.buffer:
@@ -98,19 +101,25 @@ def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _scan_range(path: str, start: int, end: int, format_name: str, max_line: int) -> Tally:
+def _scan_range(
+    path: str, start: int, end: int, formats: tuple[Format, ...], max_line: int, labeller: Labeller
+) -> Tally:
     tally = Tally()
     with open(path, "rb") as f:
         f.seek(start)
-        scanner = LineScanner(formats_for(format_name), tally, max_line)
+        scanner = LineScanner(formats, tally, max_line, labeller)
         scan_stream(f, scanner, LineBuffer(max_line), end - start)
     return tally
 
 
-def _scan_parallel(path: str, format_name: str, sink: EventSink, max_line: int, workers: int) -> None:
+def _scan_parallel(
+    path: str, formats: tuple[Format, ...], sink: EventSink, max_line: int, workers: int, labeller: Labeller
+) -> None:
     ranges = line_aligned_ranges(path, workers)
     # fork: the workers inherit the loaded parsers instead of re-importing them.
     with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
-        tallies = pool.starmap(_scan_range, [(path, a, b, format_name, max_line) for a, b in ranges])
+        tallies = pool.starmap(
+            _scan_range, [(path, a, b, formats, max_line, labeller) for a, b in ranges]
+        )
     for tally in tallies:
         tally.merge_into(sink)

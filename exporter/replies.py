@@ -30,19 +30,22 @@ DELIVERY_STATUSES = ("sent", "deferred", "bounced", "expired")
 
 
 class Reply(NamedTuple):
-    """One SMTP reply, in the label order of smtp_replies_total."""
+    """One SMTP reply, as a parser read it from one log line."""
 
     direction: str
     code: str  # "550", or "" when the log shows only an enhanced code
     reply_class: str  # "2xx" .. "5xx"
     enhanced: str  # "5.1.1" as carried by the reply itself, or ""
     stage: str
+    host: str = ""  # the remote server's host name as logged (outbound), or ""
+    text: str = ""  # the reply as logged, from its code on (for reasons)
 
 
 class Delivery(NamedTuple):
     """One delivery attempt by our MTA, whether or not it got a reply."""
 
     status: str
+    host: str = ""  # the relay host name as logged, or "" when there was none
 
 
 # A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone or followed by
@@ -75,15 +78,25 @@ def split_reply(text: str) -> tuple[str, str] | None:
     return None
 
 
-def make_reply(direction: str, code: str, enhanced: str, stage: str) -> Reply:
+def make_reply(
+    direction: str, code: str, enhanced: str, stage: str, host: str = "", text: str = ""
+) -> Reply:
     """Build a Reply, deriving its class from the code or else the enhanced code."""
     first = code[0] if code else enhanced[0]
-    return Reply(direction, code, first + "xx", enhanced, stage)
+    return Reply(direction, code, first + "xx", enhanced, stage, host, text)
 
 
-def reply_from_text(direction: str, text: str, stage: str) -> Reply | None:
+def reply_from_text(direction: str, text: str, stage: str, host: str = "") -> Reply | None:
     """A Reply for a logged reply text, or None when the text carries no code."""
-    return _reply_from_head(direction, text[:_HEAD], stage)
+    parts = _head_parts(text[:_HEAD])
+    if parts is None:
+        return None
+    # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs
+    # for every reply in the log.
+    return _new_tuple(Reply, (direction, *parts, stage, host, text))
+
+
+_new_tuple = tuple.__new__
 
 
 # split_reply reads at most this many characters: "550-5.7.123" plus the two
@@ -95,11 +108,13 @@ _HEAD = 15
 # decide the result skips the regex work for nearly every line. Bounded, so a
 # hostile log cannot grow it.
 @lru_cache(maxsize=4096)
-def _reply_from_head(direction: str, head: str, stage: str) -> Reply | None:
+def _head_parts(head: str) -> tuple[str, str, str] | None:
+    """(code, class, enhanced) of a reply's first characters, or None."""
     parts = split_reply(head)
     if parts is None:
         return None
-    return make_reply(direction, parts[0], parts[1], stage)
+    code, enhanced = parts
+    return code, (code or enhanced)[0] + "xx", enhanced
 
 
 # Used to tell a coverage gap from noise: a line that no parser took but that

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
+from exporter.labels import Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import Format, ParseFn
 from exporter.replies import Delivery, Reply, looks_like_reply
@@ -20,7 +21,7 @@ Event = Reply | Delivery
 
 
 class EventSink(Protocol):
-    def add(self, events: dict[Event, int], lines: dict[str, int], nbytes: int) -> None: ...
+    def add(self, counts: Counts, lines: dict[str, int], nbytes: int) -> None: ...
 
 
 def _first_taker(parsers: tuple[ParseFn, ...]) -> ParseFn:
@@ -35,10 +36,17 @@ def _first_taker(parsers: tuple[ParseFn, ...]) -> ParseFn:
 
 
 class LineScanner:
-    def __init__(self, formats: Sequence[Format], sink: EventSink, max_line: int = DEFAULT_MAX_LINE) -> None:
+    def __init__(
+        self,
+        formats: Sequence[Format],
+        sink: EventSink,
+        max_line: int = DEFAULT_MAX_LINE,
+        labeller: Labeller | None = None,
+    ) -> None:
         self._formats = tuple(formats)
         self._sink = sink
         self._max_line = max_line
+        self._labeller = labeller if labeller is not None else Labeller()
         # (parse, triggers) for each combination of formats seen present.
         self._plans: dict[tuple[Format, ...], tuple[ParseFn | None, tuple[bytes, ...]]] = {}
 
@@ -76,7 +84,7 @@ class LineScanner:
             while at >= 0:
                 starts.add(rfind(b"\n", 0, at) + 1)
                 at = find(trigger, at + step)
-        events: dict[Event, int] = {}
+        events: list[Event] = []
         matched = unrecognized = invalid = 0
         truncated = cut
         max_line = self._max_line
@@ -94,8 +102,7 @@ class LineScanner:
             result = parse(line)
             if result:
                 matched += 1
-                for event in result:
-                    events[event] = events.get(event, 0) + 1
+                events += result
             elif result is None and looks_like_reply(line):
                 unrecognized += 1
         total = block.count(b"\n")
@@ -106,7 +113,9 @@ class LineScanner:
             "truncated": truncated,
             "invalid_utf8": invalid,
         }
-        self._sink.add(events, lines, len(block))
+        counts = Counts()
+        self._labeller.count(events, counts)
+        self._sink.add(counts, lines, len(block))
 
 
 class Tally:
@@ -114,14 +123,14 @@ class Tally:
     whose tallies the parent merges into the metrics."""
 
     def __init__(self) -> None:
-        self.events: Counter[Event] = Counter()
+        self.counts = Counts()
         self.lines: Counter[str] = Counter()
         self.nbytes = 0
 
-    def add(self, events: dict[Event, int], lines: dict[str, int], nbytes: int) -> None:
-        self.events.update(events)
+    def add(self, counts: Counts, lines: dict[str, int], nbytes: int) -> None:
+        self.counts.merge(counts)
         self.lines.update(lines)
         self.nbytes += nbytes
 
     def merge_into(self, sink: EventSink) -> None:
-        sink.add(dict(self.events), dict(self.lines), self.nbytes)
+        sink.add(self.counts, dict(self.lines), self.nbytes)

@@ -14,16 +14,6 @@ _TITLES = {
 }
 
 
-def _value(metrics: ExporterMetrics, name: str, **labels: str) -> int:
-    """A sample's value summed over the labels not named (e.g. over sources)."""
-    total = 0.0
-    for family in metrics.registry.collect():
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return int(total)
-
-
 def _meaning(code: str, enhanced: str) -> str:
     parts = []
     for value, lookup in ((code, codes.reply_code_meaning), (enhanced, codes.enhanced_meaning)):
@@ -36,21 +26,23 @@ def _meaning(code: str, enhanced: str) -> str:
 
 def render(metrics: ExporterMetrics) -> str:
     out: list[str] = []
-    lines = {r: _value(metrics, "smtp_exporter_lines_total", result=r) for r in LINE_RESULTS}
-    total = sum(lines.values())
+    lines = metrics.totals("smtp_exporter_lines_total", "result")
     out.append(
-        f"Lines read: {total}  ("
-        + ", ".join(f"{r} {lines[r]}" for r in LINE_RESULTS)
-        + f"), {_value(metrics, 'smtp_exporter_read_bytes_total')} bytes"
+        f"Lines read: {int(sum(lines.values()))}  ("
+        + ", ".join(f"{r} {int(lines.get((r,), 0))}" for r in LINE_RESULTS)
+        + f"), {int(sum(metrics.totals('smtp_exporter_read_bytes_total').values()))} bytes"
     )
-    deliveries = "  ".join(
-        f"{s} {_value(metrics, 'smtp_deliveries_total', status=s)}" for s in DELIVERY_STATUSES
+    deliveries = metrics.totals("smtp_deliveries_total", "status")
+    out.append(
+        "Delivery attempts: " + "  ".join(f"{s} {int(deliveries.get((s,), 0))}" for s in DELIVERY_STATUSES)
     )
-    out.append(f"Delivery attempts: {deliveries}")
 
     by_direction: dict[str, dict[tuple[str, str, str], float]] = defaultdict(lambda: defaultdict(float))
-    for reply, n in metrics.reply_counts().items():
-        by_direction[reply.direction][(reply.reply_class, reply.code, reply.enhanced)] += n
+    for (direction, *key), n in metrics.totals(
+        "smtp_replies_total", "direction", "class", "code", "enhanced"
+    ).items():
+        if n:
+            by_direction[direction][tuple(key)] += n
     for direction in (OUTBOUND, INBOUND):
         rows = by_direction.get(direction, {})
         count = int(sum(rows.values()))
@@ -71,4 +63,24 @@ def render(metrics: ExporterMetrics) -> str:
                 f"  {int(n):>8}  {reply_class:5}  {code or '-':4}  {enhanced or '-':8}  "
                 f"{_meaning(code, enhanced)}"
             )
+    out.extend(_breakdown(metrics, "Outbound by remote provider", "smtp_replies_total",
+                          ("remote", "class"), direction=OUTBOUND))
+    out.extend(_breakdown(metrics, "Why 4xx and 5xx replies failed", "smtp_reply_reasons_total",
+                          ("direction", "class", "reason")))
     return "\n".join(out) + "\n"
+
+
+def _breakdown(metrics: ExporterMetrics, title: str, name: str, labels: tuple[str, ...],
+               direction: str | None = None) -> list[str]:
+    """A count column and one column per label, largest first."""
+    totals = metrics.totals(name, "direction", *labels)
+    rows: dict[tuple[str, ...], float] = defaultdict(float)
+    for (row_direction, *key), n in totals.items():
+        if n and (direction is None or row_direction == direction):
+            rows[tuple(key)] += n
+    if not rows:
+        return []
+    out = ["", f"{title}:", f"  {'count':>8}  " + "  ".join(f"{label:12}" for label in labels).rstrip()]
+    for key, n in sorted(rows.items(), key=lambda kv: (-kv[1], kv[0])):
+        out.append(f"  {int(n):>8}  " + "  ".join(f"{v or '-':12}" for v in key).rstrip())
+    return out

@@ -39,6 +39,22 @@ def test_empty_file_gives_defaults(tmp_path):
         ("web: {port: 1}\n", "web.port", "known keys"),
         ("sources: [{path: /x}\n", "(file)", "not valid YAML at line"),
         ("- a\n- b\n", "(top level)", "mapping"),
+        ("max_reply_series: 5\n", "max_reply_series", "at least 100"),
+        ("formats: {name: x}\n", "formats", "must be a list"),
+        ("formats: [{name: haraka}]\n", "formats[0].match", "named groups code"),
+        ("formats: [{name: haraka, match: 'code=(?P<code>\\d{3}'}]\n", "formats[0].match", "fix the pattern"),
+        ("formats: [{name: haraka, match: 'code=(\\d{3})'}]\n", "formats[0].match", "(?P<code>"),
+        ("formats: [{name: haraka, match: '(?P<code>\\d{3}) (?P<who>\\w+)'}]\n", "formats[0].match", "unknown group 'who'"),
+        ("formats: [{name: postfix, match: '(?P<code>\\d{3})'}]\n", "formats[0].name", "already a format"),
+        ("formats: [{name: q, match: '(?P<code>\\d{3})', direction: in}]\n", "formats[0].direction", "inbound or outbound"),
+        ("formats: [{name: q, match: '(?P<code>\\d{3})', stage: RCPT}]\n", "formats[0].stage", "one of connect"),
+        ("formats: [{name: q, match: '(?P<code>\\d{3})', contains: [\"\"]}]\n", "formats[0].contains", "non-empty"),
+        ("formats: [{name: q, match: '(?P<code>\\d{3})', colour: red}]\n", "formats[0].colour", "unknown key"),
+        ("providers: [google]\n", "providers", "mapping of provider name"),
+        ("providers: {Google: [example.com]}\n", "providers", "lowercase"),
+        ("providers: {other: [example.com]}\n", "providers", "not 'other'"),
+        ("providers: {acme: []}\n", "providers", "list of domain suffixes"),
+        ("providers: {acme: ['not a domain']}\n", "providers", "not a domain suffix"),
     ],
 )
 def test_errors_name_file_key_and_fix(tmp_path, text, key, fix):
@@ -54,3 +70,21 @@ def test_errors_name_file_key_and_fix(tmp_path, text, key, fix):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read it"):
         load_config(str(tmp_path / "nope.yml"))
+
+
+def test_custom_format_and_provider_tables_load(tmp_path):
+    f = tmp_path / "c.yml"
+    f.write_text(
+        "sources: [{path: /var/log/haraka.log, format: haraka}]\n"
+        "formats:\n"
+        "  - name: haraka\n"
+        "    match: 'outbound.*code=(?P<code>\\d{3}) (?P<enhanced>\\d\\.\\d+\\.\\d+)? host=(?P<host>\\S+)'\n"
+        "    contains: ['code=']\n"
+        "    direction: outbound\n"
+        "providers:\n"
+        "  acme: [mx.acme.example]\n"
+    )
+    settings = load_config(str(f))
+    assert "haraka" in settings.formats and "postfix" in settings.formats
+    assert settings.providers.provider_of("in1.mx.acme.example") == "acme"
+    assert settings.providers.provider_of("gmail-smtp-in.l.google.com") == "google"  # bundled kept

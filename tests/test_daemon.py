@@ -11,7 +11,8 @@ REJECT = (
     "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
     "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n"
 )
-KEY = {"direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt"}
+KEY = {"direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt",
+       "remote": ""}
 
 
 def write(path, first, count):
@@ -42,7 +43,7 @@ def test_counts_new_lines_and_keeps_zero_series(tmp_path):
     d.poll()
     assert rejects(d) == 3
     reg = d.metrics.registry
-    assert reg.get_sample_value("smtp_deliveries_total", {"status": "bounced"}) == 0
+    assert reg.get_sample_value("smtp_deliveries_total", {"status": "bounced", "remote": "other"}) == 0
     source = str(tmp_path / "mail.log")
     assert reg.get_sample_value("smtp_exporter_lines_total", {"source": source, "result": "matched"}) == 3
     assert reg.get_sample_value("smtp_exporter_source_last_read_timestamp_seconds", {"source": source}) > 0

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exporter.journal import JournalSource, entry_to_line
-from exporter.parsers import postfix
+from exporter.parsers import formats_for
+from exporter.scanner import LineScanner, Tally
 
 FAKE = Path(__file__).parent / "data" / "fake_journalctl.py"
 REJECT = (
@@ -33,10 +34,25 @@ def test_entry_to_line(entry, line):
     assert entry_to_line(entry) == line
 
 
-def test_line_from_a_journal_entry_parses_like_syslog():
-    line = entry_to_line({"MESSAGE": REJECT, "SYSLOG_IDENTIFIER": "postfix/smtpd", "SYSLOG_PID": "1"})
-    events = postfix.parse(line.decode().rstrip("\n"))
-    assert [(e.code, e.enhanced, e.stage) for e in events] == [("554", "5.7.1", "rcpt")]
+# One journal entry per MTA, as journalctl --output=json shows them, and the
+# reply each must count when read in auto mode.
+MTA_ENTRIES = [
+    ("postfix", {"MESSAGE": REJECT, "SYSLOG_IDENTIFIER": "postfix/smtpd", "SYSLOG_PID": "1"},
+     ("inbound", "554", "5xx", "5.7.1", "rcpt", "")),
+    ("exim", {"MESSAGE": "1ZsFHb-0004dK-SM ** ann@example.com R=dnslookup T=remote_smtp "
+              "H=mx.example.com [192.0.2.1]: SMTP error from remote mail server after RCPT TO:<ann@example.com>: "
+              "550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown",
+              "SYSLOG_IDENTIFIER": "exim", "SYSLOG_PID": "2"},
+     ("outbound", "550", "5xx", "5.1.1", "rcpt", "other")),
+]
+
+
+@pytest.mark.parametrize("entry,key", [m[1:] for m in MTA_ENTRIES], ids=[m[0] for m in MTA_ENTRIES])
+def test_journal_entries_of_every_mta_parse_like_syslog(entry, key):
+    tally = Tally()
+    LineScanner(formats_for("auto"), tally).feed(entry_to_line(entry))
+    assert tally.counts.replies == {key: 1}
+    assert tally.lines["matched"] == 1
 
 
 def write_journal(path, n):

@@ -10,7 +10,7 @@ DATA = Path(__file__).parent / "data"
 LOG = DATA / "once.log"
 LOG_ARG = str(LOG.relative_to(REPO))  # the source label in the golden file is this path
 GOLDEN = DATA / "once.golden"
-CONTRACT = ("smtp_replies_total", "smtp_deliveries_total", "smtp_exporter_lines_total")
+CONTRACT = ("smtp_replies_total", "smtp_reply_reasons_total", "smtp_deliveries_total", "smtp_exporter_lines_total")
 
 
 def contract_lines(exposition: str) -> str:
@@ -54,7 +54,8 @@ def test_parallel_workers_count_the_same_as_one(tmp_path):
     two = counted(run_once("--workers", "2", str(big)).stdout)
     assert one == two
     key = ("smtp_replies_total", tuple(sorted({
-        "direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt"
+        "direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt",
+        "remote": "",
     }.items())))
     assert two[key] == 40_000
 
@@ -63,7 +64,8 @@ def test_two_files_add_up():
     one = samples(run_once(str(LOG)).stdout.decode())
     two = samples(run_once(str(LOG), str(LOG)).stdout.decode())
     key = ("smtp_replies_total", tuple(sorted({
-        "direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt"
+        "direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt",
+        "remote": "",
     }.items())))
     assert two[key] == 2 * one[key] == 2
 
@@ -75,7 +77,7 @@ def test_metric_conventions():
     assert "smtp_exporter_build_info" in names
     assert not any(name.endswith("_created") for name in names)
     # Zero series exist before any event, so rates and ratios never vanish.
-    assert s[("smtp_deliveries_total", (("status", "expired"),))] == 0
+    assert s[("smtp_deliveries_total", (("remote", "other"), ("status", "expired")))] == 0
     # Meanings for dashboards, joined on the code labels.
     info = [dict(labels) for name, labels in s if name == "smtp_reply_code_info"]
     assert any(i["code"] == "550" and i["class"] == "5xx" and i["meaning"] for i in info)

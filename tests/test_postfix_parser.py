@@ -381,6 +381,62 @@ CASES = [
 
 @pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_line_gives_events(line, expected):
+    assert labels_only(parse(line)) == expected
+
+
+def labels_only(events):
+    """The events with the relay host and reply text dropped (tested below)."""
+    if events is None:
+        return None
+    return [e._replace(host="", text="") if type(e) is Reply else e._replace(host="") for e in events]
+
+
+HOSTS_AND_TEXTS = [
+    (
+        "status=sent: the relay's name, and the reply text",
+        SYSLOG + "postfix/smtp[2211]: 4Pc1Xk5tFpz3tG5: to=<ann@example.net>, "
+        "relay=aspmx.l.example.com[2001:db8::1a]:25, delay=1.5, delays=0.01/0.01/0.52/0.94, "
+        "dsn=2.0.0, status=sent (250 2.0.0 OK  1700000051 a3-2002si616.756 - gsmtp)",
+        [Delivery("sent", "aspmx.l.example.com"),
+         Reply("outbound", "250", "2xx", "2.0.0", "end_of_data", "aspmx.l.example.com",
+               "250 2.0.0 OK  1700000051 a3-2002si616.756 - gsmtp)")],
+    ),
+    (
+        "bounce: the host that said it",
+        SYSLOG + "postfix/smtp[501]: 6FB9036F13: to=<fi@example.com>, relay=alt1.gmr-smtp-in.l.example.com[192.0.2.26]:25, "
+        "delay=0.8, delays=0.01/0/0.4/0.4, dsn=5.7.26, status=bounced (host alt1.gmr-smtp-in.l.example.com[192.0.2.26] "
+        "said: 550 5.7.26 Unauthenticated email (in reply to end of DATA command))",
+        [Delivery("bounced", "alt1.gmr-smtp-in.l.example.com"),
+         Reply("outbound", "550", "5xx", "5.7.26", "end_of_data", "alt1.gmr-smtp-in.l.example.com",
+               "550 5.7.26 Unauthenticated email (in reply to end of DATA command))")],
+    ),
+    (
+        "relay=none: the host it could not reach, no reply",
+        SYSLOG + "postfix/smtp[702]: 2F6AB16865: to=<ja@example.com>, relay=none, delay=30, "
+        "delays=0/0/30/0, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.9]:25: Connection timed out)",
+        [Delivery("deferred", "mx.example.com")],
+    ),
+    (
+        "greeting salvaged at connect time",
+        SYSLOG + "postfix/smtp[701]: 1F6AB16865: to=<ja@example.com>, relay=none, delay=3, "
+        "delays=0/0/3/0, dsn=4.3.2, status=deferred (connect to mx2.example.com[192.0.2.9]:25: "
+        "server refused to talk to me: 421 4.3.2 Service not available)",
+        [Delivery("deferred", "mx2.example.com"),
+         Reply("outbound", "421", "4xx", "4.3.2", "connect", "mx2.example.com", "421 4.3.2 Service not available)")],
+    ),
+    (
+        "inbound: no remote host; the envelope after the reply is not reply text",
+        SYSLOG + "postfix/smtpd[1234]: NOQUEUE: reject: RCPT from unknown[192.0.2.77]: 554 5.7.1 "
+        "Service unavailable; Client host [192.0.2.77] blocked using zen.example.org; "
+        "from=<a@example.com> to=<b@example.net> proto=ESMTP helo=<spamhaus.example>",
+        [Reply("inbound", "554", "5xx", "5.7.1", "rcpt", "",
+               "554 5.7.1 Service unavailable; Client host [192.0.2.77] blocked using zen.example.org")],
+    ),
+]
+
+
+@pytest.mark.parametrize("line,expected", [c[1:] for c in HOSTS_AND_TEXTS], ids=[c[0] for c in HOSTS_AND_TEXTS])
+def test_relay_host_and_reply_text(line, expected):
     assert parse(line) == expected
 
 

@@ -1,9 +1,6 @@
 """LineScanner: finds trigger lines in a block, parses them, tallies results."""
 
-from collections import Counter
-
 from exporter.parsers import formats_for
-from exporter.replies import Delivery, Reply
 from exporter.scanner import LineScanner, Tally
 
 
@@ -22,18 +19,18 @@ SENT = (
     b"Nov  3 17:44:16 mx postfix/smtp[2]: ABC123: to=<y@example.net>, relay=mx.example.net[192.0.2.2]:25, "
     b"delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok said: 550 5.1.1 fake)\n"
 )
+REJECTED = ("inbound", "550", "5xx", "5.1.1", "rcpt", "")
 QUIET = b"Nov  3 17:44:15 mx postfix/smtpd[1]: connect from a.example[192.0.2.1]\n"
 
 
 def test_counts_each_line_once_even_with_several_triggers():
     sink = scan(QUIET + REJECT + SENT + QUIET)
-    assert sink.events == Counter(
-        {
-            Reply("inbound", "550", "5xx", "5.1.1", "rcpt"): 1,
-            Reply("outbound", "250", "2xx", "2.0.0", "end_of_data"): 1,
-            Delivery("sent"): 1,
-        }
-    )
+    assert sink.counts.replies == {
+        REJECTED: 1,
+        ("outbound", "250", "2xx", "2.0.0", "end_of_data", "other"): 1,
+    }
+    assert sink.counts.deliveries == {("sent", "other"): 1}
+    assert sink.counts.reasons == {("inbound", "5xx", "user_unknown", ""): 1}
     assert sink.lines["matched"] == 2
     assert sink.lines["ignored"] == 2
     assert sink.lines["unrecognized"] == 0
@@ -42,7 +39,7 @@ def test_counts_each_line_once_even_with_several_triggers():
 
 def test_trigger_on_first_and_last_line_of_block():
     sink = scan(REJECT + QUIET + REJECT)
-    assert sink.events[Reply("inbound", "550", "5xx", "5.1.1", "rcpt")] == 2
+    assert sink.counts.replies[REJECTED] == 2
 
 
 def test_unrecognized_is_a_reply_shaped_line_no_parser_took():
@@ -51,13 +48,13 @@ def test_unrecognized_is_a_reply_shaped_line_no_parser_took():
     sink = scan(odd + noise)
     assert sink.lines["unrecognized"] == 1
     assert sink.lines["ignored"] == 1
-    assert not sink.events
+    assert not sink.counts
 
 
 def test_invalid_utf8_is_survived_and_counted():
     bad = REJECT.replace(b"User unknown", b"User \xff\xfe unknown")
     sink = scan(bad + b"\x00\x01\x02 binary junk status= \xff\n")
-    assert sink.events[Reply("inbound", "550", "5xx", "5.1.1", "rcpt")] == 1
+    assert sink.counts.replies[REJECTED] == 1
     assert sink.lines["invalid_utf8"] == 2
 
 
@@ -66,4 +63,4 @@ def test_long_candidate_line_is_cut_and_counted():
     sink = scan(long_line, max_line=1000)
     assert sink.lines["truncated"] == 1
     # The reply sits near the start, so the cut line still counts it.
-    assert sink.events[Reply("inbound", "550", "5xx", "5.1.1", "rcpt")] == 1
+    assert sink.counts.replies[REJECTED] == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.parsers import exim, postfix, sendmail
+from exporter.parsers import custom, exim, postfix, sendmail
 from exporter.replies import Delivery, Reply
 
 ParseFn = Callable[[str], "list[Reply | Delivery] | None"]
@@ -32,9 +32,23 @@ FORMATS = {
     "sendmail": Format("sendmail", sendmail.parse, sendmail.TRIGGERS, sendmail.present),
 }
 AUTO = "auto"
-FORMAT_NAMES = (AUTO, *FORMATS)
 
 
-def formats_for(name: str) -> tuple[Format, ...]:
-    """The parsers a source's `format` setting enables."""
-    return tuple(FORMATS.values()) if name == AUTO else (FORMATS[name],)
+def formats_for(name: str, formats: dict[str, Format] = FORMATS) -> tuple[Format, ...]:
+    """The parsers a source's `format` setting enables. `formats` is the
+    bundled ones plus any the config defines (after them, so that in `auto`
+    a bundled parser takes its MTA's lines first)."""
+    return tuple(formats.values()) if name == AUTO else (formats[name],)
+
+
+def with_custom(items: list) -> dict[str, Format]:
+    """FORMATS plus the config's `formats:` entries (see parsers/custom.py).
+    Raises ValueError("[i].key: problem") naming the entry at fault."""
+    formats = dict(FORMATS)
+    for i, item in enumerate(items):
+        try:
+            name, parse, triggers = custom.compile_format(item, lambda n: n in formats or n == AUTO)
+        except ValueError as err:
+            raise ValueError(f"[{i}]{err}") from None
+        formats[name] = Format(name, parse, triggers, custom.ContainsAny(triggers))
+    return formats

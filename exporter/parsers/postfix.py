@@ -145,33 +145,50 @@ def _host_reply(text: str) -> Reply | None:
     start TLS: R". The host name holds no space, so the verb right after it
     is read exactly and never searched for in remote-chosen text.
     """
-    if text.startswith("host "):
-        after = text.find(" ", 5) + 1
-    elif text.startswith("TLS is required, but host "):
-        after = text.find(" ", 26) + 1
-        if after and text.startswith("refused to start TLS: ", after):
-            return reply_from_text(OUTBOUND, text[after + 22 :], "starttls")
-        return None
-    elif text.startswith("SASL authentication failed; server "):
-        after = text.find(" ", 35) + 1
-        if text.startswith("said: ", after):
-            return reply_from_text(OUTBOUND, text[after + 6 :], "auth")
-        return None
-    elif text.startswith("connect to "):
-        at = text.find(": server refused to talk to me: ")
-        if at < 0:
-            return None
-        return reply_from_text(OUTBOUND, text[at + 32 :], "connect")
+    for lead in _HOST_LEADS:
+        if text.startswith(lead):
+            break
     else:
         return None
+    start = len(lead)
+    after = text.find(" ", start) + 1
     if after == 0:
         return None
+    host = _host_name(text[start : after - 1])
+    if lead == "connect to ":
+        if not text.startswith("server refused to talk to me: ", after):
+            return None
+        return reply_from_text(OUTBOUND, text[after + 30 :], "connect", host)
     if text.startswith("said: ", after):
         reply = text[after + 6 :]
-        return reply_from_text(OUTBOUND, reply, _stage_of_command(reply))
-    if text.startswith("refused to talk to me: ", after):
-        return reply_from_text(OUTBOUND, text[after + 23 :], "connect")
+        stage = "auth" if lead.startswith("SASL") else _stage_of_command(reply)
+        return reply_from_text(OUTBOUND, reply, stage, host)
+    if lead == "TLS is required, but host ":
+        verb, stage = "refused to start TLS: ", "starttls"
+    else:
+        verb, stage = "refused to talk to me: ", "connect"
+    if text.startswith(verb, after):
+        return reply_from_text(OUTBOUND, text[after + len(verb) :], stage, host)
     return None
+
+
+# What precedes the remote host's name in the texts _host_reply reads.
+_HOST_LEADS = ("host ", "connect to ", "SASL authentication failed; server ", "TLS is required, but host ")
+
+
+def _host_name(named: str) -> str:
+    """"mx.example.com[192.0.2.1]" or "mx.example.com[192.0.2.1]:25" -> the name."""
+    bracket = named.find("[")
+    return named[:bracket] if bracket >= 0 else ""
+
+
+def _relay(message: str) -> str:
+    """The host name in a status line's "relay=H[ip]:port" ("" for relay=none)."""
+    at = message.find(", relay=")
+    if at < 0:
+        return ""
+    end = message.find(",", at + 8)
+    return _host_name(message[at + 8 : end])
 
 
 def _status(message: str) -> tuple[str, str] | None:
@@ -202,21 +219,31 @@ def _outbound(message: str) -> list[Reply | Delivery] | None:
             return [reply]
         return None if any(t in body for t in TRIGGERS[1:4]) else []
     status, text = found
-    events: list[Reply | Delivery] = []
-    if status in _DELIVERY_STATUSES:
-        events.append(Delivery(status))
+    relay = _relay(message)
     if text[:1].isdigit():
         # "status=sent (250 ...)": the reply to the end of the message data.
         # A verification probe ("deliverable (250 ...)") stops after RCPT.
         stage = "end_of_data" if status == "sent" else "rcpt"
-        reply = reply_from_text(OUTBOUND, text, stage)
+        reply = reply_from_text(OUTBOUND, text, stage, relay)
     else:
         # "delivery temporarily suspended: ..." repeats a cached earlier
         # reply; no new reply crossed the wire, so _host_reply ignores it.
         reply = _host_reply(text)
+    events: list[Reply | Delivery] = []
+    if status in _DELIVERY_STATUSES:
+        # With relay=none, the host it failed to reach may be in the text.
+        events.append(Delivery(status, relay or (reply.host if reply else _tried_host(text))))
     if reply is not None:
         events.append(reply)
     return events
+
+
+def _tried_host(text: str) -> str:
+    """The host in "connect to H[ip]:25: Connection refused" and kin."""
+    if text.startswith("connect to "):
+        end = text.find(" ", 11)
+        return _host_name(text[11:end]) if end > 0 else ""
+    return ""
 
 
 def _delivery_only(message: str) -> list[Delivery] | None:
@@ -274,6 +301,10 @@ def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:
     stage = _REJECT_STAGES.get(word)
     if stage is None:
         return None
-    reply = reply_from_text(INBOUND, rest[reply_at:], stage)
+    text = rest[reply_at:]
+    # The envelope Postfix appends ("; from=<..> to=<..> proto=.. helo=<..>")
+    # is the client's, not part of our reply.
+    envelope = text.find("; from=<")
+    reply = reply_from_text(INBOUND, text[:envelope] if envelope > 0 else text, stage)
     # No code logged (postscreen "too many connections"): nothing to count.
     return [reply] if reply is not None else []

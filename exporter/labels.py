@@ -1,0 +1,70 @@
+"""From parsed events to the label sets the metrics count.
+
+Parsers report what a line says, including the relay host as logged and the
+reply text. Neither may become a label value: the remote side chooses both,
+without bound. Here they become bounded ones: the host a provider from the
+suffix table (`remote`), the text of a 4xx or 5xx reply a reason from the
+rule table. A 2xx reply has no reason to give.
+
+Counts is one batch of label sets and their counts, per metric; the scanner
+fills one per block of lines and the metrics take it in one call.
+"""
+
+from __future__ import annotations
+
+from exporter.providers import ProviderTable
+from exporter.reasons import ReasonRules
+from exporter.replies import OUTBOUND, Delivery, Reply
+
+# Label names, in the order of the tuples in Counts.
+REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage", "remote")
+REASON_LABELS = ("direction", "class", "reason", "remote")
+DELIVERY_LABELS = ("status", "remote")
+
+
+class Counts:
+    """Label tuples -> counts, one dict per metric."""
+
+    __slots__ = ("replies", "reasons", "deliveries")
+
+    def __init__(self) -> None:
+        self.replies: dict[tuple[str, ...], int] = {}
+        self.reasons: dict[tuple[str, ...], int] = {}
+        self.deliveries: dict[tuple[str, ...], int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.replies or self.deliveries)
+
+    def merge(self, other: Counts) -> None:
+        for mine, theirs in (
+            (self.replies, other.replies),
+            (self.reasons, other.reasons),
+            (self.deliveries, other.deliveries),
+        ):
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
+
+
+class Labeller:
+    def __init__(self, providers: ProviderTable | None = None, reasons: ReasonRules | None = None) -> None:
+        self.providers = providers if providers is not None else ProviderTable.bundled()
+        self.reasons = reasons if reasons is not None else ReasonRules.default()
+
+    def count(self, events: list[Reply | Delivery], counts: Counts) -> None:
+        """Add the label sets of a block's events to counts (one call per
+        block: this loop runs for every reply in the log)."""
+        provider_of = self.providers.provider_of
+        reason_of = self.reasons.reason
+        replies, reasons, deliveries = counts.replies, counts.reasons, counts.deliveries
+        for event in events:
+            if type(event) is Reply:
+                direction, code, reply_class, enhanced, stage, host, text = event
+                remote = provider_of(host) if direction == OUTBOUND else ""
+                key = (direction, code, reply_class, enhanced, stage, remote)
+                replies[key] = replies.get(key, 0) + 1
+                if reply_class[0] in "45":
+                    key = (direction, reply_class, reason_of(code, enhanced, text), remote)
+                    reasons[key] = reasons.get(key, 0) + 1
+            else:
+                key = (event[0], provider_of(event[1]))
+                deliveries[key] = deliveries.get(key, 0) + 1
