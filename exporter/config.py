@@ -17,7 +17,7 @@ from exporter.lines import DEFAULT_MAX_LINE
 from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
 from exporter.parsers import AUTO, FORMATS, Format, with_custom
 from exporter.providers import ProviderTable
-from exporter.reasons import ReasonRules
+from exporter.reasons import ReasonRuleError, ReasonRules
 
 # The Prometheus default port list has allocated all of 9100-9999; 10925 lies
 # above it ("25" for SMTP) and clear of the ports mail hosts use themselves,
@@ -134,13 +134,14 @@ def _table(path: str, key: str, value: Any, settings: Settings) -> None:
             settings.providers = ProviderTable.from_config(value)
         else:
             settings.reasons = ReasonRules.from_config(value, key)
+    except ReasonRuleError as err:
+        raise ConfigError(path, err.key, err.problem) from None
     except ValueError as err:
-        problem = str(err)
-        # Modules that name the entry ("[2].match: ...") extend the key.
-        if problem.startswith((".", "[", ":")):
-            where, _, problem = problem.partition(": ")
-            raise ConfigError(path, key + where.removeprefix(":"), problem) from None
-        raise ConfigError(path, key, problem) from None
+        if key == "providers":
+            raise ConfigError(path, key, str(err)) from None
+        # Formats name the entry at fault: "[2].match: problem".
+        where, _, problem = str(err).partition(": ")
+        raise ConfigError(path, key + where, problem) from None
 
 
 def _sources(path: str, value: Any) -> list[SourceConfig]:

@@ -101,13 +101,21 @@ def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _scan_range(
-    path: str, start: int, end: int, formats: tuple[Format, ...], max_line: int, labeller: Labeller
-) -> Tally:
+# The labeller of a --once worker process, inherited through fork (its
+# caches are not picklable, and need not be).
+_worker_labeller: Labeller | None = None
+
+
+def _init_worker(labeller: Labeller) -> None:
+    global _worker_labeller  # noqa: PLW0603 - one per worker process, set once
+    _worker_labeller = labeller
+
+
+def _scan_range(path: str, start: int, end: int, formats: tuple[Format, ...], max_line: int) -> Tally:
     tally = Tally()
     with open(path, "rb") as f:
         f.seek(start)
-        scanner = LineScanner(formats, tally, max_line, labeller)
+        scanner = LineScanner(formats, tally, max_line, _worker_labeller)
         scan_stream(f, scanner, LineBuffer(max_line), end - start)
     return tally
 
@@ -116,10 +124,10 @@ def _scan_parallel(
     path: str, formats: tuple[Format, ...], sink: EventSink, max_line: int, workers: int, labeller: Labeller
 ) -> None:
     ranges = line_aligned_ranges(path, workers)
-    # fork: the workers inherit the loaded parsers instead of re-importing them.
-    with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
-        tallies = pool.starmap(
-            _scan_range, [(path, a, b, formats, max_line, labeller) for a, b in ranges]
-        )
+    # fork: the workers inherit the loaded parsers and tables (initargs are
+    # not pickled with fork) instead of re-importing and rebuilding them.
+    context = multiprocessing.get_context("fork")
+    with context.Pool(len(ranges), initializer=_init_worker, initargs=(labeller,)) as pool:
+        tallies = pool.starmap(_scan_range, [(path, a, b, formats, max_line) for a, b in ranges])
     for tally in tallies:
         tally.merge_into(sink)

@@ -43,15 +43,11 @@ class ProviderTable:
     """Maps a relay host name to its provider by the longest matching suffix."""
 
     def __init__(self, table: dict[str, tuple[str, ...]]) -> None:
-        self.table = table
         self.providers = tuple(sorted(table))
         self._by_suffix = {suffix: name for name, suffixes in table.items() for suffix in suffixes}
         # Relay hosts repeat (a handful of MX names carry most mail); bounded,
         # so a hostile log full of random names cannot grow it.
         self.provider_of = lru_cache(maxsize=4096)(self._lookup)
-
-    def __reduce__(self):  # noqa: ANN204 - pickled for --once worker processes, cache left behind
-        return ProviderTable, (self.table,)
 
     @classmethod
     def bundled(cls) -> ProviderTable:

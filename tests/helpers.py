@@ -40,3 +40,11 @@ def replies_by(exposition: str, *labels: str) -> Counter:
             if s.name == "smtp_replies_total":
                 totals[tuple(s.labels[name] for name in labels)] += int(s.value)
     return totals
+
+
+def labels_only(events):
+    """A parser's events without the relay host and reply text, which parser
+    tables test apart: what is left is what the labels are made of."""
+    if events is None:
+        return None
+    return [e._replace(host="", text="") if len(e) > 2 else e._replace(host="") for e in events]

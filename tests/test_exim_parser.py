@@ -4,6 +4,7 @@ import pytest
 
 from exporter.parsers.exim import TRIGGERS, parse
 from exporter.replies import Delivery, Reply
+from helpers import labels_only
 
 T = "2026-11-03 17:44:15 "
 SYSLOG = "Nov  3 17:44:15 mx1 exim[12105]: "
@@ -172,7 +173,27 @@ CASES = [
 
 @pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_line_gives_events(line, expected):
-    assert parse(line) == expected
+    assert labels_only(parse(line)) == expected
+
+
+@pytest.mark.parametrize(
+    "line,host",
+    [
+        ('2026-11-03 17:44:15 1ZsFHb-0004dK-SM => ann@example.com R=dnslookup T=remote_smtp '
+         'H=gmail-smtp-in.l.google.com [192.0.2.1] X=TLS1.3 C="250 2.0.0 OK 1700000000 x1si - gsmtp"',
+         "gmail-smtp-in.l.google.com"),
+        ('2026-11-03 17:44:15 1ZsFHb-0004dK-SM ** bo@example.com R=dnslookup T=remote_smtp '
+         'H=mx.example.com [192.0.2.1]: SMTP error from remote mail server after RCPT TO:<bo@example.com>: '
+         '550 5.1.1 User unknown', "mx.example.com"),
+        ('2026-11-03 17:44:15 1ZsFHb-0004dK-SM == cy@example.com R=dnslookup T=remote_smtp defer (-44): '
+         'SMTP error from remote mail server after RCPT TO:<cy@example.com>: host mx2.example.com '
+         '[192.0.2.2]: 451 4.7.1 Greylisted', "mx2.example.com"),
+        ('2026-11-03 17:44:15 1ZsFHb-0004dK-SM => di@example.com R=smarthost T=remote_smtp '
+         'H=[192.0.2.3] C="250 OK"', ""),
+    ],
+)
+def test_remote_host_of_outbound_events(line, host):
+    assert {e.host for e in parse(line)} == {host}
 
 
 @pytest.mark.parametrize("line,expected", [c[1:] for c in CASES if c[2]], ids=[c[0] for c in CASES if c[2]])

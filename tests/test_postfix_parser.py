@@ -4,6 +4,7 @@ import pytest
 
 from exporter.parsers.postfix import TRIGGERS, parse
 from exporter.replies import Delivery, Reply
+from helpers import labels_only
 
 SYSLOG = "Nov  3 17:44:15 mx1 "
 RFC3339 = "2026-11-03T17:44:15.123456+01:00 mx1 "
@@ -382,13 +383,6 @@ CASES = [
 @pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_line_gives_events(line, expected):
     assert labels_only(parse(line)) == expected
-
-
-def labels_only(events):
-    """The events with the relay host and reply text dropped (tested below)."""
-    if events is None:
-        return None
-    return [e._replace(host="", text="") if type(e) is Reply else e._replace(host="") for e in events]
 
 
 HOSTS_AND_TEXTS = [

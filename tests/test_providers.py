@@ -1,7 +1,5 @@
 """The provider table: relay host names to a short, fixed list of providers."""
 
-import pickle
-
 import pytest
 
 from exporter.providers import BUNDLED, OTHER, ProviderTable
@@ -64,8 +62,3 @@ def test_longest_suffix_wins():
     table = ProviderTable.from_config({"acme": ["example.net"], "acme_eu": ["eu.example.net"]})
     assert table.provider_of("mx.eu.example.net") == "acme_eu"
     assert table.provider_of("mx.us.example.net") == "acme"
-
-
-def test_survives_pickling_for_worker_processes():
-    copy = pickle.loads(pickle.dumps(TABLE))
-    assert copy.provider_of("mx01.mail.icloud.com") == "apple"

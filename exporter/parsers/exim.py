@@ -56,7 +56,7 @@ _REMOTE_ERROR = re.compile(
     r"(?P<lmtp>LMTP error|SMTP error from remote mail server) after (?:pipelined )?"
     r"(?P<stage>initial connection|end of data|[A-Za-z]+)[^:<]*"
     r"(?::<[^>]*>(?: [A-Za-z0-9-]+(?:=\S*)?)*)?: "
-    r"(?:host \S+ \[[^\]]*\](?::\d+)?: )?"
+    r"(?:host (?P<host>\S+) \[[^\]]*\](?::\d+)?: )?"
 )
 
 _REMOTE_STAGES = {
@@ -135,13 +135,23 @@ def _is_remote(body: str) -> bool:
     return "smtp" in transport or "lmtp" in transport
 
 
+def _host(body: str) -> str:
+    """The remote host's name in "H=mx.example.com [192.0.2.1]" ("" for "H=[ip]")."""
+    at = body.find(" H=")
+    if at < 0 or body.startswith("[", at + 3):
+        return ""
+    end = body.find(" ", at + 3)
+    return body[at + 3 : end] if end > 0 else ""
+
+
 def _delivered(body: str) -> list[Reply | Delivery]:
     events: list[Reply | Delivery] = []
+    host = _host(body)
     if _is_remote(body):
-        events.append(Delivery("sent"))
+        events.append(Delivery("sent", host))
     at = body.find(' C="')
     if at >= 0:
-        reply = reply_from_text(OUTBOUND, body[at + 4 :], "end_of_data")
+        reply = reply_from_text(OUTBOUND, body[at + 4 :], "end_of_data", host)
         if reply is not None:
             events.append(reply)
     return events
@@ -151,9 +161,10 @@ def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
     if "retry time not reached" in body:
         return []  # no attempt was made
     events: list[Reply | Delivery] = []
-    if _is_remote(body):
-        events.append(Delivery(status))
     m = _REMOTE_ERROR.search(body)
+    host = (m and m.group("host")) or _host(body)
+    if _is_remote(body):
+        events.append(Delivery(status, host))
     if m:
         if m.group("lmtp") == "LMTP error":
             # "LMTP error after DATA" (or BDAT) is a recipient's own reply
@@ -161,7 +172,7 @@ def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
             stage = "end_of_data"
         else:
             stage = _REMOTE_STAGES.get(m.group("stage"), "unknown")
-        reply = reply_from_text(OUTBOUND, body[m.end():], stage)
+        reply = reply_from_text(OUTBOUND, body[m.end():], stage, host)
         if reply is not None:
             events.append(reply)
     return events
