@@ -12,7 +12,7 @@ import threading
 from prometheus_client import disable_created_metrics, generate_latest
 
 from exporter import __version__, table
-from exporter.config import ConfigError, Settings, SourceConfig, check, load_config
+from exporter.config import ConfigError, Settings, SourceConfig, check, load_config, repeated_rejectlogs
 from exporter.metrics import ExporterMetrics
 from exporter.once import scan_files
 from exporter.parsers import formats_for
@@ -89,6 +89,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.max_line_bytes is not None:
         settings.max_line_bytes = args.max_line_bytes
     check(settings)
+    for source in repeated_rejectlogs(settings.sources):
+        logging.getLogger("smtp-reply-exporter").warning(
+            "not reading %s: Exim's rejectlog repeats the rejections of the mainlog read beside it",
+            source.path,
+        )
+        settings.sources.remove(source)
     return settings
 
 

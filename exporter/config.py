@@ -7,6 +7,7 @@ it, and the CLI exits with status 2 on one, before anything starts.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +211,22 @@ def check(settings: Settings, path: str = "(command line)") -> None:
         raise ConfigError(path, "max_line_bytes", "must be at least 1024")
     if settings.max_reply_series < 100:
         raise ConfigError(path, "max_reply_series", "must be at least 100")
+
+
+def repeated_rejectlogs(sources: list[SourceConfig]) -> list[SourceConfig]:
+    """Sources that only repeat another source's lines, so must not be counted.
+
+    Exim writes every rejection to its mainlog and again, word for word, to
+    its rejectlog (adding header dumps, which carry no reply). When a mainlog
+    is read, a rejectlog beside it would count each rejection twice; read
+    alone, it is the only record of them and counts.
+    """
+    def named(source: SourceConfig, word: str) -> bool:
+        return source.path is not None and word in os.path.basename(source.path)
+
+    if not any(named(s, "mainlog") for s in sources):
+        return []
+    return [s for s in sources if named(s, "rejectlog")]
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

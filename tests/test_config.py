@@ -91,3 +91,12 @@ def test_custom_format_and_provider_tables_load(tmp_path):
     assert "haraka" in settings.formats and "postfix" in settings.formats
     assert settings.providers.provider_of("in1.mx.acme.example") == "acme"
     assert settings.providers.provider_of("gmail-smtp-in.l.google.com") == "google"  # bundled kept
+
+
+def test_exim_rejectlog_is_dropped_only_beside_a_mainlog():
+    from exporter.config import SourceConfig, repeated_rejectlogs
+
+    main, reject = SourceConfig(path="/var/log/exim4/mainlog"), SourceConfig(path="/var/log/exim4/rejectlog")
+    assert repeated_rejectlogs([main, reject]) == [reject]
+    assert repeated_rejectlogs([reject]) == []  # alone, it is the only record of the rejections
+    assert repeated_rejectlogs([main, SourceConfig(journal_units=["exim4.service"])]) == []
