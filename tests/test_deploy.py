@@ -1,0 +1,688 @@
+"""The deployable stack in deploy/, checked without Docker or a cluster.
+
+Each piece is read the way its runtime would read it: the compose file's
+mounts are laid out as the containers see them, the Dockerfiles' COPY
+instructions are replayed against the build context that .dockerignore
+leaves, and the configurations go through promtool, amtool and postconf
+where those are installed. Then the pieces are checked against each other:
+the log Postfix writes is the log the exporter follows, the ports, users and
+job names agree, and every exporter flag exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+from helpers import REPO
+
+DEPLOY = REPO / "deploy"
+COMPOSE_DIR = DEPLOY / "compose"
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+EXPORTER_DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
+POSTFIX_MAIN_CF = COMPOSE_DIR / "postfix" / "main.cf"
+K8S_DIR = DEPLOY / "kubernetes"
+RULES_DIR = DEPLOY / "prometheus" / "rules"
+HEALTHCHECK = DEPLOY / "docker" / "healthcheck.py"
+# Debian's group adm (the images are Debian-based): it may read the mail log.
+ADM_GID = 4
+EXPORTER_SERVICE = "smtp-reply-exporter"
+YAML_FILES = sorted(
+    p for d in (COMPOSE_DIR, K8S_DIR) for p in d.rglob("*") if p.suffix in (".yml", ".yaml")
+)
+
+
+def load_docs(path: Path) -> list:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def k8s() -> list[dict]:
+    return [doc for path in sorted(K8S_DIR.glob("*.yml")) for doc in load_docs(path)]
+
+
+@pytest.fixture(scope="module")
+def exporter_help() -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+
+
+# --- Dockerfiles ---------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+
+
+def dockerfile_stages(path: Path) -> list[list[Instruction]]:
+    """The instructions of each build stage, continuation lines joined."""
+    logical, pending = [], ""
+    for line in path.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    stages: list[list[Instruction]] = []
+    for line in logical:
+        keyword, _, args = line.strip().partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(Instruction(keyword, args.strip()))
+    return stages
+
+
+def instructions(stage: list[Instruction], keyword: str) -> list[str]:
+    return [i.args for i in stage if i.keyword == keyword]
+
+
+def exec_form(args: str) -> list[str]:
+    """The JSON array of an exec-form instruction (ENTRYPOINT, CMD)."""
+    value = json.loads(args)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
+    return value
+
+
+def copy_sources(stage: list[Instruction]) -> list[tuple[list[str], str]]:
+    """(sources, destination) of each COPY from the build context."""
+    out = []
+    for args in instructions(stage, "COPY"):
+        words = shlex.split(args)
+        if any(w.startswith("--from=") for w in words):
+            continue
+        words = [w for w in words if not w.startswith("--")]
+        out.append((words[:-1], words[-1]))
+    return out
+
+
+def dockerignore_patterns() -> list[str]:
+    path = REPO / ".dockerignore"
+    if not path.exists():
+        return []
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    out = ""
+    for part in re.split(r"(\*\*/?|\*|\?)", pattern.strip("/")):
+        if part in ("**", "**/"):
+            out += "(?:.*/)?" if part == "**/" else ".*"
+        elif part == "*":
+            out += "[^/]*"
+        elif part == "?":
+            out += "[^/]"
+        else:
+            out += re.escape(part)
+    return re.compile(out + r"\Z")
+
+
+def excluded_from_context(relpath: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps a path out of the build context: as Docker
+    does, a pattern matches the path or one of its parent directories, and
+    the last matching pattern wins ('!' re-includes)."""
+    parts = PurePosixPath(relpath).parts
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        regex = _glob_regex(pattern[1:] if negate else pattern)
+        if any(regex.match(p) for p in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def test_dockerignore_matcher_follows_docker_rules():
+    patterns = [".git", "**/__pycache__", "tests", "docs/*.md", "!docs/keep.md"]
+    assert excluded_from_context(".git/config", patterns)
+    assert excluded_from_context("exporter/parsers/__pycache__/x.pyc", patterns)
+    assert excluded_from_context("tests/data/a.log", patterns)
+    assert excluded_from_context("docs/a.md", patterns)
+    assert not excluded_from_context("docs/keep.md", patterns)
+    assert not excluded_from_context("exporter/tests.py", patterns)
+    assert not excluded_from_context("docs/sub/a.md", patterns)
+
+
+def build_contexts(compose: dict) -> list[tuple[Path, Path]]:
+    """(context, Dockerfile) of every image: the compose builds (the
+    Kubernetes example uses the same two images)."""
+    out = []
+    for service in compose["services"].values():
+        if "build" in service:
+            context = (COMPOSE_DIR / service["build"]["context"]).resolve()
+            out.append((context, context / service["build"].get("dockerfile", "Dockerfile")))
+    return out
+
+
+def test_compose_builds_the_exporter_image_and_postfix(compose):
+    dockerfiles = {dockerfile for _, dockerfile in build_contexts(compose)}
+    assert dockerfiles == {EXPORTER_DOCKERFILE, COMPOSE_DIR / "postfix" / "Dockerfile"}
+    assert all(context == REPO for context, _ in build_contexts(compose))
+
+
+def test_every_copy_source_is_in_the_build_context(compose):
+    patterns = dockerignore_patterns()
+    checked = 0
+    for context, dockerfile in build_contexts(compose):
+        for stage in dockerfile_stages(dockerfile):
+            for sources, _ in copy_sources(stage):
+                for source in sources:
+                    path = context / source
+                    assert path.exists(), f"{dockerfile.relative_to(REPO)}: COPY {source}: not in the repository"
+                    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+                    kept = [f for f in files if not excluded_from_context(str(f.relative_to(context)), patterns)]
+                    assert kept, f"{dockerfile.relative_to(REPO)}: COPY {source}: .dockerignore excludes it"
+                    checked += 1
+    assert checked >= 5
+
+
+def test_exporter_image_runs_as_a_numeric_non_root_user_in_group_adm():
+    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    users = instructions(final, "USER")
+    assert users, "the final stage sets no USER: the exporter would run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, f"USER {users[-1]}: want a numeric UID other than 0"
+    # The runtime applies supplementary groups from /etc/group only when
+    # USER names no group.
+    assert ":" not in users[-1], "USER uid:gid drops the supplementary group adm"
+    useradd = " ".join(r for r in instructions(final, "RUN") if "useradd" in r)
+    assert re.search(rf"--uid {uid}\b", useradd), f"no useradd creates UID {uid} in the final stage"
+    assert re.search(r"--groups (\S+,)?adm\b", useradd), "the exporter's user is not in group adm"
+
+
+def test_exporter_image_entrypoint_is_the_declared_console_script():
+    tomllib = pytest.importorskip("tomllib")
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    entrypoint = exec_form(instructions(final, "ENTRYPOINT")[-1])
+    assert entrypoint[0] in scripts
+    assert scripts[entrypoint[0]] == "exporter.cli:main"
+
+
+def test_exporter_image_exposes_the_default_port_and_keeps_state_on_a_volume():
+    from exporter.config import DEFAULT_PORT
+
+    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    assert instructions(final, "EXPOSE") == [str(DEFAULT_PORT)]
+    cmd = exec_form(instructions(final, "CMD")[-1])
+    state = flag_values(cmd)["--state-file"]
+    volumes = [v for args in instructions(final, "VOLUME") for v in exec_form(args)]
+    assert any(PurePosixPath(state).is_relative_to(v) for v in volumes), (state, volumes)
+
+
+def test_exporter_image_healthcheck_runs_the_copied_script():
+    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    checks = instructions(final, "HEALTHCHECK")
+    assert len(checks) == 1
+    command = exec_form(checks[0].split("CMD", 1)[1].strip())
+    destinations = {dest for sources, dest in copy_sources(final) if sources == ["deploy/docker/healthcheck.py"]}
+    assert command[-1] in destinations
+
+
+def test_build_stage_copies_enough_to_build_the_package(tmp_path):
+    """Replay the build stage's COPY instructions from the filtered context,
+    then build the wheel there: it must hold the console script."""
+    build = dockerfile_stages(EXPORTER_DOCKERFILE)[0]
+    workdir = PurePosixPath(instructions(build, "WORKDIR")[-1])
+    root = tmp_path / "image"
+    patterns = dockerignore_patterns()
+    for sources, dest in copy_sources(build):
+        target = root / (workdir / dest).relative_to("/")
+        for source in sources:
+            src = REPO / source
+            if src.is_dir():
+                files = [p for p in src.rglob("*") if p.is_file()]
+                for f in files:
+                    rel = f.relative_to(REPO)
+                    if not excluded_from_context(str(rel), patterns):
+                        out = target / f.relative_to(src)
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(f, out)
+            else:
+                out = target / src.name if dest.endswith("/") else target
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, out)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheels"),
+         str(root / workdir.relative_to("/"))],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = (tmp_path / "wheels").glob("*.whl")
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "exporter/cli.py" in names and "exporter/parsers/__init__.py" in names
+    assert "smtp-reply-exporter = exporter.cli:main" in entry_points
+    assert not any("__pycache__" in n for n in names)
+
+
+# --- YAML, flags and files -------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_yaml_parses(path):
+    assert load_docs(path), f"{path} holds no YAML document"
+
+
+def flag_values(args: list[str]) -> dict[str, str | None]:
+    """--flag=value and --flag value arguments (value None for a bare flag
+    followed by another flag or nothing)."""
+    out: dict[str, str | None] = {}
+    for i, arg in enumerate(args):
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if not eq:
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                value = nxt if nxt is not None and not nxt.startswith("-") else None
+            out[name] = value
+    return out
+
+
+def positional(args: list[str]) -> list[str]:
+    return [a for a in args if not a.startswith("-")]
+
+
+def exporter_argument_lists(compose: dict, k8s: list[dict]) -> dict[str, list[str]]:
+    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    return {
+        "Dockerfile CMD": exec_form(instructions(final, "CMD")[-1]),
+        "compose command": compose["services"][EXPORTER_SERVICE]["command"],
+        "kubernetes args": k8s_container(k8s, EXPORTER_SERVICE)["args"],
+    }
+
+
+def test_exporter_flags_in_deploy_files_exist(compose, k8s, exporter_help):
+    known = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9.-]*)", exporter_help))
+    for where, args in exporter_argument_lists(compose, k8s).items():
+        flags = flag_values(args)
+        assert flags, f"{where}: no flags, nothing checked"
+        unknown = set(flags) - known
+        assert not unknown, f"{where}: {sorted(unknown)} are not flags of smtp-reply-exporter"
+        # The whole argument list must be accepted together, too.
+        check = subprocess.run(
+            [sys.executable, "-m", "exporter", "--check-config", *args],
+            cwd=REPO, capture_output=True, text=True, check=False,
+        )
+        assert check.returncode == 0, f"{where}: {check.stderr}"
+
+
+def maillog_file() -> PurePosixPath:
+    match = re.search(r"^maillog_file\s*=\s*(\S+)", POSTFIX_MAIN_CF.read_text(), re.M)
+    assert match, "main.cf sets no maillog_file: Postfix would log to syslog, which the exporter cannot see"
+    return PurePosixPath(match.group(1))
+
+
+def test_postfix_main_cf_has_no_unknown_parameters(tmp_path):
+    postconf = shutil.which("postconf") or "/usr/sbin/postconf"
+    master = next((p for p in (Path("/usr/share/postfix/master.cf.dist"), Path("/etc/postfix/master.cf"))
+                   if p.exists()), None)
+    if not Path(postconf).exists() or master is None:
+        pytest.skip("postconf and a master.cf are not installed (Debian package postfix)")
+    shutil.copy(POSTFIX_MAIN_CF, tmp_path / "main.cf")
+    shutil.copy(master, tmp_path / "master.cf")
+    result = subprocess.run([postconf, "-c", str(tmp_path), "-n"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr, result.stderr
+    # postlogd accepts only paths under maillog_file_prefixes (/var by default).
+    assert maillog_file().is_relative_to("/var")
+
+
+# --- compose ---------------------------------------------------------------------
+
+
+@dataclass
+class Mount:
+    source: str
+    target: PurePosixPath
+    read_only: bool
+
+    @property
+    def is_bind(self) -> bool:
+        return self.source.startswith((".", "/"))
+
+
+def mounts(service: dict) -> list[Mount]:
+    out = []
+    for spec in service.get("volumes", []):
+        source, target, *mode = spec.split(":")
+        out.append(Mount(source, PurePosixPath(target), "ro" in mode))
+    return out
+
+
+def mount_of(service: dict, path: PurePosixPath) -> Mount:
+    """The mount that holds a path inside the container (the deepest one)."""
+    holding = [m for m in mounts(service) if path.is_relative_to(m.target)]
+    assert holding, f"{path} is on no volume of the container"
+    return max(holding, key=lambda m: len(m.target.parts))
+
+
+def test_compose_ports_are_bound_to_loopback(compose):
+    published = [(name, p) for name, s in compose["services"].items() for p in s.get("ports", [])]
+    assert {name for name, _ in published} == set(compose["services"])
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is reachable from other hosts"
+
+
+def test_compose_mounts_exist_and_named_volumes_are_declared(compose):
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for mount in mounts(service):
+            if mount.is_bind:
+                assert (COMPOSE_DIR / mount.source).exists(), f"{name}: mounts {mount.source}, which does not exist"
+            else:
+                assert mount.source in declared, f"{name}: volume {mount.source} is not declared"
+
+
+def test_compose_exporter_follows_the_log_postfix_writes(compose):
+    postfix, exporter = compose["services"]["postfix"], compose["services"][EXPORTER_SERVICE]
+    log = maillog_file()
+    written = mount_of(postfix, log)
+    assert not written.is_bind and not written.read_only
+    shared = [m for m in mounts(exporter) if m.source == written.source]
+    assert len(shared) == 1 and shared[0].read_only, "the exporter must mount Postfix's log volume read-only"
+    followed = [PurePosixPath(p) for p in positional(exporter["command"])]
+    assert followed == [shared[0].target / log.relative_to(written.target)]
+    assert ADM_GID in [int(g) for g in exporter.get("group_add", [])]
+
+
+def test_compose_exporter_state_file_is_on_a_writable_volume(compose):
+    exporter = compose["services"][EXPORTER_SERVICE]
+    state = mount_of(exporter, PurePosixPath(flag_values(exporter["command"])["--state-file"]))
+    assert not state.is_bind and not state.read_only
+
+
+def container_tree(tmp_path: Path, service: dict, under: str) -> Path:
+    """The files the container sees under a directory, laid out in tmp_path."""
+    root = tmp_path / "container"
+    for mount in mounts(service):
+        if mount.is_bind and mount.target.is_relative_to(under):
+            dest = root / mount.target.relative_to("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = COMPOSE_DIR / mount.source
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, dest)
+    return root
+
+
+def prometheus_command_flag(service: dict, flag: str) -> str:
+    value = flag_values(service["command"])[flag]
+    assert value, f"prometheus: {flag} has no value"
+    return value
+
+
+def test_compose_prometheus_config_passes_promtool(compose, tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    service = compose["services"]["prometheus"]
+    config = PurePosixPath(prometheus_command_flag(service, "--config.file"))
+    root = container_tree(tmp_path, service, str(config.parent))
+    result = subprocess.run(
+        [promtool, "check", "config", str(root / config.relative_to("/"))],
+        capture_output=True, text=True, check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # promtool only warns when a file_sd file is missing.
+    assert "WARNING" not in output and "FAILED" not in output, output
+    rule_files = {Path(line.split()[-1]).name for line in output.splitlines() if line.startswith("Checking ")}
+    assert {p.name for p in RULES_DIR.glob("*.yml")} <= rule_files, "not every rule file is loaded"
+
+
+def alert_rules_job() -> str:
+    jobs = set(re.findall(r'up\{job="([^"]+)"\}', (RULES_DIR / "smtp-reply-exporter.rules.yml").read_text()))
+    assert len(jobs) == 1, jobs
+    return jobs.pop()
+
+
+def test_compose_prometheus_scrapes_the_exporter_and_alerts_to_alertmanager(compose, tmp_path):
+    from exporter.config import DEFAULT_PORT
+
+    service = compose["services"]["prometheus"]
+    config_path = PurePosixPath(prometheus_command_flag(service, "--config.file"))
+    root = container_tree(tmp_path, service, str(config_path.parent))
+    config_dir = root / config_path.parent.relative_to("/")
+    config = yaml.safe_load((root / config_path.relative_to("/")).read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == alert_rules_job()]
+    targets = [
+        target
+        for sd in job["file_sd_configs"]
+        for pattern in sd["files"]
+        for path in sorted(config_dir.glob(pattern))
+        for group in yaml.safe_load(path.read_text())
+        for target in group["targets"]
+    ]
+    assert targets == [f"{EXPORTER_SERVICE}:{DEFAULT_PORT}"]
+
+    alertmanagers = [t for am in config["alerting"]["alertmanagers"] for sc in am["static_configs"]
+                     for t in sc["targets"]]
+    am_ports = [p.rsplit(":", 1)[-1] for p in compose["services"]["alertmanager"]["ports"]]
+    assert alertmanagers == [f"alertmanager:{port}" for port in am_ports]
+
+
+def alertmanager_config(compose: dict, tmp_path: Path) -> Path:
+    service = compose["services"]["alertmanager"]
+    config = PurePosixPath(flag_values(service["command"])["--config.file"])
+    return container_tree(tmp_path, service, str(config.parent)) / config.relative_to("/")
+
+
+def test_compose_alertmanager_routes_reach_defined_receivers(compose, tmp_path):
+    config = yaml.safe_load(alertmanager_config(compose, tmp_path).read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+
+    def walk(route: dict) -> list[dict]:
+        return [route] + [r for child in route.get("routes", []) for r in walk(child)]
+
+    routes = walk(config["route"])
+    assert all(route.get("receiver", config["route"]["receiver"]) in receivers for route in routes)
+    # The root sends to a receiver without integrations: nothing leaves the
+    # stack unless a route is written for it.
+    assert set(receivers[config["route"]["receiver"]]) == {"name"}
+    for receiver in receivers.values():
+        for webhook in receiver.get("webhook_configs", []):
+            assert urllib.parse.urlsplit(webhook["url"]).hostname.endswith(".invalid"), webhook
+
+
+def test_compose_alertmanager_config_passes_amtool(compose, tmp_path):
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager)")
+    result = subprocess.run(
+        [amtool, "check-config", str(alertmanager_config(compose, tmp_path))],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_compose_grafana_is_provisioned_with_the_repository_dashboards(compose, tmp_path):
+    service = compose["services"]["grafana"]
+    root = container_tree(tmp_path, service, "/")
+    provisioning = root / "etc/grafana/provisioning"
+    (providers_file,) = (provisioning / "dashboards").glob("*.yml")
+    (provider,) = yaml.safe_load(providers_file.read_text())["providers"]
+    dashboards = root / PurePosixPath(provider["options"]["path"]).relative_to("/")
+    assert sorted(p.name for p in dashboards.glob("*.json")) == sorted(
+        p.name for p in (REPO / "grafana" / "dashboards").glob("*.json")
+    )
+    home = PurePosixPath(service["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert (root / home.relative_to("/")).is_file()
+
+    (datasource_file,) = (provisioning / "datasources").glob("*.yml")
+    (datasource,) = yaml.safe_load(datasource_file.read_text())["datasources"]
+    url = urllib.parse.urlsplit(datasource["url"])
+    prometheus_ports = [p.rsplit(":", 1)[-1] for p in compose["services"]["prometheus"]["ports"]]
+    assert (url.hostname, str(url.port)) == ("prometheus", prometheus_ports[0])
+    # The compose data source is the repository's with the url changed.
+    (reference,) = yaml.safe_load(
+        (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    assert {k: v for k, v in datasource.items() if k != "url"} == {k: v for k, v in reference.items() if k != "url"}
+    prometheus_config = yaml.safe_load((COMPOSE_DIR / "prometheus/prometheus.yml").read_text())
+    assert datasource["jsonData"]["timeInterval"] == prometheus_config["global"]["scrape_interval"]
+
+
+# --- Kubernetes ------------------------------------------------------------------
+
+
+def k8s_kind(docs: list[dict], kind: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+def pod_spec(docs: list[dict]) -> dict:
+    return k8s_kind(docs, "StatefulSet")["spec"]["template"]["spec"]
+
+
+def k8s_container(docs: list[dict], name: str) -> dict:
+    (container,) = [c for c in pod_spec(docs)["containers"] if c["name"] == name]
+    return container
+
+
+def k8s_mount_of(container: dict, path: PurePosixPath) -> dict:
+    holding = [m for m in container["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+    assert holding, f"{container['name']}: {path} is on no volume"
+    return max(holding, key=lambda m: len(PurePosixPath(m["mountPath"]).parts))
+
+
+def test_k8s_every_mount_names_a_pod_volume(k8s):
+    volumes = {v["name"] for v in pod_spec(k8s)["volumes"]}
+    for container in pod_spec(k8s)["containers"]:
+        for mount in container["volumeMounts"]:
+            assert mount["name"] in volumes, f"{container['name']}: no volume {mount['name']}"
+
+
+def test_k8s_exporter_sidecar_follows_the_log_postfix_writes(k8s):
+    postfix, exporter = k8s_container(k8s, "postfix"), k8s_container(k8s, EXPORTER_SERVICE)
+    log = maillog_file()
+    written = k8s_mount_of(postfix, log)
+    assert not written.get("readOnly", False)
+    volume = next(v for v in pod_spec(k8s)["volumes"] if v["name"] == written["name"])
+    assert "emptyDir" in volume
+    (read,) = [m for m in exporter["volumeMounts"] if m["name"] == written["name"]]
+    assert read.get("readOnly") is True
+    followed = [PurePosixPath(p) for p in positional(exporter["args"])]
+    assert followed == [PurePosixPath(read["mountPath"]) / log.relative_to(written["mountPath"])]
+    state = k8s_mount_of(exporter, PurePosixPath(flag_values(exporter["args"])["--state-file"]))
+    assert not state.get("readOnly", False)
+
+
+def test_k8s_exporter_runs_as_the_image_user_with_group_adm(k8s):
+    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    image_uid = int(instructions(final, "USER")[-1])
+    context = k8s_container(k8s, EXPORTER_SERVICE)["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == image_uid
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert ADM_GID in pod_spec(k8s)["securityContext"]["supplementalGroups"]
+
+
+def test_k8s_service_and_podmonitor_reach_the_exporter(k8s):
+    from exporter.config import DEFAULT_PORT
+
+    pod_labels = k8s_kind(k8s, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"]: p["containerPort"] for c in pod_spec(k8s)["containers"] for p in c.get("ports", [])}
+    exporter_ports = {p["name"]: p["containerPort"] for p in k8s_container(k8s, EXPORTER_SERVICE)["ports"]}
+    assert list(exporter_ports.values()) == [DEFAULT_PORT]
+
+    service = k8s_kind(k8s, "Service")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert k8s_kind(k8s, "StatefulSet")["spec"]["serviceName"] == service["metadata"]["name"]
+    for port in service["spec"]["ports"]:
+        assert port["targetPort"] in ports
+
+    monitor = k8s_kind(k8s, "PodMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] in exporter_ports
+    job = [r for r in endpoint["relabelings"] if r.get("targetLabel") == "job"]
+    assert [r["replacement"] for r in job] == [alert_rules_job()]
+
+
+# --- health check ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthcheck(url: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SMTP_REPLY_EXPORTER_HEALTHCHECK_URL=url)
+    return subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True,
+                          check=False, timeout=30)
+
+
+def test_healthcheck_passes_while_the_exporter_serves_and_fails_after(tmp_path):
+    port = free_port()
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", str(log)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 20
+        while (result := healthcheck(url)).returncode != 0:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, result.stderr
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        proc.stderr.close()
+    result = healthcheck(url)
+    assert result.returncode == 1 and "unhealthy" in result.stderr
+
+
+@pytest.mark.parametrize("status, healthy", [(200, True), (401, True), (429, True), (503, False)])
+def test_healthcheck_judges_http_status(status, healthy):
+    """Basic auth (401) and the rate limit (429) still prove the exporter serves."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):  # noqa: ANN002
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = healthcheck(f"http://127.0.0.1:{server.server_port}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == (0 if healthy else 1), result.stderr
