@@ -686,3 +686,96 @@ def test_healthcheck_judges_http_status(status, healthy):
         server.shutdown()
         server.server_close()
     assert result.returncode == (0 if healthy else 1), result.stderr
+
+
+# --- the demo Postfix, run for real ---------------------------------------------
+
+
+def postfix_run_commands() -> list[str]:
+    """The RUN instructions of the Postfix image that configure Postfix."""
+    stage = dockerfile_stages(COMPOSE_DIR / "postfix" / "Dockerfile")[-1]
+    return [r for r in instructions(stage, "RUN") if r.startswith(("postconf", "postfix"))]
+
+
+def wait_for(predicate, what: str, timeout: float = 20) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.postfix
+def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
+    """The image's main.cf, master.cf edits and entrypoint, run on this
+    machine: Postfix must start, write the log where the exporter looks, with
+    the owner and mode the exporter's group can read, and refuse the demo's
+    recipients with the codes deploy/README.md promises."""
+    import smtplib
+
+    from helpers import replies_by
+
+    postfix = Path("/usr/sbin/postfix")
+    master_cf = Path("/usr/share/postfix/master.cf.dist")
+    if os.geteuid() != 0 or not postfix.exists() or not master_cf.exists():
+        pytest.skip("needs root and the Debian package postfix")
+    name = f"smtp-reply-deploy-{os.getpid()}"
+    base, logdir = Path("/var/tmp") / name, Path("/var/log") / name
+    conf, queue, data = base / "conf", base / "queue", base / "data"
+    port = free_port()
+    for d in (conf, queue, data):
+        d.mkdir(parents=True)
+    base.chmod(0o755)
+    queue.chmod(0o755)
+    shutil.chown(data, "postfix", "postfix")
+    shutil.copy(POSTFIX_MAIN_CF, conf / "main.cf")
+    # Only where this run must differ from the container: private paths, a
+    # free port on loopback, and a client address (127.0.0.5) outside mynetworks.
+    (conf / "master.cf").write_text(re.sub(r"(?m)^smtp(\s+inet)", rf"127.0.0.1:{port}\1", master_cf.read_text()))
+    overrides = {
+        "queue_directory": queue, "data_directory": data, "meta_directory": "/etc/postfix",
+        "maillog_file": logdir / "mail.log", "inet_interfaces": "127.0.0.1",
+        "mynetworks": "127.0.0.1/32", "smtpd_peername_lookup": "no",
+    }
+    env = dict(os.environ, MAIL_CONFIG=str(conf))
+    subprocess.run(["postconf", "-e", *(f"{k}={v}" for k, v in overrides.items())], env=env, check=True)
+    for command in postfix_run_commands():
+        subprocess.run(["sh", "-ec", command], env=env, check=True, capture_output=True)
+    log = logdir / "mail.log"
+    server = subprocess.Popen([str(COMPOSE_DIR / "postfix" / "entrypoint.sh")], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def listening() -> bool:
+            assert server.poll() is None, server.stderr.read().decode()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, "Postfix to listen")
+        refused = {}
+        for rcpt in ("root@mail.example.test", "busy@mail.example.test",
+                     "nobody-here@mail.example.test", "someone@example.org"):
+            with smtplib.SMTP("127.0.0.1", port, source_address=("127.0.0.5", 0), timeout=10) as smtp:
+                try:
+                    smtp.sendmail("demo@example.org", [rcpt], "Subject: demo\r\n\r\nhello\r\n")
+                except smtplib.SMTPRecipientsRefused as err:
+                    refused[rcpt] = err.recipients[rcpt][0]
+        assert refused == {"busy@mail.example.test": 450, "nobody-here@mail.example.test": 550,
+                           "someone@example.org": 554}
+        wait_for(lambda: log.exists() and log.read_text().count(" reject: RCPT ") == 3, "the three rejects")
+        assert (log.stat().st_gid, log.stat().st_mode & 0o777) == (ADM_GID, 0o640)
+        assert (logdir.stat().st_gid, logdir.stat().st_mode & 0o777) == (ADM_GID, 0o750)
+        once = subprocess.run([sys.executable, "-m", "exporter", "--once", str(log)], cwd=REPO,
+                              capture_output=True, text=True, check=True)
+        counted = replies_by(once.stdout, "direction", "code", "enhanced", "stage")
+        assert {k: v for k, v in counted.items() if k[1] >= "4"} == {
+            ("inbound", "450", "4.2.1", "rcpt"): 1,
+            ("inbound", "550", "5.1.1", "rcpt"): 1,
+            ("inbound", "554", "5.7.1", "rcpt"): 1,
+        }
+    finally:
+        subprocess.run([str(postfix), "stop"], env=env, capture_output=True, check=False)
+        try:
+            server.wait(timeout=20)
+        finally:
+            server.stderr.close()
+            shutil.rmtree(base, ignore_errors=True)
+            shutil.rmtree(logdir, ignore_errors=True)
