@@ -113,7 +113,7 @@ def parse(line: str) -> list[Reply | Delivery] | None:
     if message.startswith("<") and message.endswith(">... User unknown"):
         # "550 5.1.1 <r>... User unknown" went to the client; the log
         # keeps only the text.
-        return [Reply(INBOUND, "", "5xx", "", "rcpt")]
+        return [Reply(INBOUND, "", "5xx", "", "rcpt", "", message)]
     if "reject=" in message or "stat=" in message:
         return None
     return []
@@ -133,8 +133,10 @@ def _delivery(message: str) -> list[Reply | Delivery] | None:
     mailer = _field(message, "mailer")
     if mailer is not None and mailer[0] in _LOCAL_MAILERS:
         return []
-    if _field(message, "relay") is None:
+    relay = _field(message, "relay")
+    if relay is None:
         return []  # no remote host: a local or queue-only line
+    host = _host(relay[0])
     reply = message.find(", reply=")
     stat_at = message.find(", stat=", reply if reply >= 0 else 0)
     if stat_at < 0:
@@ -145,14 +147,14 @@ def _delivery(message: str) -> list[Reply | Delivery] | None:
     status = _status(stat, dsn)
     if status is None:
         return []  # "stat=queued": no attempt was made
-    events: list[Reply | Delivery] = [Delivery(status)]
+    events: list[Reply | Delivery] = [Delivery(status, host)]
     found = None
     if reply >= 0:
-        found = reply_from_text(OUTBOUND, message[reply + 8 : stat_at], "unknown")
+        found = reply_from_text(OUTBOUND, message[reply + 8 : stat_at], "unknown", host)
     elif status == "sent":
-        found = _sent_reply(stat)
+        found = _sent_reply(stat, host)
     elif stat.startswith("Deferred: ") and not stat.startswith(_SYNTHESISED_DEFERRALS, 10):
-        found = reply_from_text(OUTBOUND, stat[10:], "unknown")
+        found = reply_from_text(OUTBOUND, stat[10:], "unknown", host)
     if found is not None:
         events.append(found)
     return events
@@ -170,13 +172,19 @@ def _status(stat: str, dsn: str) -> str | None:
     return "deferred" if dsn.startswith("4") else "bounced"
 
 
-def _sent_reply(stat: str) -> Reply:
+def _host(relay: str) -> str:
+    """The host name in "relay=mx.example.com. [192.0.2.1]", "" for "[ip] [ip]"."""
+    name = relay.split(" ", 1)[0]
+    return "" if name.startswith("[") else name.rstrip(".")
+
+
+def _sent_reply(stat: str, host: str) -> Reply:
     """The reply to the end of the data behind "stat=Sent (text)"."""
-    text = stat[6:] if stat.startswith("Sent (") else ""
+    text = stat[6:].removesuffix(")") if stat.startswith("Sent (") else ""
     parts = split_reply(text)
     if parts is not None and parts[0].startswith("2"):
-        return reply_from_text(OUTBOUND, text, "end_of_data") or Reply(OUTBOUND, "", "2xx", "", "end_of_data")
-    return Reply(OUTBOUND, "", "2xx", "", "end_of_data")
+        return reply_from_text(OUTBOUND, text, "end_of_data", host)
+    return Reply(OUTBOUND, "", "2xx", "", "end_of_data", host, text)
 
 
 def _ruleset_reject(message: str) -> list[Reply] | None:
