@@ -11,23 +11,28 @@ job names agree, and every exporter flag exists.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import shlex
 import shutil
+import smtplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
-from helpers import REPO
+from exporter.config import DEFAULT_PORT
+from helpers import REPO, replies_by
 
 DEPLOY = REPO / "deploy"
 COMPOSE_DIR = DEPLOY / "compose"
@@ -225,8 +230,6 @@ def test_exporter_image_entrypoint_is_the_declared_console_script():
 
 
 def test_exporter_image_exposes_the_default_port_and_keeps_state_on_a_volume():
-    from exporter.config import DEFAULT_PORT
-
     final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
     assert instructions(final, "EXPOSE") == [str(DEFAULT_PORT)]
     cmd = exec_form(instructions(final, "CMD")[-1])
@@ -274,8 +277,6 @@ def test_build_stage_copies_enough_to_build_the_package(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     (wheel,) = (tmp_path / "wheels").glob("*.whl")
-    import zipfile
-
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
@@ -463,8 +464,6 @@ def alert_rules_job() -> str:
 
 
 def test_compose_prometheus_scrapes_the_exporter_and_alerts_to_alertmanager(compose, tmp_path):
-    from exporter.config import DEFAULT_PORT
-
     service = compose["services"]["prometheus"]
     config_path = PurePosixPath(prometheus_command_flag(service, "--config.file"))
     root = container_tree(tmp_path, service, str(config_path.parent))
@@ -604,8 +603,6 @@ def test_k8s_exporter_runs_as_the_image_user_with_group_adm(k8s):
 
 
 def test_k8s_service_and_podmonitor_reach_the_exporter(k8s):
-    from exporter.config import DEFAULT_PORT
-
     pod_labels = k8s_kind(k8s, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
     ports = {p["name"]: p["containerPort"] for c in pod_spec(k8s)["containers"] for p in c.get("ports", [])}
     exporter_ports = {p["name"]: p["containerPort"] for p in k8s_container(k8s, EXPORTER_SERVICE)["ports"]}
@@ -666,9 +663,6 @@ def test_healthcheck_passes_while_the_exporter_serves_and_fails_after(tmp_path):
 @pytest.mark.parametrize("status, healthy", [(200, True), (401, True), (429, True), (503, False)])
 def test_healthcheck_judges_http_status(status, healthy):
     """Basic auth (401) and the rate limit (429) still prove the exporter serves."""
-    import http.server
-    import threading
-
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             self.send_response(status)
@@ -710,10 +704,6 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
     machine: Postfix must start, write the log where the exporter looks, with
     the owner and mode the exporter's group can read, and refuse the demo's
     recipients with the codes deploy/README.md promises."""
-    import smtplib
-
-    from helpers import replies_by
-
     postfix = Path("/usr/sbin/postfix")
     master_cf = Path("/usr/share/postfix/master.cf.dist")
     if os.geteuid() != 0 or not postfix.exists() or not master_cf.exists():
