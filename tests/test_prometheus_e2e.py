@@ -1,0 +1,381 @@
+"""The exporter daemon scraped by a real Prometheus that loads the shipped
+rules (a test copy with a short `for:` and short windows) and answers every
+query of the provisioned Grafana dashboards.
+
+One run, shared by the tests of this module: the daemon follows an empty
+mail log; Prometheus scrapes it every second and evaluates the rules every
+second. A feeder appends Postfix lines taken from exporter/demo/postfix.log
+(written by a real Postfix): first a quiet baseline of delivered mail (2xx),
+long enough for SmtpReply5xxRatioHigh to have seen its whole window and its
+volume guard met, then a burst of bounces (5xx), deferrals (4xx) and inbound
+rejects mixed into the deliveries, until the alert fires.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.parsers import postfix
+from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply
+from helpers import REPO
+from prometheus_server import PROMETHEUS, PrometheusError, PrometheusServer
+from test_daemon_e2e import Exporter
+from test_dashboards import fill_variables, iter_targets, iter_variable_queries, label_values_selector, load_dashboards
+
+sys.path.insert(0, str(REPO / "deploy" / "prometheus"))
+from rules_for_tests import write_test_rules  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None, reason="prometheus not found on PATH (Debian package `prometheus`): end-to-end test skipped"
+)
+
+DEMO_LOG = REPO / "exporter" / "demo" / "postfix.log"
+JOB = "smtp-reply-exporter"  # the job name SmtpReplyExporterDown/Absent select
+ALERT = "SmtpReply5xxRatioHigh"
+ALERT_FOR_SECONDS = 3
+WINDOW_SECONDS = 10
+WINDOWS = {"5m": f"{WINDOW_SECONDS}s"}  # the alert's ratio and volume-guard window
+SCRAPE_SECONDS = 1
+TICK_SECONDS = 0.25
+# Lines appended per tick. Baseline: 8 outbound replies a second, all 2xx,
+# far above the default volume guard of 4 replies a minute. Burst: 2 of 5
+# outbound replies are 5xx (40 %, the default threshold is 10 %).
+BASELINE_TICK = {"sent": 2, "noise": 3}
+BURST_TICK = {"sent": 2, "bounced": 2, "deferred": 1, "inbound": 1, "noise": 3}
+# After the alert's inputs first show a full window of baseline traffic, keep
+# the baseline going this long: `for:` plus a few evaluations, time enough
+# for a wrong alert to become pending and firing.
+BASELINE_HOLD_SECONDS = 6
+SETTLE_TIMEOUT = 20
+FIRE_TIMEOUT = 25
+
+# A drill-down selection nothing matches: Postfix does not log the 250 its
+# smtpd sends to clients (only rejects), so inbound 250 never shows up.
+UNSEEN_SELECTION = {"direction": [INBOUND], "code": ["250"]}
+# Panels that legitimately show nothing, by (dashboard, selection).
+EXPECTED_EMPTY = {
+    ("smtp-reply-drilldown.json", "unseen"): {
+        title: "no reply matches the selection (inbound 250): the panel shows its 'none yet' placeholder or no rows"
+        for title in (
+            "Selected replies in range by stage",
+            "Selected replies by stage",
+            "Selected replies by direction",
+            "Selected replies by code and enhanced code",
+            "Selected reply codes",
+            "Selected enhanced status codes",
+        )
+    },
+}
+PLACEHOLDER = "none yet"  # label value of the dashboards' "no replies yet" series
+
+
+def classify(line: str) -> str | None:
+    """Which kind of feed line this is, by the exporter's own Postfix parser."""
+    events = postfix.parse(line)
+    if events is None:
+        return None
+    if not events:
+        return "noise"
+    replies = [e for e in events if isinstance(e, Reply)]
+    deliveries = {e.status for e in events if isinstance(e, Delivery)}
+    if len(replies) != 1:
+        return None
+    reply = replies[0]
+    if reply.direction == INBOUND:
+        return "inbound"
+    kinds = {("2xx", "sent"): "sent", ("4xx", "deferred"): "deferred", ("5xx", "bounced"): "bounced"}
+    return kinds.get((reply.reply_class, next(iter(deliveries), "")))
+
+
+def demo_lines() -> dict[str, list[str]]:
+    """The demo log's lines by kind (sent, deferred, bounced, inbound, noise)."""
+    out: dict[str, list[str]] = {}
+    for line in DEMO_LOG.read_text().splitlines():
+        kind = classify(line)
+        if kind:
+            out.setdefault(kind, []).append(line)
+    return out
+
+
+class Feeder:
+    """Appends demo lines to the followed log, cycling through each kind."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = demo_lines()
+        self.next = Counter()
+        self.fed: list[str] = []
+
+    def tick(self, mix: dict[str, int]) -> None:
+        batch = []
+        for kind, n in mix.items():
+            pool = self.lines[kind]
+            for _ in range(n):
+                batch.append(pool[self.next[kind] % len(pool)])
+                self.next[kind] += 1
+        with open(self.path, "a") as f:
+            f.write("".join(line + "\n" for line in batch))
+        self.fed.extend(batch)
+
+
+@dataclass
+class Run:
+    prom: PrometheusServer
+    instance: str
+    rule_files: list[Path]
+    start: float  # first line fed
+    burst_start: float = math.nan
+    fired_at: float = math.nan  # first seen firing in /api/v1/alerts
+    end: float = math.nan
+    baseline_alerts: list[dict] = field(default_factory=list)  # ALERT seen in the baseline
+    baseline_inputs: dict = field(default_factory=dict)  # the alert's inputs at the baseline's end
+    firing: list[dict] = field(default_factory=list)
+    seen_code: tuple[str, str] = ("", "")  # most fed outbound 5xx (code, enhanced)
+
+
+def scalar(prom: PrometheusServer, expr: str) -> float | None:
+    result = prom.query(expr)
+    return float(result[0]["value"][1]) if result else None
+
+
+def alert_now(prom: PrometheusServer) -> list[dict]:
+    return [a for a in prom.alerts() if a["labels"].get("alertname") == ALERT]
+
+
+def alert_inputs(prom: PrometheusServer, instance: str) -> dict[str, float | None]:
+    """What SmtpReply5xxRatioHigh compares, for outbound replies: the 5xx
+    ratio, the replies a minute and the volume guard (None when absent)."""
+    target = f'job="{JOB}", instance="{instance}"'
+    return {
+        "ratio": scalar(prom, f'instance_direction_class:smtp_replies:ratio_rate5m{{{target}, direction="outbound", class="5xx"}}'),
+        "per_minute": scalar(prom, f'instance_direction:smtp_replies:rate5m{{{target}, direction="outbound"}} * 60'),
+        "guard": scalar(prom, f"instance:smtp_threshold_reply_min_per_minute:effective{{{target}}}"),
+    }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("prometheus-e2e")
+    rule_files = write_test_rules(tmp / "rules", for_={ALERT: f"{ALERT_FOR_SECONDS}s"}, windows=WINDOWS, interval="1s")
+    log = tmp / "mail.log"
+    log.touch()
+    exporter = Exporter(tmp, "--state-file", str(tmp / "state.json"), str(log))
+    instance = f"127.0.0.1:{exporter.port}"
+    prom = None
+    try:
+        prom = PrometheusServer(tmp, job=JOB, targets=[instance], rule_files=rule_files,
+                                scrape_interval=f"{SCRAPE_SECONDS}s", evaluation_interval="1s")
+        up = f'up{{job="{JOB}", instance="{instance}"}}'
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while scalar(prom, up) != 1:
+            assert time.monotonic() < deadline, "Prometheus never scraped the exporter:\n" + prom.log_text()
+            time.sleep(0.2)
+
+        feeder = Feeder(log)
+        result = Run(prom=prom, instance=instance, rule_files=rule_files, start=time.time())
+
+        # Quiet baseline: 2xx only, until the alert's window holds nothing but
+        # baseline and its inputs are there (ratio present, volume guard met),
+        # then for BASELINE_HOLD_SECONDS more.
+        settled_at = None
+        deadline = time.monotonic() + SETTLE_TIMEOUT + BASELINE_HOLD_SECONDS
+        while settled_at is None or time.monotonic() < settled_at + BASELINE_HOLD_SECONDS:
+            assert time.monotonic() < deadline, "the baseline never filled the alert's window and volume guard"
+            feeder.tick(BASELINE_TICK)
+            result.baseline_alerts += alert_now(prom)
+            if settled_at is None and time.time() - result.start > WINDOW_SECONDS + SCRAPE_SECONDS:
+                inputs = alert_inputs(prom, instance)
+                if None not in inputs.values() and inputs["per_minute"] >= inputs["guard"]:
+                    settled_at = time.monotonic()
+            time.sleep(TICK_SECONDS)
+        result.baseline_inputs = alert_inputs(prom, instance)
+
+        # The burst, until the alert fires.
+        result.burst_start = time.time()
+        deadline = time.monotonic() + FIRE_TIMEOUT
+        while time.monotonic() < deadline:
+            feeder.tick(BURST_TICK)
+            result.firing = [a for a in alert_now(prom) if a["state"] == "firing"]
+            if result.firing:
+                result.fired_at = time.time()
+                break
+            time.sleep(TICK_SECONDS)
+        # A little more burst, so the last range-query points are still busy.
+        for _ in range(int(2 / TICK_SECONDS)):
+            feeder.tick(BURST_TICK)
+            time.sleep(TICK_SECONDS)
+        time.sleep(2 * SCRAPE_SECONDS)  # the last lines scraped
+        result.end = time.time()
+
+        bounced = Counter()
+        for line in feeder.fed:
+            for e in postfix.parse(line) or []:
+                if isinstance(e, Reply) and e.direction == OUTBOUND and e.reply_class == "5xx" and e.enhanced:
+                    bounced[e.code, e.enhanced] += 1
+        result.seen_code = bounced.most_common(1)[0][0]
+        yield result
+    finally:
+        if prom is not None:
+            prom.stop()
+        exporter.stop(signal.SIGTERM)
+
+
+def test_quiet_baseline_does_not_fire(run):
+    inputs = run.baseline_inputs
+    # The silence means something only if the alert had its inputs: a 5xx
+    # ratio of exactly 0 (not absent) with the volume guard met.
+    assert inputs["ratio"] == 0, inputs
+    assert inputs["per_minute"] >= inputs["guard"] > 0, inputs
+    assert run.baseline_alerts == []
+    # Prometheus' own record: no ALERTS sample, pending or firing, before the burst.
+    before = run.prom.query_range(f'ALERTS{{alertname="{ALERT}"}}', run.start, run.burst_start, "1s")
+    assert before == []
+
+
+def test_5xx_burst_fires_the_alert_in_bounded_time(run):
+    assert run.firing, f"{ALERT} did not fire within {FIRE_TIMEOUT}s of the burst:\n" + run.prom.log_text()[-3000:]
+    outbound = [a for a in run.firing if a["labels"]["direction"] == OUTBOUND]
+    assert outbound, run.firing
+    alert = outbound[0]
+    assert alert["labels"]["job"] == JOB and alert["labels"]["instance"] == run.instance
+    assert alert["labels"]["severity"] == "critical"
+    assert float(alert["value"]) > 0.10  # the shipped outbound default
+    assert run.instance in alert["annotations"]["summary"]
+    # A 40 % share crosses the 10 % threshold within a few seconds of the
+    # burst, long before a whole window of it has passed; then `for:`.
+    assert run.fired_at - run.burst_start < WINDOW_SECONDS + ALERT_FOR_SECONDS
+
+
+def test_every_rule_loads_and_evaluates_without_error(run):
+    groups = run.prom.api("rules")["groups"]
+    written = {g["name"] for f in run.rule_files for g in yaml.safe_load(f.read_text())["groups"]}
+    assert {g["name"] for g in groups} == written
+    bad = [(g["name"], r["name"], r["health"], r.get("lastError")) for g in groups for r in g["rules"]
+           if r["health"] != "ok"]
+    assert bad == []
+
+
+def selections(run: Run) -> dict[tuple[str, str], dict]:
+    """{(dashboard file, selection name): variable values} to run queries with."""
+    code, enhanced = run.seen_code
+    scrape = {"job": [JOB], "instance": [run.instance]}
+    return {
+        ("smtp-reply-overview.json", "all"): scrape,
+        ("smtp-reply-drilldown.json", "all"): scrape,
+        ("smtp-reply-drilldown.json", "seen"): {**scrape, "direction": [OUTBOUND], "code": [code], "enhanced": [enhanced]},
+        ("smtp-reply-drilldown.json", "unseen"): {**scrape, **UNSEEN_SELECTION},
+    }
+
+
+def run_target(run: Run, query, variables: dict) -> list[tuple[dict, list[float]]]:
+    """[(labels, values)] of one panel query, as Grafana would run it over the
+    whole test (range queries: the points from the burst on)."""
+    step = SCRAPE_SECONDS
+    # Grafana's $__rate_interval: max($__interval + scrape interval, 4 * scrape interval).
+    rate_interval = f"{max(step + SCRAPE_SECONDS, 4 * SCRAPE_SECONDS)}s"
+    expr = fill_variables(query.expr, rate_interval=rate_interval,
+                          range_=f"{math.ceil(run.end - run.start)}s", interval=f"{step}s", **variables)
+    if query.instant:
+        return [(s["metric"], [float(s["value"][1])]) for s in run.prom.query(expr, at=run.end)]
+    series = run.prom.query_range(expr, run.start, run.end, f"{step}s")
+    return [(s["metric"], [float(v) for t, v in s["values"] if t >= run.burst_start]) for s in series]
+
+
+def has_data(series: list[tuple[dict, list[float]]]) -> bool:
+    return any(values and PLACEHOLDER not in labels.values() for labels, values in series)
+
+
+@pytest.fixture(scope="module")
+def panel_results(run):
+    """{(dashboard, selection): {panel title: [(labels, values)]}} (the
+    targets of one panel merged), or PrometheusError text for a failed query."""
+    dashboards = load_dashboards()
+    out = {}
+    for (name, selection), variables in selections(run).items():
+        panels: dict[str, list] = {}
+        for query in iter_targets(dashboards[name]):
+            try:
+                panels.setdefault(query.panel_title, []).extend(run_target(run, query, variables))
+            except PrometheusError as e:
+                panels[query.panel_title] = f"{query.ref_id}: {e}"
+        out[name, selection] = panels
+    return out
+
+
+def test_selections_cover_every_provisioned_dashboard(run):
+    assert {name for name, _ in selections(run)} == set(load_dashboards())
+
+
+def test_every_dashboard_query_runs(panel_results):
+    errors = {key: {t: r for t, r in panels.items() if isinstance(r, str)} for key, panels in panel_results.items()}
+    assert {k: v for k, v in errors.items() if v} == {}
+
+
+def test_panels_have_data_after_the_burst(panel_results):
+    for key, panels in panel_results.items():
+        empty = {title for title, series in panels.items() if not isinstance(series, str) and not has_data(series)}
+        assert empty == set(EXPECTED_EMPTY.get(key, {})), key
+
+
+def test_unseen_selection_shows_only_zeros(panel_results):
+    panels = panel_results["smtp-reply-drilldown.json", "unseen"]
+    nonzero = {title: series for title, series in panels.items()
+               if any(v != 0 for _, values in series for v in values)}
+    assert nonzero == {}
+
+
+def values_by(series, label: str) -> dict[str, float]:
+    return {labels.get(label, ""): max(values) for labels, values in series if values}
+
+
+def test_overview_panels_show_the_burst(run, panel_results):
+    panels = panel_results["smtp-reply-overview.json", "all"]
+    assert values_by(panels["Exporter up"], "instance") == {run.instance: 1}
+    assert values_by(panels["Replies in range"], "")[""] > 0
+    assert values_by(panels["5xx ratio in range"], "direction")[OUTBOUND] > 0
+    assert values_by(panels["Outbound 5xx ratio"], "instance")[run.instance] > 0.10
+    rates = values_by(panels["Reply rate by class"], "class")
+    assert {"2xx", "4xx", "5xx"} <= {c for c, v in rates.items() if v > 0}, rates
+    assert {"4xx", "5xx"} <= set(values_by(panels["Inbound replies by class"], "class"))
+    deliveries = values_by(panels["Deliveries in range by status"], "status")
+    assert all(deliveries.get(s, 0) > 0 for s in ("sent", "deferred", "bounced")), deliveries
+    code, _ = run.seen_code
+    top = {(labels["direction"], labels.get("code", "")): labels for labels, _ in panels["Top reply codes"]}
+    assert (OUTBOUND, code) in top and top[OUTBOUND, code].get("meaning"), top
+    assert all(labels.get("version") for labels, _ in panels["Exporter versions"])
+
+
+def test_drilldown_selection_shows_only_the_selected_code(run, panel_results):
+    code, enhanced = run.seen_code
+    panels = panel_results["smtp-reply-drilldown.json", "seen"]
+    assert values_by(panels["Selected replies in range"], "")[""] > 0
+    rows = {(labels["direction"], labels["code"], labels["class"]) for labels, _ in panels["Selected reply codes"]}
+    assert rows == {(OUTBOUND, code, "5xx")}
+    rows = {(labels["direction"], labels["enhanced"]) for labels, _ in panels["Selected enhanced status codes"]}
+    assert rows == {(OUTBOUND, enhanced)}
+    all_directions = panel_results["smtp-reply-drilldown.json", "all"]["Selected replies by direction"]
+    assert set(values_by(all_directions, "direction")) == {INBOUND, OUTBOUND}
+
+
+def test_variable_queries_offer_the_scraped_values(run):
+    code, enhanced = run.seen_code
+    variables = selections(run)["smtp-reply-drilldown.json", "seen"]
+    expected = {"job": {JOB}, "instance": {run.instance}, "direction": {INBOUND, OUTBOUND},
+                "code": {code}, "enhanced": {enhanced}}
+    for name, dashboard in load_dashboards().items():
+        for variable, query in iter_variable_queries(dashboard):
+            selector, label = label_values_selector(query)
+            # Grafana's label_values(selector, label) is this call of the label values API.
+            values = run.prom.api(f"label/{label}/values", **{
+                "match[]": fill_variables(selector, **variables),
+                "start": f"{run.start:.3f}", "end": f"{run.end:.3f}"})
+            assert expected[variable] <= set(values), (name, variable, values)
