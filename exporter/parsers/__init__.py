@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.parsers import custom, exim, postfix, sendmail
+from exporter.parsers import custom, exim, opensmtpd, postfix, sendmail
 from exporter.replies import Delivery, Reply
 
 ParseFn = Callable[[str], "list[Reply | Delivery] | None"]
@@ -30,6 +30,7 @@ FORMATS = {
     "postfix": Format("postfix", postfix.parse, postfix.TRIGGERS, postfix.present),
     "exim": Format("exim", exim.parse, exim.TRIGGERS, exim.present),
     "sendmail": Format("sendmail", sendmail.parse, sendmail.TRIGGERS, sendmail.present),
+    "opensmtpd": Format("opensmtpd", opensmtpd.parse, opensmtpd.TRIGGERS, opensmtpd.present),
 }
 AUTO = "auto"
 

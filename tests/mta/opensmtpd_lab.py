@@ -1,0 +1,350 @@
+"""A real OpenSMTPD 6.8 (Debian 12's opensmtpd) beside the installed Postfix.
+
+The opensmtpd package conflicts with postfix, so it is not installed: its
+.deb is fetched with `apt-get download` (kept in /var/tmp/smtp-reply-opensmtpd
+between runs) and unpacked with `dpkg -x` into a private root. Every library
+it links against is already on the machine; the lab says so when one is not.
+
+Debian's smtpd has its paths compiled in (/var/spool/smtpd for the queue,
+/run/smtpd.sock, the chroot /var/lib/opensmtpd/empty) and drops privileges
+to the users `opensmtpd` and `opensmtpq`. The daemon therefore runs inside
+`unshare --mount`, where overlays lay this lab's own files over /etc (those
+two users, /etc/hosts, /etc/mailname, and a resolv.conf that sends DNS to
+127.0.0.1, where nothing answers, so no lookup leaves the machine),
+/var/spool and /var/lib, a fresh tmpfs covers /run, and /dev/log is this
+lab's datagram socket. The host's files and users are never touched.
+
+`smtpd -F` stays in the foreground and logs through syslog(3), so the log is
+what a syslog daemon writes: the receiver (sendmail_lab.SyslogReceiver)
+adds the host name to each datagram, "Nov 29 03:46:09 mx3 smtpd[1234]: ...".
+(With -d smtpd writes the same message texts to stderr without any prefix.)
+
+The configuration relays each test domain to a listener of the scripted peer
+(tests/mta/smtp_peer.py) and rejects the inbound probes at every SMTP step
+with builtin filters, reject match rules and its own checks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import scenario
+from .postfix_lab import free_port
+from .scenario import Seen
+from .sendmail_lab import SyslogReceiver
+from .smtp_peer import Reply, SmtpPeer
+
+PACKAGES = ("opensmtpd",)
+STORE = Path("/var/tmp/smtp-reply-opensmtpd")
+DEB_CACHE = STORE / "debs"
+USERS = ("opensmtpd", "opensmtpq")  # compiled into Debian's binary
+
+MYHOSTNAME = "mx3.lab.test"
+SYSLOG_HOST = "mx3"
+LOCAL_DOMAIN = "lab.test"
+MAILBOXES = ("fine", "postmaster")  # accepted at lab.test and relayed to the peer
+CLOSED_USER = "closed"  # a `match ... reject` rule
+GREYLISTED_USER = "sales"  # rcpt-to filter: "450 4.2.0 ..."
+
+CLIENT_TRUSTED = "127.0.0.1"  # "local": may relay
+CLIENT_OUTSIDE = "127.0.0.5"  # relaying denied
+CLIENT_BLOCKED = "127.0.0.9"  # connect filter: "554 5.7.1 ..."
+CLIENT_SLOW = "127.0.0.10"  # connect filter: "421 4.7.0 ..."
+CLIENT_NO_DATA = "127.0.0.11"  # data filter: "554 5.7.1 ..."
+
+HELO_BULK = "mail.bulk-sender.example"  # ehlo/helo filters: "550 5.7.1 ..."
+SENDER_BLOCKED = "offers@promo-blast.example"  # mail-from filter: "553 5.7.1 ..."
+SENDER_TEMP = "billing@slow-dns.example"  # mail-from filter: "451 4.7.1 ..."
+SENDER_SPAM = "news@bulk.example"  # commit filter: "550 5.7.1 ..." after the message
+MESSAGE_SIZE_LIMIT = 200_000
+
+FILTERS = {
+    "conn-blocked": f'phase connect match src <blocked> disconnect '
+                    f'"554 5.7.1 Access denied: {CLIENT_BLOCKED} is listed at bl.lab.test"',
+    "conn-slow": f'phase connect match src <slow> disconnect '
+                 f'"421 4.7.0 Too many connections from {CLIENT_SLOW}, try again in 60 seconds"',
+    "ehlo-bulk": 'phase ehlo match helo <bulk> reject "550 5.7.1 HELO name rejected: bulk sender"',
+    "helo-bulk": 'phase helo match helo <bulk> reject "550 5.7.1 HELO name rejected: bulk sender"',
+    "mail-blocked": 'phase mail-from match mail-from <senders_blocked> reject '
+                    '"553 5.7.1 Sender blocked by policy 2024-11"',
+    "mail-temp": 'phase mail-from match mail-from <senders_temp> reject '
+                 '"451 4.7.1 Sender domain does not resolve, try again in 300 seconds"',
+    "rcpt-grey": 'phase rcpt-to match rcpt-to <greylisted> reject "450 4.2.0 Greylisted for 300 seconds"',
+    "data-blocked": f'phase data match src <nodata> reject "554 5.7.1 No DATA from {CLIENT_NO_DATA}"',
+    "commit-spam": 'phase commit match mail-from <senders_spam> reject '
+                   '"550 5.7.1 Message content rejected, id=4F2A9C1E07"',
+}
+
+
+class OpenSmtpdLabError(RuntimeError):
+    pass
+
+
+class PackagesUnavailable(OpenSmtpdLabError):
+    """The opensmtpd package could not be downloaded for lack of network."""
+
+
+def unavailable() -> str | None:
+    """Why this machine cannot run the lab, or None when it can."""
+    if os.geteuid() != 0:
+        return "the OpenSMTPD lab needs root (mount namespace, overlays on /etc, /var, /dev)"
+    for tool in ("apt-get", "dpkg", "unshare", "ldd"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH"
+    return None
+
+
+# Words of apt's messages when the archive cannot be reached.
+_NETWORK_FAILURES = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
+                     "Unable to connect", "Network is unreachable", "Connection timed out",
+                     "Could not connect")
+
+
+def fetch_package() -> Path:
+    """The opensmtpd .deb, downloaded once into DEB_CACHE."""
+    DEB_CACHE.mkdir(parents=True, exist_ok=True)
+    for refresh in (False, True):
+        found = max(DEB_CACHE.glob("opensmtpd_*.deb"), default=None)
+        if found is not None:
+            return found
+        if refresh:  # stale package lists name a version the archive no longer has
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, check=False)
+        result = subprocess.run(
+            ["apt-get", "download", "-o", "APT::Sandbox::User=root", *PACKAGES],
+            cwd=DEB_CACHE, capture_output=True, text=True, timeout=300, check=False)
+        output = result.stdout + result.stderr
+        offline = [line for line in output.splitlines() if any(w in line for w in _NETWORK_FAILURES)]
+        if offline:
+            reason = re.sub(r"\S+://\S+ *", "", offline[0])
+            raise PackagesUnavailable(f"cannot download {' '.join(PACKAGES)}: {reason}")
+    raise OpenSmtpdLabError(f"apt-get download {' '.join(PACKAGES)} failed:\n{output}")
+
+
+# Runs inside `unshare --mount`; LAB is the lab's directory.
+_NAMESPACE_SCRIPT = """set -e
+for d in etc spool lib dev; do mkdir -p "$LAB/$d-upper" "$LAB/$d-work"; done
+mount -t overlay smtp-reply-opensmtpd-etc -o "lowerdir=/etc,upperdir=$LAB/etc-upper,workdir=$LAB/etc-work" /etc
+mount -t overlay smtp-reply-opensmtpd-spool -o "lowerdir=/var/spool,upperdir=$LAB/spool-upper,workdir=$LAB/spool-work" /var/spool
+mount -t overlay smtp-reply-opensmtpd-lib -o "lowerdir=/var/lib,upperdir=$LAB/lib-upper,workdir=$LAB/lib-work" /var/lib
+mount -t overlay smtp-reply-opensmtpd-dev -o "lowerdir=/dev,upperdir=$LAB/dev-upper,workdir=$LAB/dev-work" /dev
+mount -t tmpfs smtp-reply-opensmtpd-run /run
+touch /dev/log
+mount --bind "$LAB/syslog.sock" /dev/log
+mkdir -p /var/lib/opensmtpd/empty /var/spool/smtpd
+chmod 711 /var/spool/smtpd
+exec "$SMTPD" -F -f "$LAB/smtpd.conf"
+"""
+
+
+class OpenSmtpdLab:
+    """One private OpenSMTPD daemon. Use as a context manager or start()/cleanup().
+
+    routes maps a test domain to (scheme, port): scheme "smtp+notls", "lmtp"
+    or "smtp+tls" (TLS required), and the port of a scripted peer's listener
+    (or of nothing, for refused connections)."""
+
+    def __init__(self, name: str = "smtp-reply-opensmtpd-lab",
+                 routes: dict[str, tuple[str, int]] | None = None,
+                 inbound_port: int = 0) -> None:
+        self.base = Path("/var/tmp") / name
+        self.root = self.base / "root"
+        self.conf = self.base / "smtpd.conf"
+        self.routes = dict(routes or {})
+        self.inbound_port = inbound_port  # where mail accepted for lab.test goes
+        self.port = 0
+        self.syslog = SyslogReceiver(self.base / "syslog.sock", self.base / "maillog", SYSLOG_HOST)
+        self.daemon: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.syslog.log_path
+
+    @property
+    def smtpd(self) -> Path:
+        return self.root / "usr" / "sbin" / "smtpd"
+
+    # -- configuration -------------------------------------------------------
+
+    def _config(self) -> str:
+        def table(name: str, *values: str) -> str:
+            return f"table {name} {{ {', '.join(values)} }}\n"
+
+        lines = [
+            table("blocked", CLIENT_BLOCKED), table("slow", CLIENT_SLOW), table("nodata", CLIENT_NO_DATA),
+            table("bulk", HELO_BULK),
+            table("senders_blocked", SENDER_BLOCKED), table("senders_temp", SENDER_TEMP),
+            table("senders_spam", SENDER_SPAM),
+            table("greylisted", f"{GREYLISTED_USER}@{LOCAL_DOMAIN}"),
+            table("closed", f"{CLOSED_USER}@{LOCAL_DOMAIN}"),
+            table("mailboxes", *(f"{m}@{LOCAL_DOMAIN}" for m in MAILBOXES)),
+            f"smtp max-message-size {MESSAGE_SIZE_LIMIT}\n",
+        ]
+        lines += [f'filter "{name}" {rule}\n' for name, rule in FILTERS.items()]
+        lines.append(f'filter "checks" chain {{ {", ".join(f"{chr(34)}{n}{chr(34)}" for n in FILTERS)} }}\n')
+        lines.append(f'listen on 127.0.0.1 port {self.port} hostname {MYHOSTNAME} filter "checks"\n')
+        lines.append(f'action "inbound" relay host smtp+notls://127.0.0.1:{self.inbound_port}\n')
+        # OpenSMTPD spaces connections on one route (source and destination
+        # address) 5 s apart: each destination gets its own source address.
+        for i, (domain, (scheme, port)) in enumerate(sorted(self.routes.items()), start=1):
+            lines.append(f'action "route{i}" relay host {scheme}://127.0.0.1:{port} src 127.0.1.{i}\n')
+            lines.append(f'match from local for domain "{domain}" action "route{i}"\n')
+        lines += [
+            f'match from any for domain "{LOCAL_DOMAIN}" rcpt-to <closed> reject\n',
+            f'match from any for domain "{LOCAL_DOMAIN}" rcpt-to <mailboxes> action "inbound"\n',
+            f'match from any for domain "{LOCAL_DOMAIN}" rcpt-to <greylisted> action "inbound"\n',
+        ]
+        return "".join(lines)
+
+    def _prepare_etc(self) -> None:
+        """The files the overlay lays over /etc inside the namespace."""
+        up = self.base / "etc-upper"
+        up.mkdir(parents=True)
+        passwd, group = Path("/etc/passwd").read_text(), Path("/etc/group").read_text()
+        taken = {int(line.split(":")[2]) for line in passwd.splitlines() if line.count(":") >= 6}
+        taken |= {int(line.split(":")[2]) for line in group.splitlines() if line.count(":") >= 3}
+        ids = iter(i for i in range(990, 60000) if i not in taken)
+        for user in USERS:
+            uid = next(ids)
+            passwd += f"{user}:x:{uid}:{uid}:OpenSMTPD lab:/var/lib/opensmtpd/empty:/usr/sbin/nologin\n"
+            group += f"{user}:x:{uid}:\n"
+        (up / "passwd").write_text(passwd)
+        (up / "group").write_text(group)
+        (up / "hosts").write_text(f"127.0.0.1\t{MYHOSTNAME} {SYSLOG_HOST} localhost\n")
+        (up / "mailname").write_text(f"{MYHOSTNAME}\n")
+        (up / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> OpenSmtpdLab:
+        deb = fetch_package()
+        self._stop_leftover()
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.base.mkdir(parents=True)
+        subprocess.run(["dpkg", "-x", str(deb), str(self.root)], check=True, capture_output=True, timeout=60)
+        missing = [line.split()[0] for line in subprocess.run(
+            ["ldd", str(self.smtpd)], capture_output=True, text=True, check=False).stdout.splitlines()
+            if "not found" in line]
+        if missing:
+            raise OpenSmtpdLabError(f"smtpd needs libraries this machine lacks: {', '.join(missing)}")
+        self.port = free_port()
+        self.conf.write_text(self._config())
+        self._prepare_etc()
+        self.syslog.start()
+        env = dict(os.environ, LAB=str(self.base), SMTPD=str(self.smtpd))
+        with open(self.base / "daemon.out", "wb") as output:
+            self.daemon = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", _NAMESPACE_SCRIPT],
+                env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        (self.base / "smtpd.pid").write_text(f"{self.daemon.pid}\n")
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _stop_leftover(self) -> None:
+        """A run that died may have left its daemon running: stop it first."""
+        try:
+            pid = int((self.base / "smtpd.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(self.base / "smtpd.conf").encode() in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _wait_listening(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.daemon is None or self.daemon.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(512).startswith(b"220"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise OpenSmtpdLabError(f"OpenSMTPD did not start: {self._text(self.base / 'daemon.out')}\n"
+                                f"{self.log_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            if self.daemon.poll() is None:
+                self.daemon.send_signal(signal.SIGTERM)  # smtpd stops its own children
+                try:
+                    self.daemon.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.daemon.kill()
+                    self.daemon.wait()
+            self.daemon = None
+        self.syslog.stop()
+
+    def cleanup(self) -> None:
+        """Stop the daemon and remove everything under /var/tmp/<name>."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> OpenSmtpdLab:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    # -- traffic and state ---------------------------------------------------
+
+    def submit(self, recipients: list[str], message: str) -> None:
+        """Relay one message from 127.0.0.1 with the null sender (no bounces)."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30,
+                          source_address=(CLIENT_TRUSTED, 0)) as client:
+            client.ehlo("submit.lab.test")
+            client.sendmail("", recipients, message.encode())
+
+    @staticmethod
+    def _text(path: Path) -> str:
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        return self._text(self.log)
+
+    def outcomes(self) -> Counter:
+        """Envelopes with a delivery line, by recipient."""
+        return Counter(_DELIVERY.findall(self.log_text()))
+
+    def wait_outcomes(self, recipients: list[str], timeout: float = 60, settle: float = 1.0) -> None:
+        """Wait until every recipient has a delivery line and the log is quiet."""
+        deadline = time.monotonic() + timeout
+        quiet_since, last = None, -1
+        while True:
+            lines = self.syslog.count()
+            missing = Counter(recipients) - self.outcomes()
+            if lines != last or missing:
+                quiet_since, last = None, lines
+            else:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return
+            if time.monotonic() > deadline:
+                raise OpenSmtpdLabError(f"no delivery line yet for {sorted(missing)}:\n"
+                                        f"{self.log_text()[-4000:]}")
+            time.sleep(0.1)
+
+
+_DELIVERY = re.compile(r" mta delivery evpid=\S+ from=<[^>]*> to=<([^>]*)>")
