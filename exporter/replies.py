@@ -38,7 +38,7 @@ class Reply(NamedTuple):
     enhanced: str  # "5.1.1" as carried by the reply itself, or ""
     stage: str
     host: str = ""  # the remote server's host name as logged (outbound), or ""
-    text: str = ""  # the reply as logged, from its code on (for reasons)
+    text: str = ""  # what the reply says, as logged, for its reason
 
 
 class Delivery(NamedTuple):
@@ -86,14 +86,20 @@ def make_reply(
     return Reply(direction, code, first + "xx", enhanced, stage, host, text)
 
 
-def reply_from_text(direction: str, text: str, stage: str, host: str = "") -> Reply | None:
-    """A Reply for a logged reply text, or None when the text carries no code."""
+def reply_from_text(
+    direction: str, text: str, stage: str, host: str = "", why: str | None = None
+) -> Reply | None:
+    """A Reply for a logged reply text, or None when the text carries no code.
+
+    why: the part of the text that says why, when the parser knows it (the
+    reply's `text`, which reasons read; default: all of it).
+    """
     parts = _head_parts(text[:_HEAD])
     if parts is None:
         return None
     # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs
     # for every reply in the log.
-    return _new_tuple(Reply, (direction, *parts, stage, host, text))
+    return _new_tuple(Reply, (direction, *parts, stage, host, text if why is None else why))
 
 
 _new_tuple = tuple.__new__

@@ -419,6 +419,14 @@ HOSTS_AND_TEXTS = [
          Reply("outbound", "421", "4xx", "4.3.2", "connect", "mx2.example.com", "421 4.3.2 Service not available)")],
     ),
     (
+        "inbound: the address a reject is about is not why it was rejected",
+        SYSLOG + "postfix/smtpd[1234]: NOQUEUE: reject: RCPT from unknown[192.0.2.77]: 550 5.1.1 "
+        "<nobody@example.net>: Recipient address rejected: User unknown in local recipient table; "
+        "from=<a@example.com> to=<nobody@example.net> proto=ESMTP helo=<mail.example.com>",
+        [Reply("inbound", "550", "5xx", "5.1.1", "rcpt", "",
+               "Recipient address rejected: User unknown in local recipient table")],
+    ),
+    (
         "inbound: no remote host; the envelope after the reply is not reply text",
         SYSLOG + "postfix/smtpd[1234]: NOQUEUE: reject: RCPT from unknown[192.0.2.77]: 554 5.7.1 "
         "Service unavailable; Client host [192.0.2.77] blocked using zen.example.org; "

@@ -86,6 +86,9 @@ _REPLY_ACTIONS = frozenset(("reject", "milter-reject", "proxy-reject", "proxy-ac
 
 _DELIVERY_STATUSES = frozenset(("sent", "deferred", "bounced", "expired"))
 
+# "550 5.7.123 <": where an address right after a reply's codes can start.
+_HEAD_WITH_SPACE = 13
+
 
 def parse(line: str) -> list[Reply | Delivery] | None:
     """Events for one Postfix log line.
@@ -305,6 +308,17 @@ def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:
     # The envelope Postfix appends ("; from=<..> to=<..> proto=.. helo=<..>")
     # is the client's, not part of our reply.
     envelope = text.find("; from=<")
-    reply = reply_from_text(INBOUND, text[:envelope] if envelope > 0 else text, stage)
+    if envelope > 0:
+        text = text[:envelope]
+    # "550 5.1.1 <a@example.net>: Recipient address rejected: ...": the
+    # address is not why, and without it the same rejections read the same,
+    # so their reasons come from a cache.
+    why = None
+    address = text.find(" <", 0, _HEAD_WITH_SPACE)
+    if address > 0:
+        end = text.find(">: ", address)
+        if end > 0:
+            why = text[end + 3 :]
+    reply = reply_from_text(INBOUND, text, stage, why=why)
     # No code logged (postscreen "too many connections"): nothing to count.
     return [reply] if reply is not None else []

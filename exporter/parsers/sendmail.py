@@ -49,8 +49,19 @@ _PRESENT = re.compile(rb"[ \]](?:sendmail|sm-[\w.-]+)\[\d+\]: ")
 
 def present(block: bytes) -> bool:
     """Could this block hold Sendmail lines (a `sendmail[pid]: ` or
-    `sm-mta[pid]: ` tag)? Postfix's own `postfix/sendmail[pid]` is not one."""
-    return _PRESENT.search(block) is not None
+    `sm-mta[pid]: ` tag)? Postfix's own `postfix/sendmail[pid]` is not one.
+
+    bytes.find runs several times faster than a regex search over a whole
+    block, and this runs on every block of every MTA's log in auto mode: the
+    regex only confirms the places find stops at.
+    """
+    for needle, back in ((b"sendmail[", 1), (b"sm-", 1)):
+        at = block.find(needle)
+        while at >= 0:
+            if _PRESENT.match(block, at - back):
+                return True
+            at = block.find(needle, at + 1)
+    return False
 
 
 # Sendmail's queue ids: 12 (8.11) to 14+ (8.12+) letters and digits.
