@@ -44,6 +44,14 @@ MTA_ENTRIES = [
               "550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown",
               "SYSLOG_IDENTIFIER": "exim", "SYSLOG_PID": "2"},
      ("outbound", "550", "5xx", "5.1.1", "rcpt", "other")),
+    ("sendmail", {"MESSAGE": "6AT4G6IM030212: ruleset=check_rcpt, arg1=<x@elsewhere.test>, relay=[127.0.0.5], "
+                  "reject=550 5.7.1 <x@elsewhere.test>... Relaying denied", "SYSLOG_IDENTIFIER": "sm-mta",
+                  "SYSLOG_PID": "3"},
+     ("inbound", "550", "5xx", "5.7.1", "rcpt", "")),
+    ("opensmtpd", {"MESSAGE": 'a427e8957ba23d6f smtp failed-command command="RCPT TO:<x@other.test>" '
+                   'result="550 5.1.1 Invalid recipient: <x@other.test>"', "SYSLOG_IDENTIFIER": "smtpd",
+                   "SYSLOG_PID": "4"},
+     ("inbound", "550", "5xx", "5.1.1", "rcpt", "")),
 ]
 
 
