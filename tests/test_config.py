@@ -100,3 +100,23 @@ def test_exim_rejectlog_is_dropped_only_beside_a_mainlog():
     assert repeated_rejectlogs([main, reject]) == [reject]
     assert repeated_rejectlogs([reject]) == []  # alone, it is the only record of the rejections
     assert repeated_rejectlogs([main, SourceConfig(journal_units=["exim4.service"])]) == []
+
+
+def test_commented_examples_of_the_shipped_config_load(tmp_path):
+    """The formats:, providers: and reasons: examples, uncommented, are valid."""
+    import re
+
+    text = EXAMPLE.read_text()
+    head, examples = text.split("\n# formats:", 1)
+    uncommented = head + re.sub(r"(?m)^# ((?:formats|providers|reasons):|  )", r"\1", "\n# formats:" + examples)
+    assert uncommented.count("\nformats:") == uncommented.count("\nproviders:") == 1
+    f = tmp_path / "c.yml"
+    f.write_text(uncommented)
+    settings = load_config(str(f))
+    assert "qmail-send" in settings.formats
+    assert settings.providers.provider_of("in.mx.partner.example") == "hosting_partner"
+    assert settings.reasons.reason("550", "5.7.1", "you are listed at bl.partner.example") == "blocklisted"
+    reply = settings.formats["qmail-send"].parse(
+        "@400000006543 delivery 42: deferral: mx.example.com said: 451 4.7.1 Greylisted, try later"
+    )
+    assert [(r.code, r.enhanced, r.direction, r.host) for r in reply] == [("451", "4.7.1", "outbound", "mx.example.com")]
