@@ -28,6 +28,26 @@ STAGES = (
 
 DELIVERY_STATUSES = ("sent", "deferred", "bounced", "expired")
 
+# The stage each SMTP command verb answers. Parsers extend this with the
+# words their MTA logs in its place ("end of DATA", "check_rcpt", ...).
+COMMAND_STAGES = {
+    "HELO": "helo",
+    "EHLO": "helo",
+    "LHLO": "helo",
+    "STARTTLS": "starttls",
+    "AUTH": "auth",
+    "MAIL": "mail",
+    "RCPT": "rcpt",
+    "DATA": "data",
+    "BDAT": "data",
+    "VRFY": "other",
+    "EXPN": "other",
+    "ETRN": "other",
+    "RSET": "other",
+    "NOOP": "other",
+    "QUIT": "other",
+}
+
 
 class Reply(NamedTuple):
     """One SMTP reply, as a parser read it from one log line."""

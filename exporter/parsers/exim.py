@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply, make_reply, reply_from_text, split_reply
+from exporter.replies import COMMAND_STAGES, INBOUND, OUTBOUND, Delivery, Reply, make_reply, reply_from_text, split_reply
 
 TRIGGERS = (
     " => ",
@@ -59,35 +59,14 @@ _REMOTE_ERROR = re.compile(
     r"(?:host (?P<host>\S+) \[[^\]]*\](?::\d+)?: )?"
 )
 
-_REMOTE_STAGES = {
-    "initial connection": "connect",
-    "HELO": "helo",
-    "EHLO": "helo",
-    "LHLO": "helo",
-    "STARTTLS": "starttls",
-    "AUTH": "auth",
-    "MAIL": "mail",
-    "RCPT": "rcpt",
-    "DATA": "data",
-    "end of data": "end_of_data",
-    "QUIT": "other",
-    "RSET": "other",
-}
+_REMOTE_STAGES = {**COMMAND_STAGES, "initial connection": "connect", "end of data": "end_of_data"}
 
 # "rejected <what>" in inbound ACL lines, and the stage each names.
 _REJECTED = re.compile(
     r"(?P<temp>temporarily )?rejected (?P<what>RCPT|MAIL|EHLO or HELO|connection in \"[a-z_]+\" ACL"
     r"|after DATA|DATA|VRFY|EXPN|ETRN|AUTH|STARTTLS|non-SMTP ACL|\"\w+\")"
 )
-_REJECT_STAGES = {
-    "RCPT": "rcpt",
-    "MAIL": "mail",
-    "EHLO or HELO": "helo",
-    "after DATA": "end_of_data",
-    "DATA": "data",
-    "AUTH": "auth",
-    "STARTTLS": "starttls",
-}
+_REJECT_STAGES = {**COMMAND_STAGES, "EHLO or HELO": "helo", "after DATA": "end_of_data"}
 
 
 def parse(line: str) -> list[Reply | Delivery] | None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 
-from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply, reply_from_text
+from exporter.replies import COMMAND_STAGES, INBOUND, OUTBOUND, Delivery, Reply, reply_from_text
 
 TRIGGERS = (
     " mta delivery ",
@@ -68,29 +68,10 @@ _SESSION = re.compile(r"[0-9a-f]{16} ")
 _RESULTS = {"Ok": "sent", "TempFail": "deferred", "PermFail": "bounced", "Loop": "bounced"}
 
 # The word before " rejected: " in an mta error, and the stage it names.
-_SESSION_FAILURES = {
-    "BANNER": "connect",
-    "EHLO": "helo",
-    "HELO": "helo",
-    "LHLO": "helo",
-    "STARTTLS": "starttls",
-    "AUTH": "auth",
-}
+_SESSION_FAILURES = {"BANNER": "connect", "EHLO": "helo", "HELO": "helo", "LHLO": "helo", "STARTTLS": "starttls", "AUTH": "auth"}
 
 # The verb of a failed command, as the client sent it (any case).
-_COMMAND_STAGES = {
-    "": "connect",
-    "HELO": "helo",
-    "EHLO": "helo",
-    "LHLO": "helo",
-    "STARTTLS": "starttls",
-    "AUTH": "auth",
-    "MAIL": "mail",
-    "RCPT": "rcpt",
-    "DATA": "data",
-    "BDAT": "data",
-    ".": "end_of_data",
-}
+_COMMAND_STAGES = {**COMMAND_STAGES, "": "connect", ".": "end_of_data"}
 
 
 def parse(line: str) -> list[Reply | Delivery] | None:

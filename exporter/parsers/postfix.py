@@ -15,6 +15,7 @@ delays, queue ids and numbers inside reply text are never taken for codes.
 from __future__ import annotations
 
 from exporter.replies import (
+    COMMAND_STAGES,
     INBOUND,
     OUTBOUND,
     Delivery,
@@ -51,32 +52,13 @@ _QUIET_DAEMONS = frozenset(
 )
 
 # "(in reply to X command)" as written by the Postfix SMTP/LMTP client.
-_COMMAND_STAGES = {
-    "MAIL FROM": "mail",
-    "RCPT TO": "rcpt",
-    "DATA": "data",
-    "end of DATA": "end_of_data",
-    "EHLO": "helo",
-    "HELO": "helo",
-    "LHLO": "helo",
-    "STARTTLS": "starttls",
-    "AUTH": "auth",
-}
+_CLIENT_STAGES = {**COMMAND_STAGES, "MAIL FROM": "mail", "RCPT TO": "rcpt", "end of DATA": "end_of_data"}
 
 # The stage word of an smtpd/postscreen/cleanup reject.
 _REJECT_STAGES = {
+    **COMMAND_STAGES,
     "CONNECT": "connect",
-    "HELO": "helo",
-    "EHLO": "helo",
-    "STARTTLS": "starttls",
-    "AUTH": "auth",
-    "MAIL": "mail",
-    "RCPT": "rcpt",
-    "DATA": "data",
-    "BDAT": "data",
     "END-OF-MESSAGE": "end_of_data",
-    "VRFY": "other",
-    "ETRN": "other",
     "UNKNOWN": "unknown",
 }
 
@@ -136,7 +118,7 @@ def _stage_of_command(reply: str) -> str:
     end = reply.find(" command)", at)
     if end < 0:
         return "unknown"
-    return _COMMAND_STAGES.get(reply[at + 13 : end], "other")
+    return _CLIENT_STAGES.get(reply[at + 13 : end], "other")
 
 
 def _host_reply(text: str) -> Reply | None:
