@@ -67,7 +67,7 @@ DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval"}
 # Values fill_variables gives the drill-down's variables unless told otherwise:
 # the dashboards' "All" (their allValue).
-DEFAULT_VARIABLE_VALUES = {"direction": ".*", "code": ".*", "enhanced": ".*"}
+DEFAULT_VARIABLE_VALUES = {"direction": ".*", "remote": ".*", "code": ".*", "enhanced": ".*"}
 # Series that Prometheus itself adds for every target.
 PROMETHEUS_SERIES = {
     "up",
@@ -203,8 +203,8 @@ def fill_variables(
 
     A str value is put in as it is: it is a regex (".*" is "All"). A list of
     str is a multi-value selection of literal values, escaped and joined as
-    Grafana does ("(a|b)"). The drill-down's direction, code and enhanced
-    default to ".*" (their "All"). rate_interval, range_ and interval stand
+    Grafana does ("(a|b)"). The drill-down's direction, remote, code and
+    enhanced default to ".*" (their "All"). rate_interval, range_ and interval stand
     for $__rate_interval, $__range and $__interval: give rate_interval at least
     four scrape intervals. label_replace's "$1" is left alone; any other
     unknown variable raises ValueError.
@@ -549,15 +549,20 @@ def test_queries_use_known_metrics_and_variables(name):
     assert not problems, "\n".join(problems)
 
 
+# Counters of the exporter with no pre-created series.
+COUNTED_ON_FIRST_EVENT = frozenset({"smtp_replies_total", "smtp_reply_reasons_total"})
+
+
 @pytest.mark.parametrize("name", DASHBOARD_IDS)
 def test_reply_queries_survive_absent_series(name):
-    """smtp_replies_total series appear with their first event: every query on
-    it needs an `or` fallback (a zero series, or a zero numerator for ratios)."""
+    """smtp_replies_total and smtp_reply_reasons_total series appear with their
+    first event: every query on them needs an `or` fallback (a zero series, or a
+    zero numerator for ratios)."""
     problems = [
-        f"{q.panel_title}: no `or` fallback for absent smtp_replies_total series"
+        f"{q.panel_title}: no `or` fallback for absent {metric} series"
         for q in iter_targets(ALL[name])
-        if any(s.metric == "smtp_replies_total" for s in metric_selectors(q.expr))
-        and not re.search(r"\bor\b", q.expr)
+        for metric in sorted(COUNTED_ON_FIRST_EVENT & {s.metric for s in metric_selectors(q.expr)})
+        if not re.search(r"\bor\b", q.expr)
     ]
     assert not problems, "\n".join(problems)
 
@@ -599,7 +604,7 @@ def test_thresholds_match_alert_defaults(name):
     for p in iter_panels(ALL[name]):
         title = p.get("title", "")
         field = p.get("fieldConfig", {})
-        if m := re.fullmatch(r"(Outbound|Inbound) ([45]xx) ratio", title):
+        if m := re.fullmatch(r"(Outbound|Inbound) ([45]xx) ratio(?: by provider)?", title):
             want = defaults[(f"smtp:threshold:reply_{m[2]}_ratio", m[1].lower())]
             assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
             assert field["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off", f"{title}: threshold not drawn"
@@ -618,13 +623,13 @@ def test_thresholds_match_alert_defaults(name):
             assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
             checked += 1
     if "overview" in name:
-        assert checked == 7, "expected 4 ratio graphs, 2 ratio stats and the log age"
+        assert checked == 8, "expected 4 ratio graphs, the 5xx ratio by provider, 2 ratio stats and the log age"
 
 
 def test_known_metric_names_cover_the_contract():
     known = known_metric_names()
     for name in (
-        "smtp_replies_total", "smtp_deliveries_total", "smtp_reply_code_info", "smtp_enhanced_status_info",
+        "smtp_replies_total", "smtp_reply_reasons_total", "smtp_deliveries_total", "smtp_reply_code_info", "smtp_enhanced_status_info",
         "smtp_exporter_lines_total", "smtp_exporter_read_bytes_total",
         "smtp_exporter_source_last_read_timestamp_seconds", "smtp_exporter_source_read_errors_total",
         "smtp_exporter_source_rotations_total", "smtp_exporter_source_truncations_total",
@@ -790,7 +795,7 @@ def test_queries_before_first_reply(tmp_path):
     """An exporter that has counted nothing yet: zeros and "none yet", not No data."""
     series = {
         f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
-        f"smtp_deliveries_total{{{T}, status=\"sent\"}}": "0x30",
+        f"smtp_deliveries_total{{{T}, status=\"sent\", remote=\"other\"}}": "0x30",
         f"smtp_reply_code_info{{{T}, code=\"550\", class=\"5xx\", meaning=\"Mailbox unavailable\"}}": "1x30",
     }
     ov = "smtp-reply-overview.json"
@@ -799,8 +804,12 @@ def test_queries_before_first_reply(tmp_path):
         (_panel_query(ov, "Outbound replies by class"), "20m", [('{class="none yet"}', 0)]),
         (_panel_query(ov, "Replies in range"), "20m", [("{}", 0)]),
         (_panel_query(ov, "Deliveries by status"), "20m", [('{status="sent"}', 0)]),
+        (_panel_query(ov, "Outbound failures (4xx and 5xx) by provider"), "20m", [('{remote="none yet"}', 0)]),
+        (_panel_query(ov, "Failure reasons by direction"), "20m", [('{reason="none yet"}', 0)]),
+        (_panel_query(ov, "Failure reasons in range"), "20m", [('{reason="none yet"}', 0)]),
         # A ratio of no replies at all is no ratio (the panel says "No outbound replies yet").
         (_panel_query(ov, "Outbound 5xx ratio"), "20m", []),
+        (_panel_query(ov, "Outbound 5xx ratio by provider"), "20m", []),
     ])
 
 
@@ -832,4 +841,62 @@ def test_ratios_are_zero_before_first_error(tmp_path):
         ]),
         (_panel_query(ov, "5xx ratio in range", range_="10m"), "30m", [('{direction="outbound"}', 0.25), ('{direction="inbound"}', 1)]),
         (_panel_query(ov, "Outbound replies by class"), "10m", [('{class="2xx"}', 0.05)]),
+    ])
+
+
+@needs_promtool
+def test_provider_and_reason_panels(tmp_path):
+    """Per provider: 0 while a provider refuses nothing, then its own share;
+    reasons split by direction; inbound replies have no remote."""
+    outbound = f'{T}, direction="outbound"'
+    series = {
+        f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
+        # 3 replies a minute each from google and microsoft; google refuses 3 more a minute from minute 15.
+        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", remote="google"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", remote="microsoft"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.7.1", stage="rcpt", remote="google"}}': "_x15 3+3x15",
+        f'smtp_reply_reasons_total{{{outbound}, class="5xx", reason="blocklisted", remote="google"}}': "_x15 3+3x15",
+        # Our MTA refuses unknown users, 3 a minute; inbound has remote="".
+        f'smtp_replies_total{{{T}, direction="inbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt", remote=""}}': "0+3x30",
+        f'smtp_reply_reasons_total{{{T}, direction="inbound", class="5xx", reason="user_unknown", remote=""}}': "0+3x30",
+    }
+    ov = "smtp-reply-overview.json"
+    ratio = _panel_query(ov, "Outbound 5xx ratio by provider")
+    failures = _panel_query(ov, "Outbound failures (4xx and 5xx) by provider")
+    reasons = _panel_query(ov, "Failure reasons by direction")
+    _promtool_eval(tmp_path, series, [
+        (ratio, "10m", [('{remote="google"}', 0), ('{remote="microsoft"}', 0)]),
+        (ratio, "25m", [('{remote="google"}', 0.5), ('{remote="microsoft"}', 0)]),
+        (failures, "10m", [('{remote="none yet"}', 0)]),
+        (failures, "25m", [('{remote="google", class="5xx"}', 0.05)]),
+        (reasons, "10m", [('{direction="inbound", reason="user_unknown"}', 0.05)]),
+        (reasons, "25m", [('{direction="inbound", reason="user_unknown"}', 0.05),
+                          ('{direction="outbound", reason="blocklisted"}', 0.05)]),
+        (_panel_query(ov, "Failure reasons in range", range_="10m"), "25m", [
+            ('{direction="outbound", class="5xx", reason="blocklisted", remote="google"}', 30),
+            ('{direction="inbound", class="5xx", reason="user_unknown"}', 30),
+        ]),
+    ])
+
+
+@needs_promtool
+def test_drilldown_remote_selection(tmp_path):
+    """The remote variable narrows the drill-down to one provider's replies;
+    its share is of that provider's replies, and inbound shows as ours."""
+    outbound = f'{T}, direction="outbound"'
+    series = {
+        f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
+        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", remote="google"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.7.1", stage="rcpt", remote="google"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.1.1", stage="rcpt", remote="microsoft"}}': "0+3x30",
+        f'smtp_replies_total{{{T}, direction="inbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt", remote=""}}': "0+3x30",
+    }
+    dd = "smtp-reply-drilldown.json"
+    _promtool_eval(tmp_path, series, [
+        (_panel_query(dd, "Share of all replies by direction", remote=["google"], code=["550"]), "20m",
+         [('{direction="outbound"}', 0.5)]),
+        (_panel_query(dd, "Selected replies by remote provider", code=["550"]), "20m", [
+            ('{remote="google"}', 0.05), ('{remote="microsoft"}', 0.05), ('{remote="inbound (ours)"}', 0.05)]),
+        (_panel_query(dd, "Selected replies by remote provider", remote=["microsoft"]), "20m",
+         [('{remote="microsoft"}', 0.05)]),
     ])
