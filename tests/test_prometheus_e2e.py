@@ -5,7 +5,9 @@ query of the provisioned Grafana dashboards.
 One run, shared by the tests of this module: the daemon follows an empty
 mail log; Prometheus scrapes it every second and evaluates the rules every
 second. A feeder appends Postfix lines taken from exporter/demo/postfix.log
-(written by a real Postfix): first a quiet baseline of delivered mail (2xx),
+(written by a real Postfix; some outbound ones with the lab relay's host
+changed to Gmail's, so that there are two remote providers): first a quiet
+baseline of delivered mail (2xx),
 long enough for SmtpReply5xxRatioHigh to have seen its whole window and its
 volume guard met, then a burst of bounces (5xx), deferrals (4xx) and inbound
 rejects mixed into the deliveries, until the alert fires.
@@ -25,7 +27,9 @@ from typing import NamedTuple
 import pytest
 import yaml
 
+from exporter.labels import Counts, Labeller
 from exporter.parsers import postfix
+from exporter.providers import OTHER
 from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply
 from helpers import REPO
 from prometheus_server import PROMETHEUS, PrometheusError, PrometheusServer
@@ -47,11 +51,18 @@ WINDOW_SECONDS = 10
 WINDOWS = {"5m": f"{WINDOW_SECONDS}s"}  # the alert's ratio and volume-guard window
 SCRAPE_SECONDS = 1
 TICK_SECONDS = 0.25
-# Lines appended per tick. Baseline: 8 outbound replies a second, all 2xx,
-# far above the default volume guard of 4 replies a minute. Burst: 2 of 5
-# outbound replies are 5xx (40 %, the default threshold is 10 %).
-BASELINE_TICK = {"sent": 2, "noise": 3}
-BURST_TICK = {"sent": 2, "bounced": 2, "deferred": 1, "inbound": 1, "noise": 3}
+# Lines appended per tick. Baseline: 12 outbound replies a second, all 2xx,
+# far above the default volume guard of 4 replies a minute. Burst: 2 of 6
+# outbound replies are 5xx (33 %, the default threshold is 10 %), one of
+# them from Gmail.
+BASELINE_TICK = {"sent": 2, "google_sent": 1, "noise": 3}
+BURST_TICK = {"sent": 2, "google_sent": 1, "bounced": 1, "google_bounced": 1, "deferred": 1, "inbound": 1,
+              "noise": 3}
+# The demo log's relay (the lab's peer on loopback, remote "other") and the
+# host put in its place in the google_* kinds.
+LAB_RELAY = "127.0.0.1[127.0.0.1]"
+GOOGLE_RELAY = "gmail-smtp-in.l.google.com[142.250.102.27]"
+GOOGLE = "google"
 # After the alert's inputs first show a full window of baseline traffic, keep
 # the baseline going this long: `for:` plus a few evaluations, time enough
 # for a wrong alert to become pending and firing.
@@ -71,6 +82,7 @@ EXPECTED_EMPTY = {
             "Selected replies by stage",
             "Selected replies by direction",
             "Selected replies by code and enhanced code",
+            "Selected replies by remote provider",
             "Selected reply codes",
             "Selected enhanced status codes",
         )
@@ -98,12 +110,17 @@ def classify(line: str) -> str | None:
 
 
 def demo_lines() -> dict[str, list[str]]:
-    """The demo log's lines by kind (sent, deferred, bounced, inbound, noise)."""
+    """The demo log's lines by kind (sent, deferred, bounced, inbound, noise),
+    and google_sent and google_bounced: the SMTP ones of sent and bounced
+    with the relay host changed to Gmail's."""
     out: dict[str, list[str]] = {}
     for line in DEMO_LOG.read_text().splitlines():
         kind = classify(line)
         if kind:
             out.setdefault(kind, []).append(line)
+    for kind in ("sent", "bounced"):
+        out[f"google_{kind}"] = [line.replace(LAB_RELAY, GOOGLE_RELAY) for line in out[kind]
+                                 if " postfix/smtp[" in line and LAB_RELAY in line]
     return out
 
 
@@ -140,7 +157,8 @@ class Run:
     baseline_alerts: list[dict] = field(default_factory=list)  # ALERT seen in the baseline
     baseline_inputs: dict = field(default_factory=dict)  # the alert's inputs at the baseline's end
     firing: list[dict] = field(default_factory=list)
-    seen_code: tuple[str, str] = ("", "")  # most fed outbound 5xx (code, enhanced)
+    fed: Counts = field(default_factory=Counts)  # the label sets of every line fed, as the exporter counts them
+    seen_code: tuple[str, str, str] = ("", "", "")  # most fed outbound 5xx not from "other": (remote, code, enhanced)
 
 
 def scalar(prom: PrometheusServer, expr: str) -> float | None:
@@ -217,11 +235,13 @@ def run(tmp_path_factory):
         time.sleep(2 * SCRAPE_SECONDS)  # the last lines scraped
         result.end = time.time()
 
-        bounced = Counter()
+        labeller = Labeller()
         for line in feeder.fed:
-            for e in postfix.parse(line) or []:
-                if isinstance(e, Reply) and e.direction == OUTBOUND and e.reply_class == "5xx" and e.enhanced:
-                    bounced[e.code, e.enhanced] += 1
+            labeller.count(postfix.parse(line) or [], result.fed)
+        bounced = Counter()
+        for (direction, code, reply_class, enhanced, _stage, remote), n in result.fed.replies.items():
+            if direction == OUTBOUND and reply_class == "5xx" and enhanced and remote != OTHER:
+                bounced[remote, code, enhanced] += n
         result.seen_code = bounced.most_common(1)[0][0]
         yield result
     finally:
@@ -267,12 +287,13 @@ def test_every_rule_loads_and_evaluates_without_error(run):
 
 def selections(run: Run) -> dict[tuple[str, str], dict]:
     """{(dashboard file, selection name): variable values} to run queries with."""
-    code, enhanced = run.seen_code
+    remote, code, enhanced = run.seen_code
     scrape = {"job": [JOB], "instance": [run.instance]}
     return {
         ("smtp-reply-overview.json", "all"): scrape,
         ("smtp-reply-drilldown.json", "all"): scrape,
-        ("smtp-reply-drilldown.json", "seen"): {**scrape, "direction": [OUTBOUND], "code": [code], "enhanced": [enhanced]},
+        ("smtp-reply-drilldown.json", "seen"): {
+            **scrape, "direction": [OUTBOUND], "remote": [remote], "code": [code], "enhanced": [enhanced]},
         ("smtp-reply-drilldown.json", "unseen"): {**scrape, **UNSEEN_SELECTION},
     }
 
@@ -362,15 +383,26 @@ def test_overview_panels_show_the_burst(run, dashboard_results):
     for title in ("Unrecognized lines in range", "Read errors in range", "Rotations and truncations in range",
                   "Malformed lines in range", "Series cap overflows in range"):
         assert [values for _, values in panels[title]] == [[0.0]] * len(panels[title]), title
-    code, _ = run.seen_code
+    # Per provider: Gmail's bounces stand out from the lab relay's ("other").
+    assert {GOOGLE, OTHER} <= positive(panels["Outbound failures (4xx and 5xx) by provider"], "remote")
+    ratios = values_by(panels["Outbound 5xx ratio by provider"], "remote")
+    assert set(ratios) == {GOOGLE, OTHER} and ratios[GOOGLE] > 0.10, ratios
+    assert {INBOUND, OUTBOUND} <= positive(panels["Failure reasons by direction"], "direction")
+    # A row for every reason label set fed (0 for one seen once: increase() misses a series' first count).
+    rows = {(labels["direction"], labels["class"], labels["reason"], labels.get("remote", ""))
+            for labels, _ in panels["Failure reasons in range"]}
+    assert rows == set(run.fed.reasons), rows ^ set(run.fed.reasons)
+    assert any(remote == GOOGLE for _, _, _, remote in rows)
+    _, code, _ = run.seen_code
     top = {(labels["direction"], labels.get("code", "")): labels for labels, _ in panels["Top reply codes"]}
     assert (OUTBOUND, code) in top and top[OUTBOUND, code].get("meaning"), top
     assert all(labels.get("version") for labels, _ in panels["Exporter versions"])
 
 
 def test_drilldown_selection_shows_only_the_selected_code(run, dashboard_results):
-    code, enhanced = run.seen_code
+    remote, code, enhanced = run.seen_code
     panels = dashboard_results.panels["smtp-reply-drilldown.json", "seen"]
+    assert positive(panels["Selected replies by remote provider"], "remote") == {remote}
     assert values_by(panels["Selected replies in range"], "")[""] > 0
     rows = {(labels["direction"], labels["code"], labels["class"]) for labels, _ in panels["Selected reply codes"]}
     assert rows == {(OUTBOUND, code, "5xx")}
@@ -381,10 +413,10 @@ def test_drilldown_selection_shows_only_the_selected_code(run, dashboard_results
 
 
 def test_variable_queries_offer_the_scraped_values(run):
-    code, enhanced = run.seen_code
+    remote, code, enhanced = run.seen_code
     variables = selections(run)["smtp-reply-drilldown.json", "seen"]
     expected = {"job": {JOB}, "instance": {run.instance}, "direction": {INBOUND, OUTBOUND},
-                "code": {code}, "enhanced": {enhanced}}
+                "remote": {remote}, "code": {code}, "enhanced": {enhanced}}
     for name, dashboard in load_dashboards().items():
         for variable, query in iter_variable_queries(dashboard):
             selector, label = label_values_selector(query)
