@@ -18,13 +18,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
 from helpers import REPO, replies_by, run_once, samples
 from test_daemon_e2e import Exporter
 
+from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
+
 sys.path.insert(0, str(REPO / "benchmarks"))
-import hostile_log_gen  # noqa: E402 - a sibling directory, not a package
+import hostile_log_gen  # a sibling directory, not a package
 
 LINES = 150_000
 SEED = 1
