@@ -124,7 +124,8 @@ def run_once(settings: Settings, output: str, workers: int) -> int:
     metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
     paths = [(s.path, formats_for(s.format, settings.formats)) for s in settings.sources if s.path]
     try:
-        scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers, settings.labeller())
+        scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers, settings.labeller(),
+                   settings.max_reply_series)
     except OSError as err:
         print(f"smtp-reply-exporter: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 1

@@ -13,9 +13,8 @@ from typing import Any
 
 import yaml
 
-from exporter.labels import Labeller
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
-from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
 from exporter.parsers import AUTO, FORMATS, Format, with_custom
 from exporter.providers import ProviderTable
 from exporter.reasons import ReasonRuleError, ReasonRules

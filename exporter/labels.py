@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from exporter.providers import ProviderTable
 from exporter.reasons import ReasonRules
-from exporter.replies import OUTBOUND, Delivery, Reply
+from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply
 
 # Label names, in the order of the tuples in Counts.
 REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage", "remote")
@@ -22,27 +22,58 @@ REASON_LABELS = ("direction", "class", "reason", "remote")
 DELIVERY_LABELS = ("status", "remote")
 
 
-class Counts:
-    """Label tuples -> counts, one dict per metric."""
+# Remote servers choose their replies: past this many reply label sets, new
+# ones are counted in one set per direction and class, so a hostile peer
+# cannot grow the series count (or memory) without bound, while totals by
+# direction and class stay exact.
+DEFAULT_MAX_REPLY_SERIES = 2000
+OVERFLOW = "other"
+# Room kept under the cap for those sets: 2 directions x 4 classes.
+_OVERFLOW_SETS = 8
 
-    __slots__ = ("replies", "reasons", "deliveries")
+
+def capped_reply_key(key: tuple[str, ...], known: dict, limit: int) -> tuple[tuple[str, ...], bool]:
+    """(the key to count a reply under, whether it was folded for the cap).
+
+    known: the keys counted so far. A folded key has code, enhanced (and so
+    stage and remote, for the bound to be strict) set to what says "past the
+    cap"; folding one again gives itself.
+    """
+    if key in known or len(known) < limit - _OVERFLOW_SETS or key[1] == OVERFLOW:
+        return key, False
+    direction, _, reply_class, _, _, _ = key
+    remote = "" if direction == INBOUND else OVERFLOW
+    return (direction, OVERFLOW, reply_class, OVERFLOW, "unknown", remote), True
+
+
+class Counts:
+    """Label tuples -> counts, one dict per metric, and how many replies were
+    folded for the series cap (smtp_exporter_label_overflow_total)."""
+
+    __slots__ = ("replies", "reasons", "deliveries", "overflow")
 
     def __init__(self) -> None:
         self.replies: dict[tuple[str, ...], int] = {}
         self.reasons: dict[tuple[str, ...], int] = {}
         self.deliveries: dict[tuple[str, ...], int] = {}
+        self.overflow = 0
 
     def __bool__(self) -> bool:
         return bool(self.replies or self.deliveries)
 
-    def merge(self, other: Counts) -> None:
-        for mine, theirs in (
-            (self.replies, other.replies),
-            (self.reasons, other.reasons),
-            (self.deliveries, other.deliveries),
-        ):
+    def merge(self, other: Counts, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES) -> None:
+        """Add other's counts, folding reply sets past the cap as the metrics do,
+        so a long --once worker's tally stays as small as the metrics."""
+        replies = self.replies
+        for key, n in other.replies.items():
+            key, folded = capped_reply_key(key, replies, max_reply_series)
+            if folded:
+                self.overflow += n
+            replies[key] = replies.get(key, 0) + n
+        for mine, theirs in ((self.reasons, other.reasons), (self.deliveries, other.deliveries)):
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) + n
+        self.overflow += other.overflow
 
 
 class Labeller:

@@ -16,16 +16,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exporter import __version__, codes
-from exporter.labels import DELIVERY_LABELS, REASON_LABELS, REPLY_LABELS, Counts
+from exporter.labels import (
+    DEFAULT_MAX_REPLY_SERIES,
+    DELIVERY_LABELS,
+    REASON_LABELS,
+    REPLY_LABELS,
+    Counts,
+    capped_reply_key,
+)
 from exporter.providers import OTHER
 from exporter.replies import DELIVERY_STATUSES
 from exporter.tailer import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
-# Remote servers choose their replies: past this many label sets, new ones
-# are counted with code and enhanced "other", so a hostile peer cannot grow
-# the series count without bound while totals by direction and class stay exact.
-DEFAULT_MAX_REPLY_SERIES = 2000
 
 
 class ExporterMetrics:
@@ -96,7 +99,8 @@ class ExporterMetrics:
         )
         self.label_overflow = Counter(
             "smtp_exporter_label_overflow",
-            "Replies counted with code and enhanced \"other\" because the series cap was reached.",
+            "Replies counted in an overflow label set (code and enhanced \"other\") "
+            "because smtp_replies_total reached max_reply_series label sets.",
             registry=r,
         )
         build = Gauge(
@@ -141,11 +145,19 @@ class ExporterMetrics:
         return sink
 
     def add_counts(self, counts: Counts) -> None:
+        children = self._reply_children
         for key, n in counts.replies.items():
-            child = self._reply_children.get(key)
+            child = children.get(key)
             if child is None:
-                child = self._reply_child(key, n)
+                key, folded = capped_reply_key(key, children, self.max_reply_series)
+                if folded:
+                    self.label_overflow.inc(n)
+                child = children.get(key)
+                if child is None:
+                    child = children[key] = self.replies.labels(*key)
             child.inc(n)
+        if counts.overflow:
+            self.label_overflow.inc(counts.overflow)
         # Reasons and providers are fixed lists: these two stay bounded.
         for children, counter, batch in (
             (self._reason_children, self.reasons, counts.reasons),
@@ -156,17 +168,6 @@ class ExporterMetrics:
                 if child is None:
                     child = children[key] = counter.labels(*key)
                 child.inc(n)
-
-    def _reply_child(self, key: tuple[str, ...], n: int) -> Counter:
-        if len(self._reply_children) >= self.max_reply_series:
-            self.label_overflow.inc(n)
-            direction, _, reply_class, _, stage, remote = key
-            key = (direction, "other", reply_class, "other", stage, remote)
-            child = self._reply_children.get(key)
-            if child is not None:
-                return child
-        child = self._reply_children[key] = self.replies.labels(*key)
-        return child
 
     def update_sources(self, stats: Iterable[tuple[str, SourceStats]]) -> None:
         """The followed files and what their followers saw (read at scrape time)."""

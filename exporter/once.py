@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
-from exporter.labels import Labeller
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
 from exporter.lines import LineBuffer
 from exporter.parsers import Format
 from exporter.scanner import EventSink, LineScanner, Tally
@@ -56,13 +56,14 @@ def scan_files(
     max_line: int,
     workers: int = 1,
     labeller: Labeller | None = None,
+    max_reply_series: int = DEFAULT_MAX_REPLY_SERIES,
 ) -> None:
     """Count each (path, the formats it may hold) into the sink for its path (its `source`)."""
     labeller = labeller if labeller is not None else Labeller()
     for path, formats in paths:
         sink = sink_for(path)
         if workers > 1 and path != "-" and _worth_splitting(path):
-            _scan_parallel(path, formats, sink, max_line, workers, labeller)
+            _scan_parallel(path, formats, sink, max_line, workers, labeller, max_reply_series)
             continue
         stream = open_log(path)
         try:
@@ -111,8 +112,10 @@ def _init_worker(labeller: Labeller) -> None:
     _worker_labeller = labeller
 
 
-def _scan_range(path: str, start: int, end: int, formats: tuple[Format, ...], max_line: int) -> Tally:
-    tally = Tally()
+def _scan_range(
+    path: str, start: int, end: int, formats: tuple[Format, ...], max_line: int, max_reply_series: int
+) -> Tally:
+    tally = Tally(max_reply_series)
     with open(path, "rb") as f:
         f.seek(start)
         scanner = LineScanner(formats, tally, max_line, _worker_labeller)
@@ -121,13 +124,21 @@ def _scan_range(path: str, start: int, end: int, formats: tuple[Format, ...], ma
 
 
 def _scan_parallel(
-    path: str, formats: tuple[Format, ...], sink: EventSink, max_line: int, workers: int, labeller: Labeller
+    path: str,
+    formats: tuple[Format, ...],
+    sink: EventSink,
+    max_line: int,
+    workers: int,
+    labeller: Labeller,
+    max_reply_series: int,
 ) -> None:
     ranges = line_aligned_ranges(path, workers)
     # fork: the workers inherit the loaded parsers and tables (initargs are
     # not pickled with fork) instead of re-importing and rebuilding them.
     context = multiprocessing.get_context("fork")
     with context.Pool(len(ranges), initializer=_init_worker, initargs=(labeller,)) as pool:
-        tallies = pool.starmap(_scan_range, [(path, a, b, formats, max_line) for a, b in ranges])
+        tallies = pool.starmap(
+            _scan_range, [(path, a, b, formats, max_line, max_reply_series) for a, b in ranges]
+        )
     for tally in tallies:
         tally.merge_into(sink)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
-from exporter.labels import Counts, Labeller
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import Format, ParseFn
 from exporter.replies import Delivery, Reply, looks_like_reply
@@ -122,13 +122,14 @@ class Tally:
     """An EventSink that just adds up: for tests and for worker processes,
     whose tallies the parent merges into the metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES) -> None:
         self.counts = Counts()
         self.lines: Counter[str] = Counter()
         self.nbytes = 0
+        self.max_reply_series = max_reply_series
 
     def add(self, counts: Counts, lines: dict[str, int], nbytes: int) -> None:
-        self.counts.merge(counts)
+        self.counts.merge(counts, self.max_reply_series)
         self.lines.update(lines)
         self.nbytes += nbytes
 

@@ -32,19 +32,47 @@ def test_counts_batch_into_counters():
     assert value(m, "smtp_deliveries_total", status="sent", remote="other") == 0  # pre-created
 
 
-def test_series_cap_keeps_totals_by_direction_and_class_exact():
-    m = ExporterMetrics(max_reply_series=3)
-    replies = {("outbound", "550", "5xx", f"5.1.{i}", "rcpt", "other"): 1 for i in range(10)}
-    replies[("inbound", "450", "4xx", "4.7.1", "rcpt", "")] = 5
-    m.add_counts(counts(replies))
-    series = [s for f in m.replies.collect() for s in f.samples if s.name == "smtp_replies_total"]
-    assert len(series) <= 3 + 2  # the cap, plus one "other" set per direction/class/stage seen
-    total_5xx = sum(s.value for s in series if s.labels["class"] == "5xx")
-    assert total_5xx == 10
-    assert sum(s.value for s in series if s.labels["class"] == "4xx") == 5
-    assert value(m, "smtp_exporter_label_overflow_total") == sum(
-        s.value for s in series if s.labels["code"] == "other"
-    ) > 0
+def reply_series(m):
+    return [s for f in m.replies.collect() for s in f.samples if s.name == "smtp_replies_total"]
+
+
+def test_series_cap_is_strict_and_keeps_totals_by_direction_and_class_exact():
+    m = ExporterMetrics(max_reply_series=100)
+    stages = ("connect", "helo", "mail", "rcpt", "data", "end_of_data")
+    for batch in range(3):  # across batches, as blocks arrive
+        replies = {}
+        for i in range(400):
+            direction = ("outbound", "inbound")[i % 2]
+            code = ("451", "550")[i % 3 % 2]
+            remote = ("google", "yahoo", "other")[i % 3] if direction == "outbound" else ""
+            key = (direction, code, code[0] + "xx", f"{code[0]}.{batch}.{i}", stages[i % 6], remote)
+            replies[key] = 2
+        m.add_counts(counts(replies))
+    series = reply_series(m)
+    assert len(series) <= 100
+    assert sum(s.value for s in series) == 3 * 400 * 2
+    for direction in ("outbound", "inbound"):
+        for reply_class in ("4xx", "5xx"):
+            got = sum(s.value for s in series if (s.labels["direction"], s.labels["class"]) == (direction, reply_class))
+            want = 3 * 2 * sum(1 for i in range(400) if ("outbound", "inbound")[i % 2] == direction
+                               and ("451", "550")[i % 3 % 2][0] + "xx" == reply_class)
+            assert got == want
+    folded = [s for s in series if s.labels["code"] == "other"]
+    assert {(s.labels["enhanced"], s.labels["stage"]) for s in folded} == {("other", "unknown")}
+    assert value(m, "smtp_exporter_label_overflow_total") == sum(s.value for s in folded) > 0
+
+
+def test_worker_tallies_fold_like_the_metrics_and_overflow_is_counted_once():
+    from exporter.scanner import Tally
+
+    tally = Tally(max_reply_series=20)
+    tally.add(counts({("outbound", "550", "5xx", f"5.1.{i}", "rcpt", "other"): 1 for i in range(50)}), {}, 0)
+    assert len(tally.counts.replies) <= 20
+    m = ExporterMetrics(max_reply_series=20)
+    m.add_counts(tally.counts)
+    assert len(reply_series(m)) <= 20
+    assert value(m, "smtp_exporter_label_overflow_total") == tally.counts.overflow > 0
+    assert sum(s.value for s in reply_series(m)) == 50
 
 
 def test_snapshot_restores_into_a_fresh_registry():

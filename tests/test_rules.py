@@ -185,8 +185,8 @@ AGGREGATION = re.compile(
 
 def test_aggregations_name_the_labels_they_keep():
     # `sum by (job, instance, ...)`, never `sum(...)` or `sum without (...)`:
-    # a label the exporter adds later (remote) must be summed away, not
-    # carried into matches that it would break.
+    # a label the exporter adds (as it added remote) must be summed away,
+    # not carried into matches that it would break.
     for kind in ("record", "alert"):
         for r in rules(kind):
             bad = AGGREGATION.findall(r["expr"])
