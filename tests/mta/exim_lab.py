@@ -1,17 +1,17 @@
 """A real Exim 4 (Debian 12's exim4-daemon-light) beside the installed Postfix.
 
 The exim4 packages conflict with postfix, so they are not installed: they are
-fetched with `apt-get download` (kept in /var/tmp/smtp-reply-exim-debs between
-runs), unpacked with `dpkg -x` into a private root, and that binary runs as a
-foreground daemon (`-bdf`) on 127.0.0.1 with its own configuration, spool and
-logs under /var/tmp/<name>.
+fetched and unpacked into a private root (tests/mta/debian.py), and that
+binary runs as a foreground daemon (`-bdf`) on 127.0.0.1 with its own
+configuration, spool and logs under /var/tmp/<name>.
 
 Debian's binary is setuid root, looks up the user Debian-exim before it reads
 any configuration, and keeps root with `-C FILE` only when FILE is listed in
 /etc/exim4/trusted_configs; it also needs libidn12, which is not on the
-machine. So the daemon runs inside `unshare --mount` with an overlay on /etc
-that adds that user, an ld.so.conf entry for the private library directory,
-and trusted_configs. The host's /etc is never written.
+machine. So the daemon runs in a private mount namespace
+(tests/mta/namespace.py) with an overlay on /etc that adds that user, an
+ld.so.conf entry for the private library directory, and trusted_configs.
+The host's /etc is never written.
 
 The configuration routes each test domain to a listener of the scripted peer
 (tests/mta/smtp_peer.py) over SMTP or LMTP, and its ACLs reject the inbound
@@ -27,21 +27,21 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import smtplib
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import scenario
+from . import debian, scenario
+from .debian import Packages, PackagesUnavailable
+from .namespace import PrivateLab, overlay, read_text, wait_settled
 from .postfix_lab import free_port
 from .scenario import Seen
 from .smtp_peer import Reply, SmtpPeer
 
-PACKAGES = ("exim4-daemon-light", "exim4-base", "exim4-config", "libidn12")
-DEB_CACHE = Path("/var/tmp/smtp-reply-exim-debs")
+PACKAGES = Packages(Path("/var/tmp/smtp-reply-exim"), "exim4-daemon-light", "exim4-base", "exim4-config",
+                    "libidn12")
 EXIM_USER = "Debian-exim"  # compiled into Debian's binary
 
 MYHOSTNAME = "mx2.lab.test"
@@ -68,67 +68,14 @@ SUBJECT_VIRUS = "EICAR-LAB-SIGNATURE"  # DATA ACL: a message without a code
 MESSAGE_SIZE_LIMIT = 200_000
 
 
-class EximLabError(RuntimeError):
-    pass
-
-
-class PackagesUnavailable(EximLabError):
-    """The Exim packages could not be downloaded for lack of network."""
-
-
 def unavailable() -> str | None:
     """Why this machine cannot run the lab, or None when it can."""
-    if os.geteuid() != 0:
-        return "the Exim lab needs root (setuid exim binary, mount namespace, overlay on /etc)"
-    for tool in ("apt-get", "dpkg", "unshare", "ldconfig"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not on PATH"
-    return None
-
-
-# Words of apt's messages when the archive cannot be reached.
-_NETWORK_FAILURES = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
-                     "Unable to connect", "Network is unreachable", "Connection timed out",
-                     "Could not connect")
-
-
-def fetch_packages() -> list[Path]:
-    """The .deb files of PACKAGES, downloaded once into DEB_CACHE."""
-    DEB_CACHE.mkdir(parents=True, exist_ok=True)
-
-    def cached() -> list[Path]:
-        return [max(DEB_CACHE.glob(f"{p}_*.deb"), default=None) for p in PACKAGES]
-
-    if all(cached()):
-        return cached()
-    # A machine whose package lists are missing or stale learns the current
-    # versions from one `apt-get update` and tries again.
-    for refresh in (False, True):
-        if refresh:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, check=False)
-        result = subprocess.run(
-            ["apt-get", "download", "-o", "APT::Sandbox::User=root", *PACKAGES],
-            cwd=DEB_CACHE, capture_output=True, text=True, timeout=300, check=False)
-        if result.returncode == 0 and all(cached()):
-            return cached()
-        output = result.stdout + result.stderr
-        offline = [line for line in output.splitlines() if any(w in line for w in _NETWORK_FAILURES)]
-        if offline:
-            reason = re.sub(r"\S+://\S+ *", "", offline[0])  # the archive's address says nothing here
-            raise PackagesUnavailable(f"cannot download {' '.join(PACKAGES)}: {reason}")
-    raise EximLabError(f"apt-get download {' '.join(PACKAGES)} failed:\n{output}")
+    return debian.unavailable("the Exim lab needs root (setuid exim binary, mount namespace, overlay on /etc)",
+                              "ldconfig")
 
 
 # "2026-11-28 18:09:15 1xXMrL-00085u-0m => ..." and ->, ==, **.
 _OUTCOME = re.compile(r"^\S+ \S+ \S+ (?:=>|->|==|\*\*) ", re.MULTILINE)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _free_uid() -> int:
@@ -136,7 +83,7 @@ def _free_uid() -> int:
     return next(uid for uid in range(64_990, 60_000, -1) if uid not in taken)
 
 
-class EximLab:
+class EximLab(PrivateLab):
     """One private Exim daemon. Use as a context manager or start()/cleanup().
 
     routes maps a test domain to (kind, port): kind "smtp", "lmtp" or "tls"
@@ -145,18 +92,14 @@ class EximLab:
 
     def __init__(self, name: str = "smtp-reply-exim-lab",
                  routes: dict[str, tuple[str, int]] | None = None) -> None:
-        self.name = name
-        self.base = Path("/var/tmp") / name
-        self.root = self.base / "root"  # the unpacked packages
-        self.etc_upper = self.base / "etc-upper"  # what the overlay adds to /etc
-        self.etc_work = self.base / "etc-work"
+        super().__init__(name, "Exim")
+        self.root = PACKAGES.root
+        self.etc = self.base / "etc"  # what the overlay adds to /etc
         self.spool = self.base / "spool"
         self.logs = self.base / "log"
         self.conf = self.base / "exim.conf"
         self.routes = dict(routes or {})
-        self.port = 0
         self.uid = 0
-        self.daemon: subprocess.Popen | None = None
 
     @property
     def mainlog(self) -> Path:
@@ -310,10 +253,9 @@ begin retry
 
     def _prepare_etc(self) -> None:
         """The files the overlay lays over /etc inside the namespace."""
-        up = self.etc_upper
+        up = self.etc
         (up / "exim4").mkdir(parents=True)
         (up / "ld.so.conf.d").mkdir()
-        self.etc_work.mkdir()
         user = f"{EXIM_USER}:x:{self.uid}:{self.uid}:Exim lab:{self.spool}:/usr/sbin/nologin\n"
         (up / "passwd").write_text(Path("/etc/passwd").read_text() + user)
         (up / "group").write_text(Path("/etc/group").read_text() + f"{EXIM_USER}:x:{self.uid}:\n")
@@ -326,15 +268,11 @@ begin retry
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> EximLab:
-        debs = fetch_packages()
-        self._stop_leftover()
-        if self.base.exists():
-            shutil.rmtree(self.base)
+        PACKAGES.unpacked()
+        self.daemon.stop_leftover(self.conf)
+        shutil.rmtree(self.base, ignore_errors=True)
         self.base.mkdir(parents=True)
         self.base.chmod(0o755)
-        for deb in debs:
-            subprocess.run(["dpkg", "-x", str(deb), str(self.root)], check=True,
-                           capture_output=True, timeout=60)
         self.uid = _free_uid()
         for d in (self.spool, self.logs):
             d.mkdir(mode=0o750)
@@ -344,83 +282,16 @@ begin retry
         self.conf.write_text(self._config())
         self.conf.chmod(0o644)
         self._prepare_etc()
-        mount = (f"mount -t overlay smtp-reply-exim-etc -o lowerdir=/etc,upperdir={self.etc_upper},"
-                 f"workdir={self.etc_work} /etc && ldconfig && exec {self.exim} -C {self.conf} -bdf")
-        with open(self.base / "daemon.out", "wb") as output:
-            self.daemon = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount],
-                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            self._wait_listening()
-        except BaseException:
-            self.stop()
-            raise
+        self.daemon.start(overlay("/etc", self.etc) + "ldconfig\n", [str(self.exim), "-C", str(self.conf), "-bdf"])
+        # Exim logs "daemon started ... listening" once its socket is bound.
+        self.daemon.wait_ready(lambda: "daemon started" in self.log_text(),
+                               details=lambda: self.log_text()[-2000:] + read_text(self.logs / "paniclog"))
         return self
-
-    def _stop_leftover(self) -> None:
-        """A run that died may have left its daemon running: stop it first."""
-        try:
-            pid = int((self.base / "exim.pid").read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            return
-        if str(self.conf).encode() in cmdline:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-
-    def _wait_listening(self, timeout: float = 15) -> None:
-        """Exim logs "daemon started ... listening" once its socket is bound."""
-        deadline = time.monotonic() + timeout
-        while "daemon started" not in self.log_text():
-            if self.daemon.poll() is not None or time.monotonic() > deadline:
-                raise EximLabError(f"Exim did not start: {self._text(self.base / 'daemon.out')}\n"
-                                   f"{self.log_text()[-2000:]}"
-                                   f"{self._text(self.logs / 'paniclog')}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.daemon is None:
-            return
-        if self.daemon.poll() is None:
-            self.daemon.terminate()
-            try:
-                self.daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-        self.daemon = None
-
-    def cleanup(self) -> None:
-        """Stop the daemon and remove everything under /var/tmp/<name>."""
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> EximLab:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.cleanup()
 
     # -- traffic and state ---------------------------------------------------
 
-    def submit(self, recipients: list[str], message: str) -> None:
-        """Relay one message from 127.0.0.1 with the null sender (no bounces)."""
-        with smtplib.SMTP("127.0.0.1", self.port, timeout=30,
-                          source_address=(CLIENT_TRUSTED, 0)) as client:
-            client.ehlo("submit.lab.test")
-            client.sendmail("", recipients, message.encode())
-
-    @staticmethod
-    def _text(path: Path) -> str:
-        try:
-            return path.read_text(errors="replace")
-        except OSError:
-            return ""
-
     def log_text(self) -> str:
-        return self._text(self.mainlog)
+        return read_text(self.mainlog)
 
     def outcomes(self) -> int:
         """Recipient outcomes logged so far: =>, ->, == and ** lines."""
@@ -428,20 +299,10 @@ begin retry
 
     def wait_outcomes(self, count: int, timeout: float = 40, settle: float = 0.3) -> None:
         """Wait until `count` recipient outcomes are logged and the log is quiet."""
-        deadline = time.monotonic() + timeout
-        quiet_since, last_size = None, -1
-        while True:
-            size = self.mainlog.stat().st_size if self.mainlog.exists() else 0
-            if size != last_size or self.outcomes() < count:
-                quiet_since, last_size = None, size
-            else:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= settle:
-                    return
-            if time.monotonic() > deadline:
-                raise EximLabError(f"{self.outcomes()} of {count} recipient outcomes logged:\n"
-                                   f"{self.log_text()[-3000:]}")
-            time.sleep(0.05)
+        wait_settled(lambda: self.mainlog.stat().st_size if self.mainlog.exists() else 0,
+                     lambda: self.outcomes() >= count,
+                     lambda: f"{self.outcomes()} of {count} recipient outcomes logged:\n{self.log_text()[-3000:]}",
+                     timeout, settle)
 
 
 # -- the traffic of the end-to-end test, and what it must count ------------------

@@ -1,21 +1,20 @@
 """A real OpenSMTPD 6.8 (Debian 12's opensmtpd) beside the installed Postfix.
 
-The opensmtpd package conflicts with postfix, so it is not installed: its
-.deb is fetched with `apt-get download` (kept in /var/tmp/smtp-reply-opensmtpd
-between runs) and unpacked with `dpkg -x` into a private root. Every library
+The opensmtpd package conflicts with postfix, so it is not installed: it is
+fetched and unpacked into a private root (tests/mta/debian.py). Every library
 it links against is already on the machine; the lab says so when one is not.
 
 Debian's smtpd has its paths compiled in (/var/spool/smtpd for the queue,
 /run/smtpd.sock, the chroot /var/lib/opensmtpd/empty) and drops privileges
-to the users `opensmtpd` and `opensmtpq`. The daemon therefore runs inside
-`unshare --mount`, where overlays lay this lab's own files over /etc (those
+to the users `opensmtpd` and `opensmtpq`. The daemon therefore runs in a
+private mount namespace (tests/mta/namespace.py), where overlays lay this lab's own files over /etc (those
 two users, /etc/hosts, /etc/mailname, and a resolv.conf that sends DNS to
 127.0.0.1, where nothing answers, so no lookup leaves the machine),
 /var/spool and /var/lib, a fresh tmpfs covers /run, and /dev/log is this
 lab's datagram socket. The host's files and users are never touched.
 
 `smtpd -F` stays in the foreground and logs through syslog(3), so the log is
-what a syslog daemon writes: the receiver (sendmail_lab.SyslogReceiver)
+what a syslog daemon writes: the receiver (namespace.SyslogReceiver)
 adds the host name to each datagram, "Nov 29 03:46:09 mx3 smtpd[1234]: ...".
 (With -d smtpd writes the same message texts to stderr without any prefix.)
 
@@ -27,27 +26,23 @@ with builtin filters, reject match rules and its own checks.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import re
 import shutil
-import signal
 import smtplib
-import socket
 import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import scenario
+from . import debian, scenario
+from .debian import Packages, PackagesUnavailable
+from .namespace import PrivateLab, SyslogReceiver, answers_smtp, overlay, private_dev_log, read_text, wait_settled
 from .postfix_lab import free_port
 from .scenario import Seen
-from .sendmail_lab import SyslogReceiver
 from .smtp_peer import Reply, SmtpPeer
 
-PACKAGES = ("opensmtpd",)
-STORE = Path("/var/tmp/smtp-reply-opensmtpd")
-DEB_CACHE = STORE / "debs"
+PACKAGES = Packages(Path("/var/tmp/smtp-reply-opensmtpd"), "opensmtpd")
 USERS = ("opensmtpd", "opensmtpq")  # compiled into Debian's binary
 
 MYHOSTNAME = "mx3.lab.test"
@@ -87,67 +82,17 @@ FILTERS = {
 }
 
 
+
 class OpenSmtpdLabError(RuntimeError):
     pass
 
 
-class PackagesUnavailable(OpenSmtpdLabError):
-    """The opensmtpd package could not be downloaded for lack of network."""
-
-
 def unavailable() -> str | None:
     """Why this machine cannot run the lab, or None when it can."""
-    if os.geteuid() != 0:
-        return "the OpenSMTPD lab needs root (mount namespace, overlays on /etc, /var, /dev)"
-    for tool in ("apt-get", "dpkg", "unshare", "ldd"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not on PATH"
-    return None
+    return debian.unavailable("the OpenSMTPD lab needs root (mount namespace, overlays on /etc, /var, /dev)", "ldd")
 
 
-# Words of apt's messages when the archive cannot be reached.
-_NETWORK_FAILURES = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
-                     "Unable to connect", "Network is unreachable", "Connection timed out",
-                     "Could not connect")
-
-
-def fetch_package() -> Path:
-    """The opensmtpd .deb, downloaded once into DEB_CACHE."""
-    DEB_CACHE.mkdir(parents=True, exist_ok=True)
-    for refresh in (False, True):
-        found = max(DEB_CACHE.glob("opensmtpd_*.deb"), default=None)
-        if found is not None:
-            return found
-        if refresh:  # stale package lists name a version the archive no longer has
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, check=False)
-        result = subprocess.run(
-            ["apt-get", "download", "-o", "APT::Sandbox::User=root", *PACKAGES],
-            cwd=DEB_CACHE, capture_output=True, text=True, timeout=300, check=False)
-        output = result.stdout + result.stderr
-        offline = [line for line in output.splitlines() if any(w in line for w in _NETWORK_FAILURES)]
-        if offline:
-            reason = re.sub(r"\S+://\S+ *", "", offline[0])
-            raise PackagesUnavailable(f"cannot download {' '.join(PACKAGES)}: {reason}")
-    raise OpenSmtpdLabError(f"apt-get download {' '.join(PACKAGES)} failed:\n{output}")
-
-
-# Runs inside `unshare --mount`; LAB is the lab's directory.
-_NAMESPACE_SCRIPT = """set -e
-for d in etc spool lib dev; do mkdir -p "$LAB/$d-upper" "$LAB/$d-work"; done
-mount -t overlay smtp-reply-opensmtpd-etc -o "lowerdir=/etc,upperdir=$LAB/etc-upper,workdir=$LAB/etc-work" /etc
-mount -t overlay smtp-reply-opensmtpd-spool -o "lowerdir=/var/spool,upperdir=$LAB/spool-upper,workdir=$LAB/spool-work" /var/spool
-mount -t overlay smtp-reply-opensmtpd-lib -o "lowerdir=/var/lib,upperdir=$LAB/lib-upper,workdir=$LAB/lib-work" /var/lib
-mount -t overlay smtp-reply-opensmtpd-dev -o "lowerdir=/dev,upperdir=$LAB/dev-upper,workdir=$LAB/dev-work" /dev
-mount -t tmpfs smtp-reply-opensmtpd-run /run
-touch /dev/log
-mount --bind "$LAB/syslog.sock" /dev/log
-mkdir -p /var/lib/opensmtpd/empty /var/spool/smtpd
-chmod 711 /var/spool/smtpd
-exec "$SMTPD" -F -f "$LAB/smtpd.conf"
-"""
-
-
-class OpenSmtpdLab:
+class OpenSmtpdLab(PrivateLab):
     """One private OpenSMTPD daemon. Use as a context manager or start()/cleanup().
 
     routes maps a test domain to (scheme, port): scheme "smtp+notls", "lmtp"
@@ -157,14 +102,11 @@ class OpenSmtpdLab:
     def __init__(self, name: str = "smtp-reply-opensmtpd-lab",
                  routes: dict[str, tuple[str, int]] | None = None,
                  inbound_port: int = 0) -> None:
-        self.base = Path("/var/tmp") / name
-        self.root = self.base / "root"
+        super().__init__(name, "OpenSMTPD")
         self.conf = self.base / "smtpd.conf"
         self.routes = dict(routes or {})
         self.inbound_port = inbound_port  # where mail accepted for lab.test goes
-        self.port = 0
         self.syslog = SyslogReceiver(self.base / "syslog.sock", self.base / "maillog", SYSLOG_HOST)
-        self.daemon: subprocess.Popen | None = None
 
     @property
     def log(self) -> Path:
@@ -172,7 +114,7 @@ class OpenSmtpdLab:
 
     @property
     def smtpd(self) -> Path:
-        return self.root / "usr" / "sbin" / "smtpd"
+        return PACKAGES.root / "usr" / "sbin" / "smtpd"
 
     # -- configuration -------------------------------------------------------
 
@@ -208,7 +150,7 @@ class OpenSmtpdLab:
 
     def _prepare_etc(self) -> None:
         """The files the overlay lays over /etc inside the namespace."""
-        up = self.base / "etc-upper"
+        up = self.base / "etc"
         up.mkdir(parents=True)
         passwd, group = Path("/etc/passwd").read_text(), Path("/etc/group").read_text()
         taken = {int(line.split(":")[2]) for line in passwd.splitlines() if line.count(":") >= 6}
@@ -224,14 +166,14 @@ class OpenSmtpdLab:
         (up / "mailname").write_text(f"{MYHOSTNAME}\n")
         (up / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
 
+
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> OpenSmtpdLab:
-        deb = fetch_package()
-        self._stop_leftover()
+        PACKAGES.unpacked()
+        self.daemon.stop_leftover(self.conf)
         shutil.rmtree(self.base, ignore_errors=True)
         self.base.mkdir(parents=True)
-        subprocess.run(["dpkg", "-x", str(deb), str(self.root)], check=True, capture_output=True, timeout=60)
         missing = [line.split()[0] for line in subprocess.run(
             ["ldd", str(self.smtpd)], capture_output=True, text=True, check=False).stdout.splitlines()
             if "not found" in line]
@@ -241,88 +183,23 @@ class OpenSmtpdLab:
         self.conf.write_text(self._config())
         self._prepare_etc()
         self.syslog.start()
-        env = dict(os.environ, LAB=str(self.base), SMTPD=str(self.smtpd))
-        with open(self.base / "daemon.out", "wb") as output:
-            self.daemon = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", _NAMESPACE_SCRIPT],
-                env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        (self.base / "smtpd.pid").write_text(f"{self.daemon.pid}\n")
-        try:
-            self._wait_listening()
-        except BaseException:
-            self.stop()
-            raise
+        b = self.base
+        setup = (overlay("/etc", b / "etc") + overlay("/var/spool", b / "spool") + overlay("/var/lib", b / "lib")
+                 + private_dev_log(self.syslog.socket_path, b / "dev")
+                 + "mount -t tmpfs smtp-reply-lab /run\n"
+                 + "mkdir -p /var/lib/opensmtpd/empty /var/spool/smtpd\nchmod 711 /var/spool/smtpd\n")
+        self.daemon.start(setup, [str(self.smtpd), "-F", "-f", str(self.conf)])
+        self.daemon.wait_ready(lambda: answers_smtp(self.port), details=lambda: self.log_text()[-2000:])
         return self
 
-    def _stop_leftover(self) -> None:
-        """A run that died may have left its daemon running: stop it first."""
-        try:
-            pid = int((self.base / "smtpd.pid").read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return
-        if str(self.base / "smtpd.conf").encode() in cmdline:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-
-    def _wait_listening(self, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.daemon is None or self.daemon.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(512).startswith(b"220"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise OpenSmtpdLabError(f"OpenSMTPD did not start: {self._text(self.base / 'daemon.out')}\n"
-                                f"{self.log_text()[-2000:]}")
-
     def stop(self) -> None:
-        if self.daemon is not None:
-            if self.daemon.poll() is None:
-                self.daemon.send_signal(signal.SIGTERM)  # smtpd stops its own children
-                try:
-                    self.daemon.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.daemon.kill()
-                    self.daemon.wait()
-            self.daemon = None
+        super().stop()
         self.syslog.stop()
-
-    def cleanup(self) -> None:
-        """Stop the daemon and remove everything under /var/tmp/<name>."""
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> OpenSmtpdLab:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.cleanup()
 
     # -- traffic and state ---------------------------------------------------
 
-    def submit(self, recipients: list[str], message: str) -> None:
-        """Relay one message from 127.0.0.1 with the null sender (no bounces)."""
-        with smtplib.SMTP("127.0.0.1", self.port, timeout=30,
-                          source_address=(CLIENT_TRUSTED, 0)) as client:
-            client.ehlo("submit.lab.test")
-            client.sendmail("", recipients, message.encode())
-
-    @staticmethod
-    def _text(path: Path) -> str:
-        try:
-            return path.read_text(errors="replace")
-        except OSError:
-            return ""
-
     def log_text(self) -> str:
-        return self._text(self.log)
+        return read_text(self.log)
 
     def outcomes(self) -> Counter:
         """Envelopes with a delivery line, by recipient."""
@@ -330,21 +207,12 @@ class OpenSmtpdLab:
 
     def wait_outcomes(self, recipients: list[str], timeout: float = 60, settle: float = 1.0) -> None:
         """Wait until every recipient has a delivery line and the log is quiet."""
-        deadline = time.monotonic() + timeout
-        quiet_since, last = None, -1
-        while True:
-            lines = self.syslog.count()
-            missing = Counter(recipients) - self.outcomes()
-            if lines != last or missing:
-                quiet_since, last = None, lines
-            else:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= settle:
-                    return
-            if time.monotonic() > deadline:
-                raise OpenSmtpdLabError(f"no delivery line yet for {sorted(missing)}:\n"
-                                        f"{self.log_text()[-4000:]}")
-            time.sleep(0.1)
+        def missing() -> Counter:
+            return Counter(recipients) - self.outcomes()
+
+        wait_settled(self.syslog.count, lambda: not missing(),
+                     lambda: f"no delivery line yet for {sorted(missing())}:\n{self.log_text()[-4000:]}",
+                     timeout, settle)
 
 
 _DELIVERY = re.compile(r" mta delivery evpid=\S+ from=<[^>]*> to=<([^>]*)>")

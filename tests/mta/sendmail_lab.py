@@ -1,16 +1,15 @@
 """Start and stop a real Sendmail 8.17 (Debian 12 binaries) beside Postfix.
 
-The sendmail packages conflict with postfix, so they are not installed: their
-.deb files are fetched with `apt-get download` and unpacked with `dpkg -x`
-into /var/tmp/smtp-reply-sendmail/root (kept between runs). The m4 that
-builds sendmail.cf comes the same way, so nothing on the host changes.
+The sendmail packages conflict with postfix, so they are not installed: they
+are fetched and unpacked into a private root (tests/mta/debian.py). The m4
+that builds sendmail.cf comes the same way, so nothing on the host changes.
 
 Sendmail logs through syslog(3) only, and glibc sends to /dev/log with no way
-to choose another socket. The daemon therefore runs under `unshare --mount`:
-in its private mount namespace /dev is an overlay whose /dev/log is a
-bind mount of this lab's own datagram socket. A thread (SyslogReceiver)
-reads that socket and writes classic syslog lines ("Mmm dd HH:MM:SS host
-sm-mta[pid]: ...") to the lab's log file. The host's /dev is not touched.
+to choose another socket. The daemon therefore runs in a private mount
+namespace (tests/mta/namespace.py) whose /dev/log is this lab's own datagram
+socket. A thread (namespace.SyslogReceiver) reads that socket and writes
+classic syslog lines ("Mmm dd HH:MM:SS host sm-mta[pid]: ...") to the lab's
+log file. The host's /dev is not touched.
 
 The instance is private: its own sendmail.cf (generated with m4 from
 sendmail-cf), queue, maps and pid file under /var/tmp/<name>, one listener
@@ -24,21 +23,20 @@ traffic script can aim at it.
 
 from __future__ import annotations
 
-import os
 import re
+import shlex
 import shutil
-import signal
 import socket
 import subprocess
-import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
+from . import debian
+from .namespace import PrivateLab, SyslogReceiver, answers_smtp, bind, private_dev_log, wait_settled
 from .postfix_lab import free_port
 
-STORE = Path("/var/tmp/smtp-reply-sendmail")
-ROOT = STORE / "root"
-PACKAGES = ("sendmail-bin", "sendmail-cf", "m4")
+PACKAGES = debian.Packages(Path("/var/tmp/smtp-reply-sendmail"), "sendmail-bin", "sendmail-cf", "m4")
+ROOT = PACKAGES.root
 SENDMAIL = ROOT / "usr/libexec/sendmail/sendmail"
 MAKEMAP = ROOT / "usr/libexec/sendmail/makemap"
 M4 = ROOT / "usr/bin/m4"
@@ -82,116 +80,18 @@ class SendmailLabError(RuntimeError):
 def unavailable() -> str | None:
     """Why this machine cannot run the lab, or None when it can (fetching the
     packages first if they are not unpacked yet)."""
-    if os.geteuid() != 0:
-        return "the Sendmail lab needs root (unshare --mount, a private /dev/log)"
-    if shutil.which("unshare") is None:
-        return "unshare (util-linux) is missing"
+    why_not = debian.unavailable("the Sendmail lab needs root (unshare --mount, a private /dev/log)")
+    if why_not:
+        return why_not
     try:
-        fetch()
-    except SendmailLabError as e:
+        PACKAGES.unpacked()
+    except debian.PackagesUnavailable as e:
         return str(e)
     return None
 
 
-def fetch() -> None:
-    """Unpack the sendmail and m4 packages into ROOT, downloading them once."""
-    if SENDMAIL.exists() and M4.exists() and (CF_DIR / "m4/cf.m4").exists():
-        return
-    debs = STORE / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    # apt's sandbox user cannot write here; that only costs a warning.
-    result = subprocess.run(["apt-get", "download", *PACKAGES], cwd=debs,
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        reason = result.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        raise SendmailLabError(f"apt-get download {' '.join(PACKAGES)} failed: {reason[0]}")
-    staging = STORE / "root.new"
-    shutil.rmtree(staging, ignore_errors=True)
-    for deb in sorted(debs.glob("*.deb")):
-        subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True)
-    shutil.rmtree(ROOT, ignore_errors=True)
-    staging.rename(ROOT)
-
-
-class SyslogReceiver:
-    """A /dev/log stand-in: reads syslog(3) datagrams, writes classic syslog lines.
-
-    glibc sends "<PRI>Mmm dd HH:MM:SS tag[pid]: message"; a syslog daemon
-    inserts its host name after the time stamp, and so does this one.
-    """
-
-    def __init__(self, socket_path: Path, log_path: Path, hostname: str = SYSLOG_HOST) -> None:
-        self.socket_path = socket_path
-        self.log_path = log_path
-        self.hostname = hostname
-        self.lines = 0
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    _HEAD = re.compile(r"<\d+>(?P<stamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ")
-
-    def start(self) -> None:
-        self.socket_path.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(self.socket_path))
-        os.chmod(self.socket_path, 0o666)  # sendmail's children drop privileges
-        sock.settimeout(0.1)
-        self._sock = sock
-        self._thread = threading.Thread(target=self._run, name="syslog-receiver", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        assert self._sock is not None
-        with open(self.log_path, "a", encoding="utf-8") as out:
-            while not self._stop.is_set():
-                try:
-                    data = self._sock.recv(65536)
-                except TimeoutError:
-                    continue
-                out.write(self.format(data.decode("utf-8", "replace")))
-                out.flush()
-                with self._lock:
-                    self.lines += 1
-
-    def format(self, datagram: str) -> str:
-        m = self._HEAD.match(datagram)
-        if m is None:  # not from syslog(3); keep it whole, stamped now
-            return time.strftime("%b %e %H:%M:%S ") + f"{self.hostname} {datagram.rstrip()}\n"
-        return f"{m['stamp']} {self.hostname} {datagram[m.end():].rstrip(chr(10))}\n"
-
-    def count(self) -> int:
-        with self._lock:
-            return self.lines
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self._sock is not None:
-            self._sock.close()
-        self.socket_path.unlink(missing_ok=True)
-
-
-# Runs inside `unshare --mount`: a private /dev whose /dev/log is our socket,
-# and private name lookups (outside, Sendmail waits a minute for the
-# machine's own name to resolve). Then the alias database and the daemon.
-_NAMESPACE_SCRIPT = """set -e
-mount -t tmpfs tmpfs "$LAB_DEV"
-mkdir "$LAB_DEV/upper" "$LAB_DEV/work"
-mount -t overlay overlay -o "lowerdir=/dev,upperdir=$LAB_DEV/upper,workdir=$LAB_DEV/work" /dev
-touch /dev/log
-mount --bind "$LAB_SYSLOG" /dev/log
-mount --bind "$LAB_HOSTS" /etc/hosts
-mount --bind "$LAB_NSSWITCH" /etc/nsswitch.conf
-"$LAB_SENDMAIL" -C "$LAB_CF" -bi
-exec "$LAB_SENDMAIL" -C "$LAB_CF" -L "$LAB_TAG" -bD
-"""
-
-
-class SendmailLab:
-    """One private Sendmail daemon. Use as a context manager or start()/stop().
+class SendmailLab(PrivateLab):
+    """One private Sendmail daemon. Use as a context manager or start()/cleanup().
 
     routes: domain -> (mailer name, port of the scripted peer). Every mailer
     is a copy of Sendmail's esmtp mailer that connects to 127.0.0.1 at that
@@ -200,14 +100,11 @@ class SendmailLab:
 
     def __init__(self, log: Path, name: str = "smtp-reply-sendmail-lab",
                  routes: dict[str, tuple[str, int]] | None = None) -> None:
-        self.name = name
-        self.base = Path("/var/tmp") / name
+        super().__init__(name, "Sendmail")
         self.queue = self.base / "queue"
         self.log = log
         self.routes = dict(routes or {})
-        self.port = 0
-        self.syslog = SyslogReceiver(self.base / "syslog.sock", log)
-        self._proc: subprocess.Popen | None = None
+        self.syslog = SyslogReceiver(self.base / "syslog.sock", log, SYSLOG_HOST)
 
     # -- configuration -------------------------------------------------------
 
@@ -293,73 +190,32 @@ MAILER(`smtp')dnl
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self) -> None:
-        fetch()
+    def start(self) -> SendmailLab:
+        PACKAGES.unpacked()
+        self.daemon.stop_leftover(self.base / "sendmail.cf")
         shutil.rmtree(self.base, ignore_errors=True)
         self.queue.mkdir(parents=True, mode=0o700)
-        (self.base / "dev").mkdir()
         self.port = free_port()
         cf = self._write_config()
         self.syslog.start()
-        env = dict(os.environ, LAB_DEV=str(self.base / "dev"), LAB_SYSLOG=str(self.syslog.socket_path),
-                   LAB_SENDMAIL=str(SENDMAIL),
-                   LAB_HOSTS=str(self.base / "hosts"), LAB_NSSWITCH=str(self.base / "nsswitch.conf"), LAB_CF=str(cf), LAB_TAG=SYSLOG_TAG)
-        self._proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _NAMESPACE_SCRIPT],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self._wait_listening()
-
-    def _wait_listening(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                out = self._proc.stdout.read().decode() if self._proc.stdout else ""
-                self.stop()
-                raise SendmailLabError(f"sendmail exited with {self._proc.returncode}: {out}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(512).startswith(b"220"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise SendmailLabError(f"sendmail did not answer on 127.0.0.1:{self.port}")
+        # Outside, Sendmail waits a minute for the machine's own name to
+        # resolve: name lookups are private too. Then the alias database.
+        setup = (private_dev_log(self.syslog.socket_path, self.base / "dev")
+                 + bind(self.base / "hosts", "/etc/hosts") + bind(self.base / "nsswitch.conf", "/etc/nsswitch.conf")
+                 + shlex.join([str(SENDMAIL), "-C", str(cf), "-bi"]) + "\n")
+        self.daemon.start(setup, [str(SENDMAIL), "-C", str(cf), "-L", SYSLOG_TAG, "-bD"])
+        self.daemon.wait_ready(lambda: answers_smtp(self.port), timeout=20)
+        return self
 
     def queue_files(self) -> list[str]:
         """Queue ids of the messages still in the queue (deferred or in delivery)."""
         return sorted(p.name[2:] for p in self.queue.glob("qf*"))
 
-    def settle(self, busy: "callable", timeout: float = 60) -> None:
-        """Wait until the log has been quiet for a moment and busy() is false."""
-        deadline = time.monotonic() + timeout
-        last, quiet_since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            n = self.syslog.count()
-            if n != last:
-                last, quiet_since = n, time.monotonic()
-            elif not busy() and time.monotonic() - quiet_since > 1.0:
-                return
-            time.sleep(0.1)
-        raise SendmailLabError("the Sendmail lab did not settle")
+    def settle(self, busy: Callable[[], bool], timeout: float = 60) -> None:
+        """Wait until busy() is false and the log has been quiet for a moment."""
+        wait_settled(self.syslog.count, lambda: not busy(), lambda: "the Sendmail lab did not settle",
+                     timeout, settle=1.0)
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            # The daemon (exec'd by the namespace's shell) stops its children.
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc is not None and self._proc.stdout:
-            self._proc.stdout.close()
+        super().stop()
         self.syslog.stop()
-
-    def __enter__(self) -> SendmailLab:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

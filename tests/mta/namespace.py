@@ -1,0 +1,260 @@
+"""A lab daemon in a private mount namespace.
+
+The Debian binaries the labs run have paths compiled in (/etc files, spool
+directories, /dev/log for syslog(3)). Each lab therefore starts its daemon
+with `unshare --mount`, under a shell script that first lays the lab's own
+files over the host's (overlays and bind mounts that only that namespace
+sees) and then execs the daemon, so the process started is the daemon
+itself. The host's files are never written.
+
+SyslogReceiver stands in for the syslog daemon behind such a private
+/dev/log, for the MTAs that log only through syslog(3).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+class DaemonError(RuntimeError):
+    pass
+
+
+def overlay(target: str, upper: Path) -> str:
+    """Shell lines laying a writable overlay over `target`: what the lab put
+    in `upper` shows through, and what the daemon writes lands there."""
+    work = upper.with_name(f"{upper.name}.work")
+    options = f"lowerdir={target},upperdir={upper},workdir={work}"
+    return (f"mkdir -p {shlex.quote(str(upper))} {shlex.quote(str(work))}\n"
+            f"mount -t overlay smtp-reply-lab -o {shlex.quote(options)} {shlex.quote(target)}\n")
+
+
+def bind(source: Path, target: str) -> str:
+    """Shell lines putting the file `source` at `target`."""
+    return f"touch {shlex.quote(target)}\nmount --bind {shlex.quote(str(source))} {shlex.quote(target)}\n"
+
+
+def private_dev_log(socket_path: Path, upper: Path) -> str:
+    """Shell lines making `socket_path` the namespace's /dev/log, which
+    syslog(3) writes to with no way to choose another socket."""
+    return overlay("/dev", upper) + bind(socket_path, "/dev/log")
+
+
+def answers_smtp(port: int) -> bool:
+    """Whether 127.0.0.1:port greets with 220."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            return s.recv(512).startswith(b"220")
+    except OSError:
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+class NamespaceDaemon:
+    """One daemon started by `setup` (shell lines) and then `command`,
+    inside `unshare --mount`. Its output goes to base/daemon.out and its pid
+    to base/daemon.pid."""
+
+    def __init__(self, base: Path, what: str) -> None:
+        self.base = base
+        self.what = what  # the daemon's name, for messages
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base / "daemon.pid"
+
+    @property
+    def output_file(self) -> Path:
+        return self.base / "daemon.out"
+
+    def stop_leftover(self, marker: Path) -> None:
+        """A run that died may have left its daemon running: stop it, if the
+        pid still belongs to a process whose command line names `marker`."""
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(marker).encode() in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def start(self, setup: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        script = "set -e\n" + setup + "exec " + shlex.join(command) + "\n"
+        with open(self.output_file, "wb") as output:
+            self.process = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.pid_file.write_text(f"{self.process.pid}\n")
+
+    def output(self) -> str:
+        return read_text(self.output_file)
+
+    def wait_ready(self, ready: Callable[[], bool], timeout: float = 15,
+                   details: Callable[[], str] = str) -> None:
+        """Wait until ready() says the daemon serves; stop it and raise if it
+        exits or takes longer than `timeout`, with its output and details()."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.process is None or self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise DaemonError(f"{self.what} did not start: {self.output()}\n{details()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()  # the daemon stops its own children
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def wait_settled(progress: Callable[[], int], done: Callable[[], bool], describe: Callable[[], str],
+                 timeout: float, settle: float) -> None:
+    """Wait until done() holds and progress() (the log's size or line count)
+    has not moved for `settle` seconds; raise DaemonError(describe()) after
+    `timeout`."""
+    deadline = time.monotonic() + timeout
+    quiet_since, last = None, -1
+    while True:
+        now = progress()
+        if now != last or not done():
+            quiet_since, last = None, now
+        else:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle:
+                return
+        if time.monotonic() > deadline:
+            raise DaemonError(describe())
+        time.sleep(0.05)
+
+
+def read_text(path: Path) -> str:
+    """The file's text, "" while it does not exist."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+class PrivateLab:
+    """What the namespace labs share: the directory /var/tmp/<name> holding
+    everything of one run, the daemon, and the port it listens on at
+    127.0.0.1. Use as a context manager or start()/cleanup()."""
+
+    def __init__(self, name: str, what: str) -> None:
+        self.name = name
+        self.base = Path("/var/tmp") / name
+        self.port = 0
+        self.daemon = NamespaceDaemon(self.base, what)
+
+    def start(self) -> PrivateLab:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+    def cleanup(self) -> None:
+        """Stop the daemon and remove everything under /var/tmp/<name>."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    def submit(self, recipients: list[str], message: str, sender: str = "",
+               client: str = "127.0.0.1") -> None:
+        """Relay one message from `client` (the null sender by default: no bounces)."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30, source_address=(client, 0)) as smtp:
+            smtp.ehlo("submit.lab.test")
+            smtp.sendmail(sender, recipients, message.encode())
+
+
+class SyslogReceiver:
+    """A /dev/log stand-in: reads syslog(3) datagrams, writes classic syslog lines.
+
+    glibc sends "<PRI>Mmm dd HH:MM:SS tag[pid]: message"; a syslog daemon
+    inserts its host name after the time stamp, and so does this one.
+    """
+
+    def __init__(self, socket_path: Path, log_path: Path, hostname: str) -> None:
+        self.socket_path = socket_path
+        self.log_path = log_path
+        self.hostname = hostname
+        self.lines = 0
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    _HEAD = re.compile(r"<\d+>(?P<stamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ")
+
+    def start(self) -> None:
+        self.socket_path.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.socket_path))
+        os.chmod(self.socket_path, 0o666)  # the daemons' children drop privileges
+        sock.settimeout(0.1)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._run, name="syslog-receiver", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self._sock is not None
+        with open(self.log_path, "a", encoding="utf-8") as out:
+            while not self._stop.is_set():
+                try:
+                    data = self._sock.recv(65536)
+                except TimeoutError:
+                    continue
+                out.write(self.format(data.decode("utf-8", "replace")))
+                out.flush()
+                with self._lock:
+                    self.lines += 1
+
+    def format(self, datagram: str) -> str:
+        m = self._HEAD.match(datagram)
+        if m is None:  # not from syslog(3); keep it whole, stamped now
+            return time.strftime("%b %e %H:%M:%S ") + f"{self.hostname} {datagram.rstrip()}\n"
+        return f"{m['stamp']} {self.hostname} {datagram[m.end():].rstrip(chr(10))}\n"
+
+    def count(self) -> int:
+        with self._lock:
+            return self.lines
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._sock is not None:
+            self._sock.close()
+        self.socket_path.unlink(missing_ok=True)
