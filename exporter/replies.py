@@ -68,9 +68,10 @@ class Delivery(NamedTuple):
     host: str = ""  # the relay host name as logged, or "" when there was none
 
 
-# A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone or followed by
-# the space or hyphen of a (possibly flattened multi-line) reply.
-_CODE = re.compile(r"[2-5][0-5][0-9](?=[ -]|$)")
+# A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone (also as the
+# whole of a logged "(428)") or followed by the space or hyphen of a
+# (possibly flattened multi-line) reply.
+_CODE = re.compile(r"[2-5][0-5][0-9](?=[ )-]|$)")
 # An enhanced code must not be part of a longer dotted number such as an IP
 # address or a version: no digit or dot-digit may follow it.
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]|\.[0-9])")

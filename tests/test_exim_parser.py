@@ -19,6 +19,12 @@ def inb(code, enhanced, stage, reply_class=None):
 
 
 CASES = [
+    (
+        "cutthrough delivery: the remote's reply to the end of data",
+        '2017-07-30 18:51:05.712 10HmaX-000000005vi-0000 >> dest@example.com R=all T=smtp '
+        'H=mx.example.com [192.0.2.1] C="250 OK"',
+        [Delivery("sent"), out("250", "", "end_of_data")],
+    ),
     ("remote delivery with smtp_confirmation; S=, :128 and epoch digits are not codes",
      T + "1xXMrL-00085u-0m => ann@example.net R=dnslookup T=remote_smtp S=2297 H=mx.example.net "
      "[192.0.2.10]:25 X=TLS1.3:ECDHE_X25519__RSA_PSS_RSAE_SHA256__AES_256_GCM:256 CV=yes "

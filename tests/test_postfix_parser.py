@@ -198,6 +198,18 @@ CASES = [
         [],
     ),
     (
+        "expired by postsuper -e",
+        SYSLOG + "postfix/qmgr[1045]: BACE842E73: from=<noreply@example.com>, status=force-expired, "
+        "returned to sender",
+        [Delivery("expired")],
+    ),
+    (
+        "a reply that is a code alone",
+        SYSLOG + "postfix/smtp[7648]: 8A0E85200B: to=<ab@example.com>, relay=mx.example.com[192.0.2.10]:25, "
+        "delay=1, delays=0/0/0.5/0.5, dsn=4.0.0, status=deferred (host mx.example.com[192.0.2.10] said: 428)",
+        [Delivery("deferred"), out("428", "", "unknown")],
+    ),
+    (
         "queue expired",
         SYSLOG + "postfix/qmgr[1045]: 5F1E2D3C4B: from=<tu@example.com>, status=expired, returned to sender",
         [Delivery("expired")],

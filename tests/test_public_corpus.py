@@ -79,18 +79,7 @@ EXCUSES = (
                "not a final reply: an AUTH challenge quoted in an error"),
     Excuse("Exim/exim/test/*", r"custom-message: \S+ authenticator failed ",
                f"{EXIM_TESTS}: authenticator failure under a test-configured log prefix"),
-    Excuse("Exim/exim/test/*", r"^[\d: .-]+ \S+ \S+ authenticator failed for ",
-               "rejectlog that starts with a test-suite marker line: auto detection sees no Exim "
-               "(`--format exim` reads it)"),
-    Excuse("Exim/exim/test/rejectlog/*", r"^[\d: .-]+ H=.* (temporarily )?rejected (RCPT|connection) ",
-               "rejectlog that starts with a test-suite marker line (as above)"),
-    Excuse("Exim/exim/test/log/54*", r" (>>|=>) \S+ .*C=\"250 ",
-               "log that starts with a test-suite note line: auto detection sees no Exim; and `>>` "
-               "(cutthrough delivery) is not parsed either, see the next row"),
     # Parser gaps, reported: each row goes when the Exim parser learns the shape.
-    Excuse("Exim/exim/test/log/*", r" >> \S+ .*C=\"\d{3}",
-               "parser gap: Exim cutthrough delivery `>>` with the remote's C=\"250 ...\" (an outbound "
-               "250 at end_of_data and a sent delivery) is not parsed"),
     Excuse("Exim/exim/test/log/*", r"tmp-reject from cutthrough after DATA: .* C=\"\d{3} ",
                "parser gap: Exim cutthrough tmp-reject carries the remote's reply to the end of data"),
     Excuse("Exim/exim/test/log/*", r"-0000 \S+ authenticator failed H=\S+ \[[^]]+\] \d{3} ",

@@ -29,6 +29,7 @@ from exporter.replies import COMMAND_STAGES, INBOUND, OUTBOUND, Delivery, Reply,
 TRIGGERS = (
     " => ",
     " -> ",
+    " >> ",
     " == ",
     " ** ",
     "rejected ",
@@ -39,10 +40,13 @@ TRIGGERS = (
 
 def present(block: bytes) -> bool:
     """Could this block hold Exim lines: syslog-tagged, or Exim's own mainlog?"""
-    return b"exim" in block or _MAINLOG_START.match(block) is not None
+    return b"exim" in block or _MAINLOG_START.search(block, 0, 65536) is not None
 
 
-_MAINLOG_START = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# A line of Exim's own mainlog starts with its time stamp. Looked for near the
+# block's start only: a file may open with a note, and one search over a
+# whole block costs more than the block's parsing.
+_MAINLOG_START = re.compile(rb"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 # Exim's own time stamp, optionally with .ms, a zone, and a [pid].
 _EXIM_TIME = re.compile(
@@ -74,7 +78,7 @@ def parse(line: str) -> list[Reply | Delivery] | None:
     if body is None:
         return None
     flag = body[:3]
-    if flag in ("=> ", "-> "):
+    if flag in ("=> ", "-> ", ">> "):  # ">>": a cutthrough delivery
         return _delivered(body)
     if flag in ("== ", "** "):
         return _not_delivered(body, "deferred" if flag == "== " else "bounced")

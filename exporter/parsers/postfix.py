@@ -239,8 +239,9 @@ def _delivery_only(message: str) -> list[Delivery] | None:
 
 
 def _qmgr(message: str) -> list[Delivery]:
-    # "QID: from=<x>, status=expired, returned to sender"
-    if ", status=expired" in message:
+    # "QID: from=<x>, status=expired, returned to sender" ("force-expired"
+    # after postsuper -e)
+    if ", status=expired" in message or ", status=force-expired" in message:
         return [Delivery("expired")]
     return []
 
