@@ -153,7 +153,7 @@ def _inbound_key(step: Step, code: int, text: str) -> scenario.ReplyKey | None:
         return ("inbound", "", "5xx", "", "rcpt")
     first = text.split("\n", 1)[0]
     enhanced = first.split(" ", 1)[0] if first[:1] == str(code)[0] and first[1:2] == "." else ""
-    return scenario._key("inbound", str(code), enhanced, step.logged)
+    return scenario.reply_key("inbound", str(code), enhanced, step.logged)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def expected_outbound(peer: SmtpPeer) -> tuple[Counter, Counter]:
     deliveries: Counter = Counter()
 
     def failed(reply: Reply) -> None:
-        replies[scenario._key("outbound", str(reply.code), reply.enhanced, "unknown")] += 1
+        replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, "unknown")] += 1
         deliveries["deferred" if reply.code // 100 == 4 else "bounced"] += 1
 
     for s in peer.sessions:

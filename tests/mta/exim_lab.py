@@ -22,12 +22,10 @@ code only where the message starts with one.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import pwd
 import re
 import shutil
-import smtplib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -340,52 +338,40 @@ class Ask:
                 4xx), enhanced "".
     """
 
-    verb: str  # connect ehlo helo mail rcpt data (as scenario._do knows them)
+    verb: str  # connect ehlo helo mail rcpt data (as scenario.send_step knows them)
     arg: str = ""
     logged: str = "accepted"
     body: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.logged != "accepted"
 
 
 @dataclass(frozen=True)
 class Probe:
     name: str
     client: str  # source address on loopback
-    asks: tuple[Ask, ...]
+    steps: tuple[Ask, ...]
 
 
-# The scripted peer's listeners: the Postfix scenario's set (greeting, EHLO,
-# STARTTLS and MAIL refusals, LMTP).
-LISTENERS = scenario.LISTENERS
+# The scripted peer's listeners and their domains: the Postfix scenario's
+# (greeting, EHLO, STARTTLS and MAIL refusals, LMTP).
 OK = scenario.OK
-REFUSED = "refused.test"  # routed to a port nobody listens on
-DOMAINS = {OK: "main", "lm.test": "lmtp", **{f"{name}.test": name for name in LISTENERS
-                                             if name not in ("main", "lmtp")}}
+REFUSED = scenario.REFUSED_DOMAIN
+DOMAINS = scenario.PEER_DOMAINS
 
 
 def e2e_outbound() -> list[list[str]]:
     """Recipients of each relayed message. A listener that refuses the whole
     session gets exactly one message: Exim would not try that host again for
     the next one ("retry time not reached", no reply on the wire)."""
-    o = OK
     return [
-        [f"ann@{o}", f"c550_5_1_1_a@{o}", f"n550_a@{o}", f"m550_5_7_1_a@{o}",
-         f"c450_4_2_0_a@{o}", f"c452_4_2_2_a@{o}"],
-        [f"bob@{o}", f"d554_5_7_1_b@{o}", f"cid@{o}"],
-        [f"x451_4_3_0_c@{o}", f"dee@{o}", f"c550_5_1_1_c@{o}"],
-        [f"d451_d@{o}", f"eve@{o}"],
-        [f"fay@{o}", f"gus@{o}"],
-        [f"c551_5_1_6_e@{o}", f"c553_5_1_3_e@{o}", f"c550_5_7_26_e@{o}", f"n554_e@{o}"],
-        [f"m451_4_7_28_f@{o}", f"hal@{o}"],
+        *scenario.to_main_listener(),
         ["alice@lm.test", "c550_5_1_1_g@lm.test", "d452_4_2_2_g@lm.test",
          "d552_5_2_2_g@lm.test", "bob@lm.test", "n450_g@lm.test"],
         ["x451_4_3_0_h@lm.test", "carol@lm.test"],
-        ["a@greet421.test", "b@greet421.test", "c@greet421.test"],
-        ["a@greet554.test", "b@greet554.test"],
-        ["a@helo550.test", "b@helo550.test"],
-        ["a@tls454.test"],
-        ["a@mail553.test", "b@mail553.test"],
-        ["a@mail451.test"],
-        [f"a@{REFUSED}", f"b@{REFUSED}"],
+        *scenario.to_refusing_listeners(),
     ]
 
 
@@ -437,42 +423,6 @@ def e2e_probes() -> list[Probe]:
     ]
 
 
-def run_probe(port: int, probe: Probe) -> list[Seen]:
-    """Play one probe against Exim; every reply must be the kind it aims for."""
-    client = smtplib.SMTP(timeout=30)
-    heard: list[Seen] = []
-    try:
-        for ask in probe.asks:
-            stage, code, text = scenario._do(client, port, probe.client, ask)
-            got = Seen(probe.name, ask, stage, code, text)
-            if (code >= 400 or code < 0) != (ask.logged != "accepted"):
-                raise AssertionError(f"probe {probe.name}: {ask.verb} {ask.arg!r} should be"
-                                     f" {ask.logged}, got {code} {text!r}")
-            heard.append(got)
-            if code in (421, -1) or (ask.verb == "connect" and code >= 400):
-                break
-        try:
-            client.docmd("QUIT")
-        except (smtplib.SMTPException, OSError):
-            pass
-    finally:
-        client.close()
-    return heard
-
-
-def accepted_recipients(heard: list[Seen]) -> int:
-    """Recipients of the probes' messages that Exim accepted (and delivers)."""
-    total = pending = 0
-    for h in heard:
-        if h.stage == "mail":
-            pending = 0
-        elif h.stage == "rcpt" and h.code // 100 == 2:
-            pending += 1
-        elif h.stage == "end_of_data" and h.code // 100 == 2:
-            total, pending = total + pending, 0
-    return total
-
-
 @dataclass
 class Expected:
     replies: Counter = field(default_factory=Counter)  # (direction, code, class, enhanced, stage)
@@ -482,34 +432,19 @@ class Expected:
 
 
 def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
-    exp.replies[scenario._key("outbound", str(reply.code), reply.enhanced, stage)] += n
-    status = {2: "sent", 4: "deferred"}.get(reply.code // 100, "bounced")
-    exp.deliveries[status] += n
-
-
-def _refusal(session) -> tuple[Reply, str] | None:
-    """A reply that ended the session before any mail transaction."""
-    if session.greeting.code // 100 != 2:
-        return session.greeting, "connect"
-    if session.hello and session.hello[-1][1].code // 100 != 2:
-        return session.hello[-1][1], "helo"  # the HELO after a refused EHLO
-    if session.starttls is not None and session.starttls.code // 100 != 2:
-        return session.starttls, "starttls"  # logged without the reply
-    return None
+    exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage)] += n
+    exp.deliveries[scenario.delivery_status(reply)] += n
 
 
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
     exp = Expected()
     if peer.errors:
         raise AssertionError(f"the scripted peer failed: {peer.errors}")
-    messages_to: dict[str, list[int]] = {}  # listener -> recipients of each message
-    for rcpts in submitted:
-        for listener, n in Counter(DOMAINS.get(r.rsplit("@", 1)[1], REFUSED) for r in rcpts).items():
-            messages_to.setdefault(listener, []).append(n)
+    messages_to = scenario.messages_per_listener(submitted, lambda r: DOMAINS.get(r.rsplit("@", 1)[1], REFUSED))
 
     refused: dict[str, list[tuple[Reply, str]]] = {}
     for s in peer.sessions:
-        refusal = _refusal(s)
+        refusal = scenario.session_refusal(s)  # at HELO: the HELO after a refused EHLO
         if refusal is not None:
             refused.setdefault(s.listener, []).append(refusal)
             continue
@@ -518,21 +453,12 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         # the log shows each recipient's last RCPT reply only.
         last_rcpt: dict[str, Reply] = {}
         for t in s.txns:
-            if t.mail.code // 100 != 2:
-                # The RCPTs were pipelined after MAIL: the peer saw every recipient.
-                _outbound(exp, t.mail, "mail", len(t.rcpts))
-                continue
-            for rcpt, reply in t.rcpts:
-                last_rcpt[rcpt] = reply
-            if not t.accepted:
-                continue
-            if t.data is not None and t.data.code != 354:
-                _outbound(exp, t.data, "data", len(t.accepted))
-                continue
-            if len(t.eod) != len(t.accepted):
-                raise AssertionError(f"{s.listener}: transaction ended without its end-of-data replies")
-            for _, reply in t.eod:
-                _outbound(exp, reply, "end_of_data", 1)
+            # A refused MAIL: the RCPTs were pipelined after it, the peer saw every recipient.
+            for stage, reply, n in scenario.transaction_replies(t):
+                if stage != "rcpt":
+                    _outbound(exp, reply, stage, n)
+            if t.mail.code // 100 == 2:
+                last_rcpt.update(t.rcpts)
         for reply in last_rcpt.values():
             if reply.code // 100 != 2:
                 _outbound(exp, reply, "rcpt", 1)
@@ -578,20 +504,11 @@ def run(out_dir: Path, name: str = "smtp-reply-exim-e2e") -> Result:
     """Run the test traffic through a fresh Exim; copy its logs into out_dir."""
     started = time.monotonic()
     with SmtpPeer() as peer:
-        ports = {n: peer.add(n, **kw) for n, kw in LISTENERS.items()}
-        routes = {}
-        for domain, listener in DOMAINS.items():
-            kw = LISTENERS[listener]
-            kind = "lmtp" if kw.get("lmtp") else "tls" if kw.get("starttls") else "smtp"
-            routes[domain] = (kind, ports[listener])
-        routes[REFUSED] = ("smtp", free_port())
+        routes = scenario.peer_routes(peer, "smtp", "lmtp", "tls")
         with EximLab(name, routes) as lab:
             submitted = e2e_outbound()
-            for rcpts in submitted:
-                lab.submit(rcpts, scenario.message(f"Lab message to {len(rcpts)} recipients"))
-            with concurrent.futures.ThreadPoolExecutor(6) as pool:
-                heard = [h for hs in pool.map(lambda p: run_probe(lab.port, p), e2e_probes()) for h in hs]
-            lab.wait_outcomes(sum(map(len, submitted)) + accepted_recipients(heard))
+            heard = scenario.submit_and_probe(lab, submitted, e2e_probes())
+            lab.wait_outcomes(sum(map(len, submitted)) + len(scenario.accepted_recipients(heard)))
             lab.stop()
             mainlog, rejectlog = out_dir / "exim_mainlog", out_dir / "exim_rejectlog"
             shutil.copyfile(lab.mainlog, mainlog)

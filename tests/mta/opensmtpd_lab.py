@@ -25,7 +25,6 @@ with builtin filters, reject match rules and its own checks.
 
 from __future__ import annotations
 
-import concurrent.futures
 import re
 import shutil
 import smtplib
@@ -236,26 +235,18 @@ _DELIVERY = re.compile(r" mta delivery evpid=\S+ from=<[^>]*> to=<([^>]*)>")
 #   - inbound, every rejection is logged with its code and the command it
 #     answered; a rejection after the message is logged with command="DATA".
 
-OK = "ok.test"
-REFUSED = "refused.test"  # routed to a port nobody listens on
-LISTENERS = scenario.LISTENERS
-DOMAINS = {OK: "main", "lm.test": "lmtp", **{f"{name}.test": name for name in LISTENERS
-                                             if name not in ("main", "lmtp")}}
+# The scripted peer's listeners and their domains: the Postfix scenario's
+# (greeting, EHLO, STARTTLS and MAIL refusals, LMTP).
+OK = scenario.OK
+REFUSED = scenario.REFUSED_DOMAIN
+DOMAINS = scenario.PEER_DOMAINS
 
 
 def e2e_outbound() -> list[list[str]]:
     """Recipients of each relayed message; one message per listener that
     refuses whole sessions (OpenSMTPD would not try that route again soon)."""
-    o = OK
     return [
-        [f"ann@{o}", f"c550_5_1_1_a@{o}", f"n550_a@{o}", f"m550_5_7_1_a@{o}",
-         f"c450_4_2_0_a@{o}", f"c452_4_2_2_a@{o}"],
-        [f"bob@{o}", f"d554_5_7_1_b@{o}", f"cid@{o}"],
-        [f"x451_4_3_0_c@{o}", f"dee@{o}", f"c550_5_1_1_c@{o}"],
-        [f"d451_d@{o}", f"eve@{o}"],
-        [f"fay@{o}", f"gus@{o}"],
-        [f"c551_5_1_6_e@{o}", f"c553_5_1_3_e@{o}", f"c550_5_7_26_e@{o}", f"n554_e@{o}"],
-        [f"m451_4_7_28_f@{o}", f"hal@{o}"],
+        *scenario.to_main_listener(),
         # LMTP: one accepted recipient per message. OpenSMTPD 6.8 reads the
         # per-recipient replies after the message one at a time and gives up
         # ("Remote host sent too much data", no reply logged) when the next
@@ -264,24 +255,18 @@ def e2e_outbound() -> list[list[str]]:
         ["d452_4_2_2_g@lm.test", "n450_g@lm.test"],
         ["d552_5_2_2_g@lm.test"],
         ["x451_4_3_0_h@lm.test", "carol@lm.test"],
-        ["a@greet421.test", "b@greet421.test", "c@greet421.test"],
-        ["a@greet554.test", "b@greet554.test"],
-        ["a@helo550.test", "b@helo550.test"],
-        ["a@tls454.test"],
-        ["a@mail553.test", "b@mail553.test"],
-        ["a@mail451.test"],
-        [f"a@{REFUSED}", f"b@{REFUSED}"],
+        *scenario.to_refusing_listeners(),
     ]
 
 
 @dataclass(frozen=True)
 class Ask:
-    """One probe command. verb: as scenario._do knows them, or starttls, or
+    """One probe command. verb: as scenario.send_step knows them, or
     pipelined (two NOOPs in one write, which OpenSMTPD does not offer)."""
 
     verb: str
     arg: str = ""
-    rejected: bool = False
+    refused: bool = False
     body: str = ""
 
 
@@ -289,7 +274,7 @@ class Ask:
 class Probe:
     name: str
     client: str
-    asks: tuple[Ask, ...]
+    steps: tuple[Ask, ...]
 
 
 def _session(*asks: Ask, helo: str = "client.example.test") -> tuple[Ask, ...]:
@@ -303,8 +288,8 @@ def e2e_probes() -> list[Probe]:
     mail_ok = Ask("mail", "a@client.test")
     too_big = ("x" * 998 + "\n") * (MESSAGE_SIZE_LIMIT // 900)
     return [
-        Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", rejected=True),)),
-        Probe("connect-slow", CLIENT_SLOW, (Ask("connect", rejected=True),)),
+        Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", refused=True),)),
+        Probe("connect-slow", CLIENT_SLOW, (Ask("connect", refused=True),)),
         Probe("helo", out, (
             Ask("connect"), Ask("ehlo", HELO_BULK, True), Ask("helo", HELO_BULK, True),
             Ask("ehlo", "client.example.test"), mail_ok, Ask("rcpt", fine),
@@ -319,64 +304,24 @@ def e2e_probes() -> list[Probe]:
             Ask("data", body=scenario.message("several recipients")))),
         Probe("out-of-order", out, (
             Ask("connect"), Ask("mail", "a@client.test", True), Ask("ehlo", "client.example.test"),
-            Ask("rcpt", fine, True), Ask("data", rejected=True), Ask("vrfy", "postmaster", True),
-            Ask("auth", "LOGIN", True), Ask("starttls", rejected=True), Ask("pipelined", rejected=True))),
+            Ask("rcpt", fine, True), Ask("data", refused=True), Ask("vrfy", "postmaster", True),
+            Ask("auth", "LOGIN", True), Ask("starttls", refused=True), Ask("pipelined", refused=True))),
         Probe("data", CLIENT_NO_DATA, _session(mail_ok, Ask("rcpt", fine),
-                                               Ask("data", rejected=True, body=scenario.message("x")))),
+                                               Ask("data", refused=True, body=scenario.message("x")))),
         Probe("content", out, _session(Ask("mail", SENDER_SPAM), Ask("rcpt", fine),
-                                       Ask("data", rejected=True, body=scenario.message("Buy now")))),
+                                       Ask("data", refused=True, body=scenario.message("Buy now")))),
         Probe("too-big", out, _session(mail_ok, Ask("rcpt", fine),
-                                       Ask("data", rejected=True, body=scenario.message("big", too_big)))),
+                                       Ask("data", refused=True, body=scenario.message("big", too_big)))),
     ]
 
 
-def _ask(client: smtplib.SMTP, port: int, source: str, ask: Ask) -> tuple[str, int, str]:
+def _send(client: smtplib.SMTP, port: int, source: str, ask: Ask) -> tuple[str, int, str]:
     """Send one probe command; returns (stage, code, reply text)."""
-    if ask.verb == "starttls":
-        code, msg = client.docmd("STARTTLS")
-        return "starttls", code, msg.decode()
     if ask.verb == "pipelined":
         client.send(b"NOOP\r\nNOOP\r\n")
         code, msg = client.getreply()
         return "unknown", code, msg.decode()  # OpenSMTPD logs it as bad input
-    return scenario._do(client, port, source, ask)
-
-
-def run_probe(port: int, probe: Probe) -> list[Seen]:
-    """Play one probe; every reply must be the kind it aims for."""
-    client = smtplib.SMTP(timeout=30)
-    heard: list[Seen] = []
-    try:
-        for ask in probe.asks:
-            stage, code, text = _ask(client, port, probe.client, ask)
-            if (code >= 400 or code < 0) != ask.rejected:
-                raise AssertionError(f"probe {probe.name}: {ask.verb} {ask.arg!r} should be"
-                                     f" {'rejected' if ask.rejected else 'accepted'}, got {code} {text!r}")
-            heard.append(Seen(probe.name, ask, stage, code, text))
-            if code in (421, -1) or (ask.verb == "connect" and code >= 400) or ask.verb == "pipelined":
-                break
-        try:
-            client.docmd("QUIT")
-        except (smtplib.SMTPException, OSError):
-            pass
-    finally:
-        client.close()
-    return heard
-
-
-def accepted_recipients(heard: list[Seen]) -> list[str]:
-    """Recipients of the probes' messages that OpenSMTPD accepted (and relays)."""
-    delivered, pending = [], []
-    for h in heard:
-        if h.stage == "mail":
-            pending = []
-        elif h.stage == "rcpt" and h.code // 100 == 2:
-            pending.append(h.step.arg)
-        elif h.stage == "end_of_data":
-            if h.code // 100 == 2:
-                delivered += pending
-            pending = []
-    return delivered
+    return scenario.send_step(client, port, source, ask)
 
 
 @dataclass
@@ -386,67 +331,41 @@ class Expected:
 
 
 def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
-    exp.replies[scenario._key("outbound", str(reply.code), reply.enhanced, stage)] += n
-    exp.deliveries[{2: "sent", 4: "deferred"}.get(reply.code // 100, "bounced")] += n
-
-
-def _refusal(session) -> tuple[Reply, str] | None:
-    """A reply that ended the session before any mail transaction."""
-    if session.greeting.code // 100 != 2:
-        return session.greeting, "connect"
-    if session.hello and session.hello[-1][1].code // 100 != 2:
-        return session.hello[-1][1], "helo"  # the HELO after a refused EHLO
-    if session.starttls is not None and session.starttls.code // 100 != 2:
-        return session.starttls, "starttls"
-    return None
+    exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage)] += n
+    exp.deliveries[scenario.delivery_status(reply)] += n
 
 
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
     exp = Expected()
     if peer.errors:
         raise AssertionError(f"the scripted peer failed: {peer.errors}")
-    messages_to: dict[str, list[int]] = {}  # listener -> recipients of each message
-    for rcpts in submitted:
-        for listener, n in Counter(DOMAINS.get(r.rsplit("@", 1)[1], REFUSED) for r in rcpts).items():
-            messages_to.setdefault(listener, []).append(n)
-    refused_mail: dict[str, int] = Counter()  # listener -> transactions whose MAIL was refused
+    messages_to = scenario.messages_per_listener(submitted, lambda r: DOMAINS.get(r.rsplit("@", 1)[1], REFUSED))
     for s in peer.sessions:
-        refusal = _refusal(s)
+        refusal = scenario.session_refusal(s)  # at HELO: the HELO after a refused EHLO
         if refusal is not None:
             reply, stage = refusal
-            exp.replies[scenario._key("outbound", str(reply.code), reply.enhanced, stage)] += 1
+            exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage)] += 1
             continue
         for t in s.txns:
-            if t.mail.code // 100 != 2:
-                messages = messages_to[s.listener]
-                if len(messages) != 1:
-                    raise AssertionError(f"{s.listener}: send one message to a listener that refuses MAIL")
-                _outbound(exp, t.mail, "unknown", messages[0])
-                refused_mail[s.listener] += 1
-                continue
-            for _, reply in t.rcpts:
-                if reply.code // 100 != 2:
-                    _outbound(exp, reply, "unknown", 1)
-            if not t.accepted:
-                continue
-            if t.data is not None and t.data.code != 354:
-                _outbound(exp, t.data, "unknown", len(t.accepted))
-                continue
-            if len(t.eod) != len(t.accepted):
-                raise AssertionError(f"{s.listener}: transaction ended without its end-of-data replies")
-            for _, reply in t.eod:
-                _outbound(exp, reply, "end_of_data" if reply.code // 100 == 2 else "unknown", 1)
+            for stage, reply, n in scenario.transaction_replies(t):
+                if stage == "mail":
+                    messages = messages_to[s.listener]
+                    if len(messages) != 1:
+                        raise AssertionError(f"{s.listener}: send one message to a listener that refuses MAIL")
+                    n = messages[0]
+                logged = "end_of_data" if stage == "end_of_data" and reply.code // 100 == 2 else "unknown"
+                _outbound(exp, reply, logged, n)
     # Envelopes of refused sessions and refused connections: deferred, no reply.
     for listener, messages in messages_to.items():
-        refused_session = any(_refusal(s) for s in peer.sessions if s.listener == listener)
+        refused_session = any(scenario.session_refusal(s) for s in peer.sessions if s.listener == listener)
         if listener == REFUSED or refused_session:
             exp.deliveries["deferred"] += sum(messages)
     for h in heard:
-        if not h.step.rejected:
+        if not h.step.refused:
             continue
         # OpenSMTPD logs a rejection after the message with command="DATA".
         stage = "data" if h.stage == "end_of_data" else h.stage
-        exp.replies[scenario._key("inbound", str(h.code), h.enhanced, stage)] += 1
+        exp.replies[scenario.reply_key("inbound", str(h.code), h.enhanced, stage)] += 1
     return exp
 
 
@@ -462,20 +381,11 @@ def run(out_dir: Path, name: str = "smtp-reply-opensmtpd-e2e") -> Result:
     """Run the test traffic through a fresh OpenSMTPD; copy its log into out_dir."""
     started = time.monotonic()
     with SmtpPeer() as peer:
-        ports = {n: peer.add(n, **kw) for n, kw in LISTENERS.items()}
-        routes = {}
-        for domain, listener in DOMAINS.items():
-            kw = LISTENERS[listener]
-            scheme = "lmtp" if kw.get("lmtp") else "smtp+tls" if kw.get("starttls") else "smtp+notls"
-            routes[domain] = (scheme, ports[listener])
-        routes[REFUSED] = ("smtp+notls", free_port())
-        with OpenSmtpdLab(name, routes, ports["main"]) as lab:
+        routes = scenario.peer_routes(peer, "smtp+notls", "lmtp", "smtp+tls")
+        with OpenSmtpdLab(name, routes, routes[OK][1]) as lab:
             submitted = e2e_outbound()
-            for rcpts in submitted:
-                lab.submit(rcpts, scenario.message(f"Lab message to {len(rcpts)} recipients"))
-            with concurrent.futures.ThreadPoolExecutor(6) as pool:
-                heard = [h for hs in pool.map(lambda p: run_probe(lab.port, p), e2e_probes()) for h in hs]
-            lab.wait_outcomes([r for rcpts in submitted for r in rcpts] + accepted_recipients(heard))
+            heard = scenario.submit_and_probe(lab, submitted, e2e_probes(), _send)
+            lab.wait_outcomes([r for rcpts in submitted for r in rcpts] + scenario.accepted_recipients(heard))
             lab.stop()
             log = out_dir / "maillog"
             shutil.copyfile(lab.log, log)

@@ -65,20 +65,12 @@ DISCARD = "<discard>"  # where bounces to our test senders go
 
 OK = "ok.test"  # the test's main relay domain
 
-# Routing of the test traffic: domain -> listener (or one of the specials).
-TEST_DOMAINS = {
-    OK: "main",
-    "lm.test": "lmtp",
-    "greet421.test": "greet421",
-    "greet554.test": "greet554",
-    "helo550.test": "helo550",
-    "tls454.test": "tls454",
-    "mail553.test": "mail553",
-    "mail451.test": "mail451",
-    "refused.test": REFUSED,
-    "gone.test": GONE,
-    "client.test": DISCARD,
-}
+# Test domains routed to the peer: domain -> listener.
+PEER_DOMAINS = {OK: "main", "lm.test": "lmtp",
+                **{f"{name}.test": name for name in LISTENERS if name not in ("main", "lmtp")}}
+REFUSED_DOMAIN = "refused.test"  # routed to a port nobody listens on
+# Routing of the Postfix lab's traffic: domain -> listener (or one of the specials).
+TEST_DOMAINS = {**PEER_DOMAINS, REFUSED_DOMAIN: REFUSED, "gone.test": GONE, "client.test": DISCARD}
 
 
 
@@ -147,23 +139,7 @@ class Lab:
     def _run_probe(self, probe: Probe) -> list[Seen]:
         port = {"main": self.postfix.port, "strict": self.postfix.strict_port,
                 "screen": self.postfix.screen_port}[probe.service]
-        client = smtplib.SMTP(timeout=30)
-        seen: list[Seen] = []
-        try:
-            for step in probe.steps:
-                stage, code, text = _do(client, port, probe.client, step)
-                got = Seen(probe.name, step, stage, code, text)
-                got.check()
-                seen.append(got)
-                if code in (421, -1) or (step.verb == "connect" and code >= 400):
-                    break
-            try:
-                client.docmd("QUIT")
-            except (smtplib.SMTPException, OSError):
-                pass
-        finally:
-            client.close()
-        return seen
+        return run_probe(port, probe.name, probe.client, probe.steps)
 
     # -- waiting
 
@@ -183,6 +159,10 @@ class Step:
     arg: str = ""
     expect: str = "ok"  # ok | reject | cleanup | quiet | warn
     body: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.expect in ("reject", "cleanup", "quiet")
 
 
 @dataclass(frozen=True)
@@ -207,16 +187,55 @@ class Seen:
         return m.group(1) if m else ""
 
     def check(self) -> None:
-        rejected = self.code >= 400 or self.code < 0
-        want_reject = self.step.expect in ("reject", "cleanup", "quiet")
-        if rejected != want_reject:
+        """The reply must be the kind the step aims for (step.refused)."""
+        if (self.code >= 400 or self.code < 0) != self.step.refused:
             raise AssertionError(
-                f"probe {self.probe}: {self.step.verb} {self.step.arg!r} expected "
-                f"{self.step.expect}, got {self.code} {self.text!r}")
+                f"probe {self.probe}: {self.step.verb} {self.step.arg!r} should be "
+                f"{'refused' if self.step.refused else 'accepted'}, got {self.code} {self.text!r}")
 
 
-def _do(client: smtplib.SMTP, port: int, source: str, step: Step) -> tuple[str, int, str]:
-    """Send one step; returns (stage, code, reply text)."""
+def run_probe(port: int, name: str, source: str, steps, send=None) -> list[Seen]:
+    """Play one client session from `source` against 127.0.0.1:port, each step
+    through send (send_step by default) and checked (Seen.check), until a
+    421, a lost connection or a refused connect; then QUIT."""
+    send = send or send_step
+    client = smtplib.SMTP(timeout=30)
+    seen: list[Seen] = []
+    try:
+        for step in steps:
+            stage, code, text = send(client, port, source, step)
+            got = Seen(name, step, stage, code, text)
+            got.check()
+            seen.append(got)
+            if code in (421, -1) or (step.verb == "connect" and code >= 400):
+                break
+        try:
+            client.docmd("QUIT")
+        except (smtplib.SMTPException, OSError):
+            pass
+    finally:
+        client.close()
+    return seen
+
+
+def accepted_recipients(seen: list[Seen]) -> list[str]:
+    """Recipients of the probes' messages that the MTA accepted (and delivers)."""
+    delivered, pending = [], []
+    for s in seen:
+        if s.stage == "mail":
+            pending = []
+        elif s.stage == "rcpt" and s.code // 100 == 2:
+            pending.append(s.step.arg)
+        elif s.stage == "end_of_data":
+            if s.code // 100 == 2:
+                delivered += pending
+            pending = []
+    return delivered
+
+
+def send_step(client: smtplib.SMTP, port: int, source: str, step) -> tuple[str, int, str]:
+    """Send one step (any object with verb, arg and body); returns (stage,
+    code, reply text)."""
     verb, arg = step.verb, step.arg
     if verb == "connect":
         code, msg = client.connect("127.0.0.1", port, source_address=(source, 0))
@@ -246,9 +265,9 @@ def _do(client: smtplib.SMTP, port: int, source: str, step: Step) -> tuple[str, 
         client.send(f"BDAT {len(chunk)} LAST\r\n".encode() + chunk)
         code, msg = client.getreply()
         return "data", code, msg.decode()
-    if verb in ("vrfy", "etrn", "auth"):
+    if verb in ("vrfy", "etrn", "auth", "starttls"):
         code, msg = client.docmd(verb.upper(), arg)
-        return {"auth": "auth"}.get(verb, "other"), code, msg.decode()
+        return {"auth": "auth", "starttls": "starttls"}.get(verb, "other"), code, msg.decode()
     raise ValueError(verb)
 
 
@@ -275,7 +294,7 @@ def rej(verb: str, arg: str = "", body: str = "") -> Step:
 ReplyKey = tuple[str, str, str, str, str]  # direction, code, class, enhanced, stage
 
 
-def _key(direction: str, code: str, enhanced: str, stage: str) -> ReplyKey:
+def reply_key(direction: str, code: str, enhanced: str, stage: str) -> ReplyKey:
     klass = f"{(code or enhanced)[0]}xx"
     return (direction, code, klass, enhanced, stage)
 
@@ -297,39 +316,22 @@ def expected_counts(lab: Lab) -> Expected:
     # Outbound: walk the peer's record of every session.
     site: dict[str, list[tuple[Reply, str]]] = {}
     for s in lab.peer.sessions:
-        failure = _site_failure(s)
+        failure = session_refusal(s, hello_stage="connect")  # logged as "refused to talk to me"
         if failure is not None:
             site.setdefault(s.listener, []).append(failure)
             continue
         for t in s.txns:
-            if t.mail.code // 100 != 2:
-                # Postfix pipelines the RCPTs after MAIL: they are the recipients the
+            for stage, reply, n in transaction_replies(t):
+                # Postfix pipelines the RCPTs after MAIL: they are the recipients a
                 # refused MAIL applies to (the peer answered them 503).
-                if not t.rcpts:
+                if stage == "mail" and not n:
                     raise AssertionError(f"{s.listener}: MAIL refused but no recipients seen")
-                _outbound(exp, t.mail, "mail", len(t.rcpts))
-                continue
-            for _, reply in t.rcpts:
-                if reply.code // 100 != 2:
-                    _outbound(exp, reply, "rcpt", 1)
-            accepted = t.accepted
-            if not accepted:
-                continue
-            if t.data is not None and t.data.code != 354:
-                _outbound(exp, t.data, "data", len(accepted))
-                continue
-            if len(t.eod) != len(accepted):
-                raise AssertionError(f"{s.listener}: transaction ended without its end-of-data replies")
-            for _, reply in t.eod:
-                _outbound(exp, reply, "end_of_data", 1)
+                _outbound(exp, reply, stage, n)
 
     # Replies before any transaction: one log line per recipient of the message.
     # The peer cannot see those recipients, the submissions can: every message
     # to such a listener is refused the same way.
-    per_listener: dict[str, list[int]] = {}
-    for rcpts in lab.submitted:
-        for target, n in Counter(lab.target(r) for r in rcpts).items():
-            per_listener.setdefault(target, []).append(n)
+    per_listener = messages_per_listener(lab.submitted, lab.target)
     for listener, failures in site.items():
         messages = per_listener.get(listener, [])
         if len(failures) != len(messages) or len(set(failures)) != 1:
@@ -351,35 +353,116 @@ def expected_counts(lab: Lab) -> Expected:
             exp.unlogged.append(f"{seen.probe}: {seen.code} {seen.text}")
         elif seen.step.expect in ("reject", "cleanup"):
             code = "" if seen.step.expect == "cleanup" else str(seen.code)
-            exp.replies[_key("inbound", code, seen.enhanced, seen.stage)] += 1
+            exp.replies[reply_key("inbound", code, seen.enhanced, seen.stage)] += 1
     return exp
 
 
-def _site_failure(s) -> tuple[Reply, str] | None:
-    if s.greeting.code // 100 != 2:
-        return s.greeting, "connect"
-    if s.hello and s.hello[-1][1].code // 100 != 2:
-        return s.hello[-1][1], "connect"  # logged as "refused to talk to me"
-    if s.starttls is not None and s.starttls.code // 100 != 2:
-        return s.starttls, "starttls"
+def session_refusal(session, hello_stage: str = "helo") -> tuple[Reply, str] | None:
+    """The reply that ended a peer session before any mail transaction, and
+    the stage the MTA logs it at (a refused EHLO/HELO: hello_stage)."""
+    if session.greeting.code // 100 != 2:
+        return session.greeting, "connect"
+    if session.hello and session.hello[-1][1].code // 100 != 2:
+        return session.hello[-1][1], hello_stage
+    if session.starttls is not None and session.starttls.code // 100 != 2:
+        return session.starttls, "starttls"
     return None
+
+
+def transaction_replies(t) -> list[tuple[str, Reply, int]]:
+    """The replies of one peer transaction that decide deliveries, as (stage,
+    reply, recipients it applies to): a refused MAIL (to the RCPTs the peer
+    saw after it), each refused RCPT, a refused DATA (to every accepted
+    recipient), and each reply after the message (one per recipient)."""
+    if t.mail.code // 100 != 2:
+        return [("mail", t.mail, len(t.rcpts))]
+    replies = [("rcpt", reply, 1) for _, reply in t.rcpts if reply.code // 100 != 2]
+    if not t.accepted:
+        return replies
+    if t.data is not None and t.data.code != 354:
+        return replies + [("data", t.data, len(t.accepted))]
+    if len(t.eod) != len(t.accepted):
+        raise AssertionError("a transaction ended without its end-of-data replies")
+    return replies + [("end_of_data", reply, 1) for _, reply in t.eod]
+
+
+def messages_per_listener(submitted: list[list[str]], listener_of) -> dict[str, list[int]]:
+    """listener -> how many recipients each submitted message had there."""
+    per_listener: dict[str, list[int]] = {}
+    for rcpts in submitted:
+        for listener, n in Counter(listener_of(r) for r in rcpts).items():
+            per_listener.setdefault(listener, []).append(n)
+    return per_listener
+
+
+def delivery_status(reply: Reply) -> str:
+    return {2: "sent", 4: "deferred"}.get(reply.code // 100, "bounced")
 
 
 def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
     code = str(reply.code)
-    exp.replies[_key("outbound", code, reply.enhanced, stage)] += n
-    if reply.code // 100 == 2:
-        status = "sent"
-    elif reply.code // 100 == 4:
-        status = "deferred"
-    elif stage == "connect" and any(kw.get("greeting") == reply for kw in LISTENERS.values()):
+    exp.replies[reply_key("outbound", code, reply.enhanced, stage)] += n
+    status = delivery_status(reply)
+    if status == "bounced" and stage == "connect" and any(kw.get("greeting") == reply for kw in LISTENERS.values()):
         status = "deferred"  # smtp_skip_5xx_greeting: a 5xx greeting defers
-    else:
-        status = "bounced"
     exp.deliveries[status] += n
 
 
 # -- the traffic of the end-to-end test ------------------------------------------
+
+
+def to_main_listener() -> list[list[str]]:
+    """Messages to the main listener, several recipients each, that draw every
+    reply it scripts at RCPT, DATA and after the message."""
+    o = OK
+    return [
+        [f"ann@{o}", f"c550_5_1_1_a@{o}", f"n550_a@{o}", f"m550_5_7_1_a@{o}",
+         f"c450_4_2_0_a@{o}", f"c452_4_2_2_a@{o}"],
+        [f"bob@{o}", f"d554_5_7_1_b@{o}", f"cid@{o}"],
+        [f"x451_4_3_0_c@{o}", f"dee@{o}", f"c550_5_1_1_c@{o}"],
+        [f"d451_d@{o}", f"eve@{o}"],
+        [f"fay@{o}", f"gus@{o}"],
+        [f"c551_5_1_6_e@{o}", f"c553_5_1_3_e@{o}", f"c550_5_7_26_e@{o}", f"n554_e@{o}"],
+        [f"m451_4_7_28_f@{o}", f"hal@{o}"],
+    ]
+
+
+def to_refusing_listeners() -> list[list[str]]:
+    """One message to each listener that refuses whole sessions (greeting,
+    EHLO/HELO, STARTTLS, MAIL) and one to a port nobody listens on: one each,
+    for an MTA would not try that host again soon for a second."""
+    return [
+        ["a@greet421.test", "b@greet421.test", "c@greet421.test"],
+        ["a@greet554.test", "b@greet554.test"],
+        ["a@helo550.test", "b@helo550.test"],
+        ["a@tls454.test"],
+        ["a@mail553.test", "b@mail553.test"],
+        ["a@mail451.test"],
+        [f"a@{REFUSED_DOMAIN}", f"b@{REFUSED_DOMAIN}"],
+    ]
+
+
+def peer_routes(peer: SmtpPeer, smtp: str, lmtp: str, tls: str) -> dict[str, tuple[str, int]]:
+    """Open every LISTENERS listener on the peer; returns domain -> (scheme,
+    port) for each of PEER_DOMAINS, by its listener's kind (plain SMTP,
+    LMTP, TLS required), and REFUSED_DOMAIN -> (smtp, a port nobody listens on)."""
+    ports = {name: peer.add(name, **kw) for name, kw in LISTENERS.items()}
+    routes = {}
+    for domain, listener in PEER_DOMAINS.items():
+        kw = LISTENERS[listener]
+        routes[domain] = (lmtp if kw.get("lmtp") else tls if kw.get("starttls") else smtp, ports[listener])
+    routes[REFUSED_DOMAIN] = (smtp, free_port())
+    return routes
+
+
+def submit_and_probe(lab, submitted: list[list[str]], probes, send=None) -> list[Seen]:
+    """Relay each message of `submitted` through the lab (its submit()), then
+    play the probes against lab.port, several at a time (see run_probe)."""
+    for rcpts in submitted:
+        lab.submit(rcpts, message(f"Lab message to {len(rcpts)} recipients"))
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        played = pool.map(lambda p: run_probe(lab.port, p.name, p.client, p.steps, send), probes)
+        return [seen for probe_seen in played for seen in probe_seen]
 
 
 def e2e_outbound() -> list[list[str]]:
@@ -400,13 +483,7 @@ def e2e_outbound() -> list[list[str]]:
         ["alice@lm.test", "c550_5_1_1_h@lm.test", "d452_4_2_2_h@lm.test",
          "d552_5_2_2_h@lm.test", "bob@lm.test", "n450_h@lm.test"],
         ["x451_4_3_0_i@lm.test", "carol@lm.test"],
-        ["a@greet421.test", "b@greet421.test", "c@greet421.test"],
-        ["a@greet554.test", "b@greet554.test"],
-        ["a@helo550.test", "b@helo550.test"],
-        ["a@tls454.test"],
-        ["a@mail553.test", "b@mail553.test"],
-        ["a@mail451.test"],
-        ["a@refused.test", "b@refused.test"],
+        *to_refusing_listeners(),
         [f"ivy@{ok_}", "dave@lm.test", "z@gone.test", f"c550_5_1_1_j@{ok_}"],
     ]
 
@@ -501,10 +578,10 @@ def run(log_copy: Path, name: str = "smtp-reply-lab-e2e") -> Result:
 # -- what the exporter says ------------------------------------------------------
 
 
-def exported(log: Path) -> tuple[Counter, Counter]:
+def exported(*logs: Path, options: tuple[str, ...] = ()) -> tuple[Counter, Counter]:
     """(smtp_replies_total by LABELS, smtp_deliveries_total by status) of
-    `python3 -m exporter --once LOG`, zero samples left out."""
-    result = subprocess.run([sys.executable, "-m", "exporter", "--once", str(log)],
+    `python3 -m exporter --once [OPTIONS] LOG...`, zero samples left out."""
+    result = subprocess.run([sys.executable, "-m", "exporter", "--once", *options, *map(str, logs)],
                             cwd=REPO, capture_output=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"exporter --once failed: {result.stderr.decode()}")
