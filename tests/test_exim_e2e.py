@@ -14,64 +14,21 @@ import re
 from collections import Counter
 
 import pytest
-from helpers import run_once, samples
 from mta import exim_lab
-from mta.scenario import LABELS, diff
+from mta.checks import AgainstTheWire, Wire, lab_fixture, only, skip_if
+from mta.scenario import diff, exported
 
-_why_not = exim_lab.unavailable()
-pytestmark = [pytest.mark.skip(reason=_why_not)] if _why_not else []
+pytestmark = skip_if(exim_lab.unavailable())
+lab = lab_fixture(exim_lab.run, "exim-e2e")
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> exim_lab.Result:
-    try:
-        result = exim_lab.run(tmp_path_factory.mktemp("exim-e2e"))
-    except exim_lab.PackagesUnavailable as e:
-        pytest.skip(str(e))
-    print(f"\nExim lab: {result.seconds:.1f}s, logs in {result.mainlog.parent}")
-    return result
+def wire(lab) -> Wire:
+    return Wire((lab.mainlog,), lab.expected.replies, lab.expected.deliveries)
 
 
-def exported(*logs) -> tuple[Counter, Counter]:
-    """(smtp_replies_total by LABELS, smtp_deliveries_total by status) of
-    `python3 -m exporter --once LOG...`, zero samples left out."""
-    result = run_once(*map(str, logs))
-    assert result.returncode == 0, result.stderr.decode()
-    replies: Counter = Counter()
-    deliveries: Counter = Counter()
-    for (name, label_items), value in samples(result.stdout.decode()).items():
-        labels = dict(label_items)
-        if name == "smtp_replies_total" and value:
-            replies[tuple(labels[k] for k in LABELS)] += int(value)
-        elif name == "smtp_deliveries_total" and value:
-            deliveries[labels["status"]] += int(value)
-    return replies, deliveries
-
-
-def only(counter: Counter, direction: str) -> Counter:
-    return Counter({k: v for k, v in counter.items() if k[0] == direction})
-
-
-def test_outbound_replies_match_the_wire(lab):
-    got, _ = exported(lab.mainlog)
-    want = only(lab.expected.replies, "outbound")
-    assert only(got, "outbound") == want, "\n" + diff(want, only(got, "outbound"))
-
-
-def test_inbound_replies_match_the_wire(lab):
-    got, _ = exported(lab.mainlog)
-    want = only(lab.expected.replies, "inbound")
-    assert only(got, "inbound") == want, "\n" + diff(want, only(got, "inbound"))
-
-
-def test_every_reply_counted_once(lab):
-    got, _ = exported(lab.mainlog)
-    assert got == lab.expected.replies, "\n" + diff(lab.expected.replies, got)
-
-
-def test_deliveries_by_status(lab):
-    _, got = exported(lab.mainlog)
-    assert got == lab.expected.deliveries
+class TestAgainstTheWire(AgainstTheWire):
+    pass
 
 
 def test_per_host_error_lines_are_not_counted_again(lab, tmp_path):

@@ -15,74 +15,22 @@ on first use and skips when that fails for lack of network.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 from helpers import run_once, samples
 from mta import opensmtpd_lab
-from mta.scenario import LABELS, diff
+from mta.checks import AgainstTheWire, Wire, lab_fixture, skip_if
 
-_why_not = opensmtpd_lab.unavailable()
-pytestmark = [pytest.mark.skip(reason=_why_not)] if _why_not else []
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> opensmtpd_lab.Result:
-    try:
-        result = opensmtpd_lab.run(tmp_path_factory.mktemp("opensmtpd-e2e"))
-    except opensmtpd_lab.PackagesUnavailable as e:
-        pytest.skip(str(e))
-    print(f"\nOpenSMTPD lab: {result.seconds:.1f}s, log in {result.log}")
-    return result
+pytestmark = skip_if(opensmtpd_lab.unavailable())
+lab = lab_fixture(opensmtpd_lab.run, "opensmtpd-e2e")
 
 
-def exported(log, *options: str) -> tuple[Counter, Counter]:
-    """(smtp_replies_total by LABELS, smtp_deliveries_total by status) of
-    `python3 -m exporter --once [options] LOG`, zero samples left out."""
-    result = run_once(*options, str(log))
-    assert result.returncode == 0, result.stderr.decode()
-    replies: Counter = Counter()
-    deliveries: Counter = Counter()
-    for (name, label_items), value in samples(result.stdout.decode()).items():
-        labels = dict(label_items)
-        if name == "smtp_replies_total" and value:
-            replies[tuple(labels[k] for k in LABELS)] += int(value)
-        elif name == "smtp_deliveries_total" and value:
-            deliveries[labels["status"]] += int(value)
-    return replies, deliveries
+@pytest.fixture(scope="module", params=[(), ("--format", "opensmtpd")], ids=["auto", "opensmtpd"])
+def wire(lab, request) -> Wire:
+    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries, request.param)
 
 
-def only(counter: Counter, direction: str) -> Counter:
-    return Counter({k: v for k, v in counter.items() if k[0] == direction})
-
-
-FORMATS = pytest.mark.parametrize("options", [(), ("--format", "opensmtpd")], ids=["auto", "opensmtpd"])
-
-
-@FORMATS
-def test_outbound_replies_match_the_wire(lab, options):
-    got, _ = exported(lab.log, *options)
-    want = only(lab.expected.replies, "outbound")
-    assert only(got, "outbound") == want, "\n" + diff(want, only(got, "outbound"))
-
-
-@FORMATS
-def test_inbound_replies_match_the_wire(lab, options):
-    got, _ = exported(lab.log, *options)
-    want = only(lab.expected.replies, "inbound")
-    assert only(got, "inbound") == want, "\n" + diff(want, only(got, "inbound"))
-
-
-@FORMATS
-def test_every_reply_counted_once(lab, options):
-    got, _ = exported(lab.log, *options)
-    assert got == lab.expected.replies, "\n" + diff(lab.expected.replies, got)
-
-
-@FORMATS
-def test_deliveries_by_status(lab, options):
-    _, got = exported(lab.log, *options)
-    assert got == lab.expected.deliveries
+class TestAgainstTheWire(AgainstTheWire):
+    pass
 
 
 def test_no_line_of_the_log_is_left_unrecognized(lab):

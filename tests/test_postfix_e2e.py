@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 
 import pytest
 from mta import postfix_lab, scenario
+from mta.checks import AgainstTheWire, Wire
 
 _why_not = postfix_lab.unavailable()
 pytestmark = [pytest.mark.postfix]
 if _why_not:
     pytestmark.append(pytest.mark.skip(reason=_why_not))
+
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> scenario.Result:
@@ -27,33 +28,16 @@ def lab(tmp_path_factory) -> scenario.Result:
     return result
 
 
-exported, diff = scenario.exported, scenario.diff
+exported = scenario.exported
 
 
-def only(counter: Counter, direction: str) -> Counter:
-    return Counter({k: v for k, v in counter.items() if k[0] == direction})
+@pytest.fixture(scope="module")
+def wire(lab) -> Wire:
+    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries)
 
 
-def test_outbound_replies_match_the_wire(lab):
-    got, _ = exported(lab.log)
-    want = only(lab.expected.replies, "outbound")
-    assert only(got, "outbound") == want, "\n" + diff(want, only(got, "outbound"))
-
-
-def test_inbound_replies_match_the_wire(lab):
-    got, _ = exported(lab.log)
-    want = only(lab.expected.replies, "inbound")
-    assert only(got, "inbound") == want, "\n" + diff(want, only(got, "inbound"))
-
-
-def test_every_reply_counted_once(lab):
-    got, _ = exported(lab.log)
-    assert got == lab.expected.replies, "\n" + diff(lab.expected.replies, got)
-
-
-def test_deliveries_by_status(lab):
-    _, got = exported(lab.log)
-    assert got == lab.expected.deliveries
+class TestAgainstTheWire(AgainstTheWire):
+    pass
 
 
 def test_lab_covers_every_stage_and_class(lab):

@@ -196,7 +196,7 @@ class PrivateLab:
         """Relay one message from `client` (the null sender by default: no bounces)."""
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30, source_address=(client, 0)) as smtp:
             smtp.ehlo("submit.lab.test")
-            smtp.sendmail(sender, recipients, message.encode())
+            smtp.sendmail(sender, recipients, message)  # a str: smtplib sends its lines with CRLF
 
 
 class SyslogReceiver:

@@ -1,0 +1,75 @@
+"""The checks every real-MTA end-to-end module makes: what `python3 -m
+exporter --once` counts over the lab's log must be, key by key, what crossed
+the wire.
+
+A module gets them by subclassing AgainstTheWire as a Test* class and giving
+a fixture `wire` (a Wire: the logs and the counts expected of them); it
+states only what differs between MTAs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .debian import PackagesUnavailable
+from .scenario import diff, exported
+
+
+@dataclass(frozen=True)
+class Wire:
+    logs: tuple[Path, ...]  # read together by one --once
+    replies: Counter  # expected smtp_replies_total by scenario.LABELS
+    deliveries: Counter  # expected smtp_deliveries_total by status
+    options: tuple[str, ...] = ()  # for --once, before the logs
+
+    def exported(self) -> tuple[Counter, Counter]:
+        return exported(*self.logs, options=self.options)
+
+
+def only(counter: Counter, direction: str) -> Counter:
+    return Counter({k: v for k, v in counter.items() if k[0] == direction})
+
+
+class AgainstTheWire:
+    def test_outbound_replies_match_the_wire(self, wire: Wire):
+        got, _ = wire.exported()
+        want = only(wire.replies, "outbound")
+        assert only(got, "outbound") == want, "\n" + diff(want, only(got, "outbound"))
+
+    def test_inbound_replies_match_the_wire(self, wire: Wire):
+        got, _ = wire.exported()
+        want = only(wire.replies, "inbound")
+        assert only(got, "inbound") == want, "\n" + diff(want, only(got, "inbound"))
+
+    def test_every_reply_counted_once(self, wire: Wire):
+        got, _ = wire.exported()
+        assert got == wire.replies, "\n" + diff(wire.replies, got)
+
+    def test_deliveries_by_status(self, wire: Wire):
+        _, got = wire.exported()
+        assert got == wire.deliveries
+
+
+def skip_if(why_not: str | None) -> list:
+    """A module's pytestmark: skip all of it when the lab cannot run here."""
+    return [pytest.mark.skip(reason=why_not)] if why_not else []
+
+
+def lab_fixture(run, name: str):
+    """A module-scoped fixture running `run(out_dir)` (a lab's run) once; it
+    skips when the lab's packages cannot be downloaded for lack of network."""
+
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory):
+        try:
+            result = run(tmp_path_factory.mktemp(name))
+        except PackagesUnavailable as e:
+            pytest.skip(str(e))
+        print(f"\n{name}: {result.seconds:.1f}s")
+        return result
+
+    return lab
