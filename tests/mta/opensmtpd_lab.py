@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import debian, scenario
-from .debian import Packages, PackagesUnavailable
+from .debian import Packages
 from .namespace import PrivateLab, SyslogReceiver, answers_smtp, overlay, private_dev_log, read_text, wait_settled
 from .postfix_lab import free_port
 from .scenario import Seen
-from .smtp_peer import Reply, SmtpPeer
+from .smtp_peer import SmtpPeer
 
 PACKAGES = Packages(Path("/var/tmp/smtp-reply-opensmtpd"), "opensmtpd")
 USERS = ("opensmtpd", "opensmtpq")  # compiled into Debian's binary
@@ -235,11 +235,10 @@ _DELIVERY = re.compile(r" mta delivery evpid=\S+ from=<[^>]*> to=<([^>]*)>")
 #   - inbound, every rejection is logged with its code and the command it
 #     answered; a rejection after the message is logged with command="DATA".
 
-# The scripted peer's listeners and their domains: the Postfix scenario's
-# (greeting, EHLO, STARTTLS and MAIL refusals, LMTP).
+# The scripted peer's main domain and the one routed nowhere: the Postfix scenario's
+# (its listeners: greeting, EHLO, STARTTLS and MAIL refusals, LMTP).
 OK = scenario.OK
 REFUSED = scenario.REFUSED_DOMAIN
-DOMAINS = scenario.PEER_DOMAINS
 
 
 def e2e_outbound() -> list[list[str]]:
@@ -330,16 +329,9 @@ class Expected:
     deliveries: Counter = field(default_factory=Counter)  # status -> count
 
 
-def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
-    exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage)] += n
-    exp.deliveries[scenario.delivery_status(reply)] += n
-
-
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
     exp = Expected()
-    if peer.errors:
-        raise AssertionError(f"the scripted peer failed: {peer.errors}")
-    messages_to = scenario.messages_per_listener(submitted, lambda r: DOMAINS.get(r.rsplit("@", 1)[1], REFUSED))
+    messages_to = scenario.messages_to_peer(peer, submitted)
     for s in peer.sessions:
         refusal = scenario.session_refusal(s)  # at HELO: the HELO after a refused EHLO
         if refusal is not None:
@@ -354,7 +346,7 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
                         raise AssertionError(f"{s.listener}: send one message to a listener that refuses MAIL")
                     n = messages[0]
                 logged = "end_of_data" if stage == "end_of_data" and reply.code // 100 == 2 else "unknown"
-                _outbound(exp, reply, logged, n)
+                scenario.add_outbound(exp, reply, logged, n)
     # Envelopes of refused sessions and refused connections: deferred, no reply.
     for listener, messages in messages_to.items():
         refused_session = any(scenario.session_refusal(s) for s in peer.sessions if s.listener == listener)

@@ -395,17 +395,31 @@ def messages_per_listener(submitted: list[list[str]], listener_of) -> dict[str, 
     return per_listener
 
 
+def messages_to_peer(peer: SmtpPeer, submitted: list[list[str]]) -> dict[str, list[int]]:
+    """After a run through peer_routes: listener -> how many recipients each
+    submitted message had there (REFUSED_DOMAIN's recipients under that
+    name). The peer must not have failed."""
+    if peer.errors:
+        raise AssertionError(f"the scripted peer failed: {peer.errors}")
+    return messages_per_listener(submitted, lambda r: PEER_DOMAINS.get(r.rsplit("@", 1)[1], REFUSED_DOMAIN))
+
+
 def delivery_status(reply: Reply) -> str:
     return {2: "sent", 4: "deferred"}.get(reply.code // 100, "bounced")
 
 
 def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
-    code = str(reply.code)
-    exp.replies[reply_key("outbound", code, reply.enhanced, stage)] += n
     status = delivery_status(reply)
     if status == "bounced" and stage == "connect" and any(kw.get("greeting") == reply for kw in LISTENERS.values()):
         status = "deferred"  # smtp_skip_5xx_greeting: a 5xx greeting defers
-    exp.deliveries[status] += n
+    add_outbound(exp, reply, stage, n, status)
+
+
+def add_outbound(exp, reply: Reply, stage: str, n: int, status: str | None = None) -> None:
+    """Count n outbound replies into exp.replies, and n deliveries of
+    `status` (the reply's own by default) into exp.deliveries."""
+    exp.replies[reply_key("outbound", str(reply.code), reply.enhanced, stage)] += n
+    exp.deliveries[status or delivery_status(reply)] += n
 
 
 # -- the traffic of the end-to-end test ------------------------------------------
