@@ -1,4 +1,5 @@
-"""Shared test helpers: run the real CLI and read its exposition."""
+"""Shared test helpers: run the real CLI and read its exposition; the
+pieces every parser's table test uses."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.replies import Reply
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -48,3 +52,105 @@ def labels_only(events):
     if events is None:
         return None
     return [e._replace(host="", text="") if len(e) > 2 else e._replace(host="") for e in events]
+
+
+# -- parser tables ----------------------------------------------------------------
+#
+# Each parser's tests are a table CASES of (id, line, events): events is what
+# parse(line) gives once relay host and reply text are set aside (labels_only),
+# None for a line the parser must leave to another.
+
+
+def out(code, enhanced, stage="unknown", reply_class=None):
+    """An outbound reply as a table lists it: the class follows the code (or
+    the enhanced code) unless given."""
+    return Reply("outbound", code, reply_class or (code or enhanced)[0] + "xx", enhanced, stage)
+
+
+def inb(code, enhanced, stage, reply_class=None):
+    """An inbound reply as a table lists it."""
+    return Reply("inbound", code, reply_class or (code or enhanced)[0] + "xx", enhanced, stage)
+
+
+def table_tests(cases, parse, triggers):
+    """The two tests every parser table gets, for a module to bind as
+    test_line_gives_events and test_every_counting_line_holds_a_trigger."""
+
+    @pytest.mark.parametrize("line,expected", [c[1:] for c in cases], ids=[c[0] for c in cases])
+    def test_line_gives_events(line, expected):
+        assert labels_only(parse(line)) == expected
+
+    counting = [c for c in cases if c[2]]
+
+    @pytest.mark.parametrize("line,expected", [c[1:] for c in counting], ids=[c[0] for c in counting])
+    def test_every_counting_line_holds_a_trigger(line, expected):
+        # The scanner hands parse() only lines holding a trigger: a counting line
+        # without one would be lost.
+        assert any(t in line for t in triggers)
+
+    return test_line_gives_events, test_every_counting_line_holds_a_trigger
+
+
+def assert_left_alone(cases, *parsers) -> None:
+    """The lines a table says are its parser's are None to every other parser."""
+    for _, line, expected in cases:
+        if expected is not None:
+            for other in parsers:
+                assert other.parse(line) is None, (other.__name__, line)
+
+
+# -- mixed logs in auto mode ---------------------------------------------------------
+
+POSTFIX_REJECT = ("Nov 29 04:12:51 mx1 postfix/smtpd[9]: NOQUEUE: reject: RCPT from a.example[192.0.2.1]: "
+                  "550 5.1.1 <x@lab.test>: Recipient address rejected: User unknown; from=<> to=<x@lab.test> "
+                  "proto=ESMTP helo=<a>")
+POSTFIX_SENT = ("Nov 29 04:12:52 mx1 postfix/smtp[10]: 4F2A9C1E07: to=<a@b.example>, "
+                "relay=mx.b.example[192.0.2.2]:25, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, "
+                "status=sent (250 2.0.0 Ok: queued as 4BC1)")
+EXIM_DEFER = ("Nov 29 04:12:52 mx1 exim[77]: 2026-11-29 04:12:52 1xXMrL-0008Bq-2c == cy@example.com R=dnslookup "
+              "T=remote_smtp defer (-44) H=mx.example.com [192.0.2.7]:25: SMTP error from remote mail server "
+              "after RCPT TO:<cy@example.com>: 451 4.7.1 Greylisted")
+
+
+def interleave(lines: list[str], *others: list[str]) -> list[str]:
+    """Each of `lines` followed by the next line of each of `others` in turn."""
+    return [mixed for i, line in enumerate(lines) for mixed in (line, *(o[i % len(o)] for o in others))]
+
+
+def counts(path: Path, *options: str) -> dict:
+    """The non-zero smtp_replies_total and smtp_deliveries_total samples of
+    `--once [options] path`."""
+    result = run_once(*options, str(path))
+    assert result.returncode == 0, result.stderr
+    return {k: v for k, v in samples(result.stdout.decode()).items()
+            if k[0] in ("smtp_replies_total", "smtp_deliveries_total") and v}
+
+
+def counted_apart(directory: Path, mixed: list[str], parts: dict[str, list[str]],
+                  own_format: bool = False) -> dict[str, dict]:
+    """name -> counts of the lines of `mixed` that are that part's, in a file
+    of their own (read with --format NAME when own_format)."""
+    apart = {}
+    for name, lines in parts.items():
+        path = directory / f"{name}.log"
+        path.write_text("\n".join(line for line in mixed if line in lines) + "\n")
+        apart[name] = counts(path, *(("--format", name) if own_format else ()))
+    return apart
+
+
+def summed(*parts: dict) -> dict:
+    total: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def replies_in(counted: dict, direction: str) -> float:
+    """The smtp_replies_total of one direction among counts()."""
+    return sum(v for k, v in counted.items() if k[0] == "smtp_replies_total" and ("direction", direction) in k[1])
+
+
+def table_replies(cases, direction: str) -> int:
+    """How many replies of one direction a parser table's events hold."""
+    return sum(1 for c in cases if c[2] for e in c[2] if isinstance(e, Reply) and e.direction == direction)

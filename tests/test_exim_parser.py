@@ -3,19 +3,13 @@
 import pytest
 
 from exporter.parsers.exim import TRIGGERS, parse
-from exporter.replies import Delivery, Reply
-from helpers import labels_only
+from exporter.replies import Delivery
+from helpers import inb, out, table_tests
 
 T = "2026-11-03 17:44:15 "
 SYSLOG = "Nov  3 17:44:15 mx1 exim[12105]: "
 
 
-def out(code, enhanced, stage):
-    return Reply("outbound", code, (code or enhanced)[0] + "xx", enhanced, stage)
-
-
-def inb(code, enhanced, stage, reply_class=None):
-    return Reply("inbound", code, reply_class or (code or enhanced)[0] + "xx", enhanced, stage)
 
 
 CASES = [
@@ -177,9 +171,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_line_gives_events(line, expected):
-    assert labels_only(parse(line)) == expected
+test_line_gives_events, test_every_counting_line_holds_a_trigger = table_tests(CASES, parse, TRIGGERS)
 
 
 @pytest.mark.parametrize(
@@ -201,7 +193,3 @@ def test_line_gives_events(line, expected):
 def test_remote_host_of_outbound_events(line, host):
     assert {e.host for e in parse(line)} == {host}
 
-
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES if c[2]], ids=[c[0] for c in CASES if c[2]])
-def test_every_counting_line_holds_a_trigger(line, expected):
-    assert any(t in line for t in TRIGGERS)

@@ -6,19 +6,12 @@ import pytest
 
 from exporter.parsers import exim, postfix, sendmail
 from exporter.parsers.opensmtpd import TRIGGERS, parse, present
-from exporter.replies import Delivery, Reply
-from helpers import labels_only, run_once, samples
+from exporter.replies import Delivery
+from helpers import (EXIM_DEFER, POSTFIX_REJECT, POSTFIX_SENT, assert_left_alone, counted_apart, counts, inb,
+                     interleave, out, replies_in, summed, table_replies, table_tests)
 
 SYSLOG = "Nov 29 04:25:57 mx3 smtpd[7617]: "
 SID = "a427e8957ba23d6f "
-
-
-def out(code, enhanced, stage="unknown"):
-    return Reply("outbound", code, (code or enhanced)[0] + "xx", enhanced, stage)
-
-
-def inb(code, enhanced, stage):
-    return Reply("inbound", code, (code or enhanced)[0] + "xx", enhanced, stage)
 
 
 def delivery(evpid="eb3535dd16f52015", relay="127.0.0.1 (mx3.lab.test)", delay="0s"):
@@ -164,14 +157,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_line_gives_events(line, expected):
-    assert labels_only(parse(line)) == expected
-
-
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES if c[2]], ids=[c[0] for c in CASES if c[2]])
-def test_every_counting_line_holds_a_trigger(line, expected):
-    assert any(t in line for t in TRIGGERS)
+test_line_gives_events, test_every_counting_line_holds_a_trigger = table_tests(CASES, parse, TRIGGERS)
 
 
 @pytest.mark.parametrize("line,host", [
@@ -198,39 +184,7 @@ def test_present_tells_opensmtpd_from_postfix():
 
 
 def test_other_parsers_leave_opensmtpd_lines_alone():
-    for _, line, expected in CASES:
-        if expected is not None:
-            assert postfix.parse(line) is None, line
-            assert exim.parse(line) is None, line
-            assert sendmail.parse(line) is None, line
-
-
-POSTFIX_LINES = [
-    "Nov 29 04:12:51 mx1 postfix/smtpd[9]: NOQUEUE: reject: RCPT from a.example[192.0.2.1]: 550 5.1.1 "
-    "<x@lab.test>: Recipient address rejected: User unknown; from=<> to=<x@lab.test> proto=ESMTP helo=<a>",
-    "Nov 29 04:12:52 mx1 postfix/smtp[10]: 4F2A9C1E07: to=<a@b.example>, relay=mx.b.example[192.0.2.2]:25, "
-    "delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4BC1)",
-]
-EXIM_LINES = [
-    "Nov 29 04:12:52 mx1 exim[77]: 2026-11-29 04:12:52 1xXMrL-0008Bq-2c == cy@example.com R=dnslookup "
-    "T=remote_smtp defer (-44) H=mx.example.com [192.0.2.7]:25: SMTP error from remote mail server "
-    "after RCPT TO:<cy@example.com>: 451 4.7.1 Greylisted",
-]
-
-
-def _counts(path, *options):
-    result = run_once(*options, str(path))
-    assert result.returncode == 0, result.stderr
-    return {k: v for k, v in samples(result.stdout.decode()).items()
-            if k[0] in ("smtp_replies_total", "smtp_deliveries_total") and v}
-
-
-def _add(*counts):
-    total: dict = {}
-    for c in counts:
-        for k, v in c.items():
-            total[k] = total.get(k, 0) + v
-    return total
+    assert_left_alone(CASES, postfix, exim, sendmail)
 
 
 def test_mixed_log_in_auto_mode_counts_each_line_by_its_own_parser(tmp_path):
@@ -238,24 +192,14 @@ def test_mixed_log_in_auto_mode_counts_each_line_by_its_own_parser(tmp_path):
     mode counts each line once, by its own parser, exactly as each MTA's
     lines alone with its own format."""
     opensmtpd_lines = [c[1] for c in CASES if c[2]]
-    mixed = []
-    for i, line in enumerate(opensmtpd_lines):
-        mixed += [line, POSTFIX_LINES[i % 2], EXIM_LINES[0]]
+    parts = {"opensmtpd": opensmtpd_lines, "postfix": [POSTFIX_REJECT, POSTFIX_SENT], "exim": [EXIM_DEFER]}
+    mixed = interleave(opensmtpd_lines, parts["postfix"], parts["exim"])
     (tmp_path / "mixed.log").write_text("\n".join(mixed) + "\n")
-    alone = {}
-    for name, lines in (("opensmtpd", opensmtpd_lines), ("postfix", POSTFIX_LINES), ("exim", EXIM_LINES)):
-        used = [line for line in mixed if line in lines]
-        (tmp_path / f"{name}.log").write_text("\n".join(used) + "\n")
-        alone[name] = _counts(tmp_path / f"{name}.log", "--format", name)
-    assert _counts(tmp_path / "mixed.log") == _add(*alone.values())
+    alone = counted_apart(tmp_path, mixed, parts, own_format=True)
+    assert counts(tmp_path / "mixed.log") == summed(*alone.values())
     # Each part is what its own table says: OpenSMTPD's inbound replies are
     # the table's, and Postfix's is one reject per pair of lines.
-    want_inbound = sum(1 for c in CASES if c[2] for e in c[2] if isinstance(e, Reply) and e.direction == "inbound")
-    got_inbound = sum(v for k, v in alone["opensmtpd"].items()
-                      if k[0] == "smtp_replies_total" and ("direction", "inbound") in k[1])
-    assert got_inbound == want_inbound
-    postfix_inbound = sum(v for k, v in alone["postfix"].items()
-                          if k[0] == "smtp_replies_total" and ("direction", "inbound") in k[1])
-    assert postfix_inbound == mixed.count(POSTFIX_LINES[0])
+    assert replies_in(alone["opensmtpd"], "inbound") == table_replies(CASES, "inbound")
+    assert replies_in(alone["postfix"], "inbound") == mixed.count(POSTFIX_REJECT)
     # And with --format opensmtpd, the Postfix and Exim lines count for nothing.
-    assert _counts(tmp_path / "mixed.log", "--format", "opensmtpd") == alone["opensmtpd"]
+    assert counts(tmp_path / "mixed.log", "--format", "opensmtpd") == alone["opensmtpd"]

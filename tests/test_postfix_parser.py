@@ -4,19 +4,13 @@ import pytest
 
 from exporter.parsers.postfix import TRIGGERS, parse
 from exporter.replies import Delivery, Reply
-from helpers import labels_only
+from helpers import inb, out, table_tests
 
 SYSLOG = "Nov  3 17:44:15 mx1 "
 RFC3339 = "2026-11-03T17:44:15.123456+01:00 mx1 "
 POSTLOG = "Nov 03 17:44:15 mx1 "
 
 
-def out(code, enhanced, stage):
-    return Reply("outbound", code, (code or enhanced)[0] + "xx", enhanced, stage)
-
-
-def inb(code, enhanced, stage):
-    return Reply("inbound", code, (code or enhanced)[0] + "xx", enhanced, stage)
 
 
 CASES = [
@@ -392,9 +386,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_line_gives_events(line, expected):
-    assert labels_only(parse(line)) == expected
+test_line_gives_events, test_every_counting_line_holds_a_trigger = table_tests(CASES, parse, TRIGGERS)
 
 
 HOSTS_AND_TEXTS = [
@@ -453,12 +445,6 @@ HOSTS_AND_TEXTS = [
 def test_relay_host_and_reply_text(line, expected):
     assert parse(line) == expected
 
-
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES if c[2]], ids=[c[0] for c in CASES if c[2]])
-def test_every_counting_line_holds_a_trigger(line, expected):
-    # The scanner hands parse() only lines holding a trigger: a counting line
-    # without one would be lost.
-    assert any(t in line for t in TRIGGERS)
 
 
 def test_not_postfix_is_none():

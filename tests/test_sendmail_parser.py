@@ -6,20 +6,13 @@ import pytest
 
 from exporter.parsers import exim, postfix
 from exporter.parsers.sendmail import TRIGGERS, parse, present
-from exporter.replies import Delivery, Reply
-from helpers import labels_only, run_once, samples
+from exporter.replies import Delivery
+from helpers import (EXIM_DEFER, POSTFIX_REJECT, assert_left_alone, counted_apart, counts, inb, interleave, out,
+                     replies_in, summed, table_replies, table_tests)
 
 SM = "Nov 29 04:14:12 mx1 sm-mta[28764]: 6AT4ECI3028762: "
 TO = "to=<bob@example.net>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=120015, "
 RELAY = "relay=mx.example.net. [192.0.2.25], "
-
-
-def out(code, enhanced, stage="unknown", reply_class=None):
-    return Reply("outbound", code, reply_class or (code or enhanced)[0] + "xx", enhanced, stage)
-
-
-def inb(code, enhanced, stage, reply_class=None):
-    return Reply("inbound", code, reply_class or (code or enhanced)[0] + "xx", enhanced, stage)
 
 
 SENT_2XX = out("", "", "end_of_data", "2xx")
@@ -169,14 +162,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_line_gives_events(line, expected):
-    assert labels_only(parse(line)) == expected
-
-
-@pytest.mark.parametrize("line,expected", [c[1:] for c in CASES if c[2]], ids=[c[0] for c in CASES if c[2]])
-def test_every_counting_line_holds_a_trigger(line, expected):
-    assert any(t in line for t in TRIGGERS)
+test_line_gives_events, test_every_counting_line_holds_a_trigger = table_tests(CASES, parse, TRIGGERS)
 
 
 @pytest.mark.parametrize(
@@ -197,44 +183,18 @@ def test_present_sees_sendmail_tags_only():
 
 
 def test_other_parsers_leave_sendmail_lines_alone():
-    for _, line, expected in CASES:
-        if expected is not None:
-            assert postfix.parse(line) is None, line
-            assert exim.parse(line) is None, line
-
-
-POSTFIX_REJECT = ("Nov 29 04:12:51 mx1 postfix/smtpd[9]: NOQUEUE: reject: RCPT from a.example[192.0.2.1]: "
-                  "550 5.1.1 <x@lab.test>: Recipient address rejected: User unknown; from=<> to=<x@lab.test> "
-                  "proto=ESMTP helo=<a>")
-EXIM_DEFER = ("Nov 29 04:12:52 mx1 exim[77]: 2026-11-29 04:12:52 1xXMrL-0008Bq-2c == cy@example.com R=dnslookup "
-              "T=remote_smtp defer (-44) H=mx.example.com [192.0.2.7]:25: SMTP error from remote mail server "
-              "after RCPT TO:<cy@example.com>: 451 4.7.1 Greylisted")
-
-
-def _replies(path):
-    result = run_once(str(path))
-    assert result.returncode == 0, result.stderr
-    return {k: v for k, v in samples(result.stdout.decode()).items()
-            if k[0] in ("smtp_replies_total", "smtp_deliveries_total") and v}
+    assert_left_alone(CASES, postfix, exim)
 
 
 def test_mixed_log_in_auto_mode_counts_each_line_by_its_own_parser(tmp_path):
     """Sendmail, Postfix and Exim lines in one file: each is counted once, by
     its own parser, exactly as in a file of its own."""
     sendmail_lines = [c[1] for c in CASES if c[2] is not None]
-    parts = {"sendmail": sendmail_lines, "postfix": [POSTFIX_REJECT] * 2, "exim": [EXIM_DEFER] * 3}
-    mixed = [line for trio in zip(sendmail_lines, parts["postfix"] * 40, parts["exim"] * 40) for line in trio]
+    parts = {"sendmail": sendmail_lines, "postfix": [POSTFIX_REJECT], "exim": [EXIM_DEFER]}
+    mixed = interleave(sendmail_lines, parts["postfix"], parts["exim"])
     assert len(mixed) == 3 * len(sendmail_lines)
     (tmp_path / "mixed.log").write_text("\n".join(mixed) + "\n")
-    total: dict = {}
-    for name, lines in parts.items():
-        used = [line for line in mixed if line in lines]
-        (tmp_path / f"{name}.log").write_text("\n".join(used) + "\n")
-        for key, value in _replies(tmp_path / f"{name}.log").items():
-            total[key] = total.get(key, 0) + value
-    assert _replies(tmp_path / "mixed.log") == total
+    total = summed(*counted_apart(tmp_path, mixed, parts).values())
+    assert counts(tmp_path / "mixed.log") == total
     # The Sendmail part is what the table says.
-    want_outbound = sum(1 for c in CASES if c[2] for e in c[2] if isinstance(e, Reply) and e.direction == "outbound")
-    got_outbound = sum(v for k, v in total.items()
-                       if k[0] == "smtp_replies_total" and ("direction", "outbound") in k[1])
-    assert got_outbound == want_outbound + mixed.count(EXIM_DEFER)
+    assert replies_in(total, "outbound") == table_replies(CASES, "outbound") + mixed.count(EXIM_DEFER)
