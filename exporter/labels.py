@@ -81,21 +81,21 @@ class Labeller:
         self.providers = providers if providers is not None else ProviderTable.bundled()
         self.reasons = reasons if reasons is not None else ReasonRules.default()
 
-    def count(self, events: list[Reply | Delivery], counts: Counts) -> None:
-        """Add the label sets of a block's events to counts (one call per
-        block: this loop runs for every reply in the log)."""
+    def count(self, events: dict[Reply | Delivery, int], counts: Counts) -> None:
+        """Add the label sets of a block's events (each with how often it
+        occurred) to counts."""
         provider_of = self.providers.provider_of
         reason_of = self.reasons.reason
         replies, reasons, deliveries = counts.replies, counts.reasons, counts.deliveries
-        for event in events:
+        for event, n in events.items():
             if type(event) is Reply:
                 direction, code, reply_class, enhanced, stage, host, text = event
                 remote = provider_of(host) if direction == OUTBOUND else ""
                 key = (direction, code, reply_class, enhanced, stage, remote)
-                replies[key] = replies.get(key, 0) + 1
+                replies[key] = replies.get(key, 0) + n
                 if reply_class[0] in "45":
                     key = (direction, reply_class, reason_of(code, enhanced, text), remote)
-                    reasons[key] = reasons.get(key, 0) + 1
+                    reasons[key] = reasons.get(key, 0) + n
             else:
                 key = (event[0], provider_of(event[1]))
-                deliveries[key] = deliveries.get(key, 0) + 1
+                deliveries[key] = deliveries.get(key, 0) + n

@@ -58,7 +58,7 @@ class Reply(NamedTuple):
     enhanced: str  # "5.1.1" as carried by the reply itself, or ""
     stage: str
     host: str = ""  # the remote server's host name as logged (outbound), or ""
-    text: str = ""  # what the reply says, as logged, for its reason
+    text: str = ""  # what a 4xx or 5xx reply says, as logged, for its reason
 
 
 class Delivery(NamedTuple):
@@ -118,8 +118,11 @@ def reply_from_text(
     parts = _head_parts(text[:_HEAD])
     if parts is None:
         return None
-    # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs
-    # for every reply in the log.
+    # Only a failure has a reason to read: without the text, a block's many
+    # identical 2xx replies are one event. tuple.__new__ skips the
+    # NamedTuple's Python-level __new__: this runs for every reply in the log.
+    if parts[1] < "4xx":
+        text = why = ""
     return _new_tuple(Reply, (direction, *parts, stage, host, text if why is None else why))
 
 

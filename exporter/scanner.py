@@ -84,7 +84,9 @@ class LineScanner:
             while at >= 0:
                 starts.add(rfind(b"\n", 0, at) + 1)
                 at = find(trigger, at + step)
-        events: list[Event] = []
+        # Events repeat (the same reply from the same host): counted here
+        # first, each distinct one is labelled once per block.
+        events: dict[Event, int] = {}
         matched = unrecognized = invalid = 0
         truncated = cut
         max_line = self._max_line
@@ -102,7 +104,8 @@ class LineScanner:
             result = parse(line)
             if result:
                 matched += 1
-                events += result
+                for event in result:
+                    events[event] = events.get(event, 0) + 1
             elif result is None and looks_like_reply(line):
                 unrecognized += 1
         total = block.count(b"\n")

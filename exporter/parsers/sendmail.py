@@ -195,7 +195,7 @@ def _sent_reply(stat: str, host: str) -> Reply:
     parts = split_reply(text)
     if parts is not None and parts[0].startswith("2"):
         return reply_from_text(OUTBOUND, text, "end_of_data", host)
-    return Reply(OUTBOUND, "", "2xx", "", "end_of_data", host, text)
+    return Reply(OUTBOUND, "", "2xx", "", "end_of_data", host)
 
 
 def _ruleset_reject(message: str) -> list[Reply] | None:
