@@ -237,7 +237,7 @@ def run(tmp_path_factory):
 
         labeller = Labeller()
         for line in feeder.fed:
-            labeller.count(postfix.parse(line) or [], result.fed)
+            labeller.count(Counter(postfix.parse(line) or []), result.fed)
         bounced = Counter()
         for (direction, code, reply_class, enhanced, _stage, remote), n in result.fed.replies.items():
             if direction == OUTBOUND and reply_class == "5xx" and enhanced and remote != OTHER:
