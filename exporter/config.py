@@ -74,8 +74,7 @@ _SCALARS: dict[str, tuple[str, type | tuple[type, ...], str]] = {
     "max_line_bytes": ("max_line_bytes", int, "a whole number of bytes >= 1024"),
     "max_reply_series": ("max_reply_series", int, "a whole number of label sets >= 100"),
 }
-# Keys whose value is compiled by its own module, which raises ValueError
-# ("where: problem; fix") for us to place in the file.
+# Keys whose value its own module compiles and checks.
 _TABLES = ("formats", "providers", "reasons")
 _WEB = {
     "listen_addresses": f"a list of host:port strings, e.g. [\":{DEFAULT_PORT}\"]",
@@ -107,8 +106,12 @@ def load_config(path: str) -> Settings:
         elif key in _SCALARS:
             attr, kind, hint = _SCALARS[key]
             setattr(settings, attr, _typed(path, key, value, kind, hint))
-        elif key in _TABLES:
-            _table(path, key, value, settings)
+        elif key == "formats":
+            settings.formats = _formats(path, value)
+        elif key == "providers":
+            settings.providers = _providers(path, value)
+        elif key == "reasons":
+            settings.reasons = _reasons(path, value)
         else:
             known = ", ".join(["sources", "web", *_SCALARS, *_TABLES])
             raise ConfigError(path, str(key), f"unknown key; known keys are: {known}")
@@ -124,24 +127,29 @@ def _typed(path: str, key: str, value: Any, kind: type | tuple[type, ...], hint:
     return value
 
 
-def _table(path: str, key: str, value: Any, settings: Settings) -> None:
+def _formats(path: str, value: Any) -> dict[str, Format]:
+    if not isinstance(value, list):
+        raise ConfigError(path, "formats", "must be a list of {name:, match:} entries")
     try:
-        if key == "formats":
-            if not isinstance(value, list):
-                raise ValueError(": must be a list of {name:, match:} entries")
-            settings.formats = with_custom(value)
-        elif key == "providers":
-            settings.providers = ProviderTable.from_config(value)
-        else:
-            settings.reasons = ReasonRules.from_config(value, key)
+        return with_custom(value)
+    except ValueError as err:
+        # with_custom names the entry at fault: "[2].match: problem".
+        where, _, problem = str(err).partition(": ")
+        raise ConfigError(path, "formats" + where, problem) from None
+
+
+def _providers(path: str, value: Any) -> ProviderTable:
+    try:
+        return ProviderTable.from_config(value)
+    except ValueError as err:
+        raise ConfigError(path, "providers", str(err)) from None
+
+
+def _reasons(path: str, value: Any) -> ReasonRules:
+    try:
+        return ReasonRules.from_config(value, "reasons")
     except ReasonRuleError as err:
         raise ConfigError(path, err.key, err.problem) from None
-    except ValueError as err:
-        if key == "providers":
-            raise ConfigError(path, key, str(err)) from None
-        # Formats name the entry at fault: "[2].match: problem".
-        where, _, problem = str(err).partition(": ")
-        raise ConfigError(path, key + where, problem) from None
 
 
 def _sources(path: str, value: Any) -> list[SourceConfig]:
