@@ -14,6 +14,24 @@ SYSLOG = "Nov  3 17:44:15 mx1 exim[12105]: "
 
 CASES = [
     (
+        "our AUTH refused by the remote server (client side, no 'for')",
+        "2026-11-03 17:44:15 10HmaZ-000000005vi-0000 plain authenticator failed H=smtp.example.com "
+        "[192.0.2.7] 535 Sorry, authentication failed",
+        [out("535", "", "auth")],
+    ),
+    (
+        "cutthrough delivery refused at the end of the data",
+        "2026-11-03 17:44:15 10HmbA-000000005vi-0000 U=CALLER usere@example.com F=<a@example.org> "
+        'P=<a@example.org> tmp-reject from cutthrough after DATA: R=all T=smtp H=mx.example.com [192.0.2.8] '
+        'C="459 content reject"',
+        [Delivery("deferred"), out("459", "", "end_of_data")],
+    ),
+    (
+        "ATRN refused",
+        "2026-11-03 17:44:15 U=unknown temporarily rejected ATRN example.net: 453 You have no mail",
+        [inb("453", "", "other")],
+    ),
+    (
         "cutthrough delivery: the remote's reply to the end of data",
         '2017-07-30 18:51:05.712 10HmaX-000000005vi-0000 >> dest@example.com R=all T=smtp '
         'H=mx.example.com [192.0.2.1] C="250 OK"',

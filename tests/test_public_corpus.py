@@ -80,13 +80,6 @@ EXCUSES = (
     Excuse("Exim/exim/test/*", r"custom-message: \S+ authenticator failed ",
                f"{EXIM_TESTS}: authenticator failure under a test-configured log prefix"),
     # Parser gaps, reported: each row goes when the Exim parser learns the shape.
-    Excuse("Exim/exim/test/log/*", r"tmp-reject from cutthrough after DATA: .* C=\"\d{3} ",
-               "parser gap: Exim cutthrough tmp-reject carries the remote's reply to the end of data"),
-    Excuse("Exim/exim/test/log/*", r"-0000 \S+ authenticator failed H=\S+ \[[^]]+\] \d{3} ",
-               "parser gap: Exim client-side `NAME authenticator failed H=host [ip] 535 ...`, the remote "
-               "server's reply to our AUTH (outbound, stage auth), is not parsed"),
-    Excuse("Exim/exim/test/*", r"temporarily rejected ATRN \S+: 453 ",
-               "parser gap: Exim's ATRN rejection (inbound 453, stage other) is not parsed"),
 )
 
 

@@ -34,7 +34,8 @@ TRIGGERS = (
     " ** ",
     "rejected ",
     "rejected: ",
-    "authenticator failed for ",
+    "authenticator failed ",
+    "from cutthrough after DATA: ",
     "synchronization error",
 )
 
@@ -68,7 +69,7 @@ _REMOTE_STAGES = {**COMMAND_STAGES, "initial connection": "connect", "end of dat
 # "rejected <what>" in inbound ACL lines, and the stage each names.
 _REJECTED = re.compile(
     r"(?P<temp>temporarily )?rejected (?P<what>RCPT|MAIL|EHLO or HELO|connection in \"[a-z_]+\" ACL"
-    r"|after DATA|DATA|VRFY|EXPN|ETRN|AUTH|STARTTLS|non-SMTP ACL|\"\w+\")"
+    r"|after DATA|DATA|VRFY|EXPN|ETRN|ATRN|AUTH|STARTTLS|non-SMTP ACL|\"\w+\")"
 )
 _REJECT_STAGES = {**COMMAND_STAGES, "EHLO or HELO": "helo", "after DATA": "end_of_data"}
 
@@ -84,6 +85,9 @@ def parse(line: str) -> list[Reply | Delivery] | None:
         return _not_delivered(body, "deferred" if flag == "== " else "bounced")
     if flag in ("*> ", "<= ", "Com"):
         return []  # suppressed, arrival, Completed
+    outbound = _client_failure(body)
+    if outbound is not None:
+        return outbound
     inbound = _inbound(body)
     if inbound is None and body.startswith("H=") and "SMTP error from remote" in body:
         return []  # the per-host line: a repeat of the recipients' reply
@@ -161,6 +165,29 @@ def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
     return events
 
 
+def _client_failure(body: str) -> list[Reply | Delivery] | None:
+    """Replies to us logged outside the delivery lines, or None.
+
+    "plain authenticator failed H=mx.example.com [192.0.2.1] 535 ...": the
+    remote server refused our AUTH (a server-side failure names the client's
+    HELO in parentheses, "H=(helo) [ip]", and has "failed for").
+    "... tmp-reject from cutthrough after DATA: R=r T=smtp H=h [ip] C="459 ..."":
+    the remote refused a cutthrough delivery at the end of the data.
+    """
+    at = body.find(" authenticator failed H=")
+    if at >= 0 and not body.startswith("(", at + 24):
+        close = body.find("] ", at)
+        reply = reply_from_text(OUTBOUND, body[close + 2 :], "auth", _host(body)) if close > 0 else None
+        return [reply] if reply is not None else []
+    if "from cutthrough after DATA: " in body:
+        c = body.find(' C="')
+        reply = reply_from_text(OUTBOUND, body[c + 4 :], "end_of_data", _host(body)) if c > 0 else None
+        if reply is None:
+            return []
+        return [Delivery("deferred" if reply.reply_class == "4xx" else "bounced", reply.host), reply]
+    return None
+
+
 def _inbound(body: str) -> list[Reply] | None:
     m = _REJECTED.search(body)
     if m:
@@ -193,5 +220,5 @@ def _acl_reply(text: str, temporary: bool, stage: str) -> Reply:
     """Our reply to an ACL reject: the logged code if any, else its class alone."""
     parts = split_reply(text)
     if parts is not None:
-        return make_reply(INBOUND, parts[0], parts[1], stage)
+        return make_reply(INBOUND, parts[0], parts[1], stage, text=text)
     return Reply(INBOUND, "", "4xx" if temporary else "5xx", "", stage)
