@@ -74,9 +74,7 @@ class Truth:
     # Lines over the line limit / with invalid UTF-8: all of them, and those
     # holding a Postfix trigger, which the scanner reads in any case.
     long_lines: int = 0
-    long_lines_read: int = 0
     invalid_utf8_lines: int = 0
-    invalid_utf8_lines_read: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -84,8 +82,7 @@ class Truth:
             "replies": {f"{d}/{c}": n for (d, c), n in sorted(self.replies.items())},
             "deliveries": dict(sorted(self.deliveries.items())),
             "label_floor": len(self.label_floor),
-            "long_lines": self.long_lines, "long_lines_read": self.long_lines_read,
-            "invalid_utf8_lines": self.invalid_utf8_lines, "invalid_utf8_lines_read": self.invalid_utf8_lines_read,
+            "long_lines": self.long_lines, "invalid_utf8_lines": self.invalid_utf8_lines,
         }
 
 
@@ -233,17 +230,16 @@ class HostileLog:
         if kind == 2:  # a counted reject whose text holds NULs
             return self.reject_line(b"\0\0 nul")
         bad = r.choice((b"\xff\xfe", b"\xc0\xaf", b"\x80", b"\xe2\x82", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"))
-        t.invalid_utf8_lines += 1
-        if kind == 3:  # invalid UTF-8 inside a reply: read (and counted) all the same
-            t.invalid_utf8_lines_read += 1
+        if kind == 3:  # invalid UTF-8 inside a reply: read and counted all the same
+            t.invalid_utf8_lines += 1
             return self.reject_line(bad)
         if kind == 4:  # invalid UTF-8 in a line no parser wants
+            t.invalid_utf8_lines += 1
             return self.chatter_line().encode() + b" " + bad
         # A long line: a reply whose text runs past the limit, or junk.
         t.long_lines += 1
         if r.random() < 0.5:
             return self.chatter_line().encode() + b" " + b"J" * (self.max_line + r.randrange(1, 100_000))
-        t.long_lines_read += 1
         return self.long_reply_line(self.max_line + r.randrange(1, 100_000))
 
     def long_reply_line(self, size: int) -> bytes:
@@ -290,7 +286,6 @@ def generate(out_path: str, lines: int, seed: int = 1, max_line: int = DEFAULT_M
         for i in range(lines):
             if i == lines // 2:
                 truth.long_lines += 1
-                truth.long_lines_read += 1
                 batch.append(log.long_reply_line(huge_line_bytes))
             else:
                 batch.append(log.line())

@@ -64,3 +64,27 @@ def test_long_candidate_line_is_cut_and_counted():
     assert sink.lines["truncated"] == 1
     # The reply sits near the start, so the cut line still counts it.
     assert sink.counts.replies[REJECTED] == 1
+
+
+def test_every_long_line_is_counted_whether_or_not_a_parser_reads_it():
+    from exporter.scanner import long_lines
+
+    for size in (999, 1000, 1001, 1500, 1999, 2000, 2001, 5000):
+        block = QUIET + b"x" * size + b"\n" + QUIET
+        assert long_lines(block, 1000) == (size > 1000), size
+    two = b"y" * 1001 + b"\n" + b"z" * 3000 + b"\n"
+    assert long_lines(two, 1000) == 2
+    assert long_lines(QUIET * 100, 1000) == 0
+    sink = scan(QUIET + b"j" * 3000 + b"\n" + REJECT, max_line=1000)
+    assert sink.lines["truncated"] == 1
+
+
+def test_every_line_with_invalid_utf8_is_counted_once():
+    from exporter.scanner import invalid_utf8_lines
+
+    assert invalid_utf8_lines(QUIET * 3) == 0
+    assert invalid_utf8_lines("ünïcode is fine\n".encode() * 3) == 0
+    bad = b"junk \xff\xfe twice \xc0 on one line\n"
+    assert invalid_utf8_lines(QUIET + bad + QUIET + bad + bad + b"cut \xe2\x82\n") == 4
+    sink = scan(QUIET + bad + REJECT)
+    assert sink.lines["invalid_utf8"] == 1  # a line no parser reads
