@@ -12,9 +12,17 @@ import threading
 from prometheus_client import disable_created_metrics, generate_latest
 
 from exporter import __version__, table
-from exporter.config import ConfigError, Settings, SourceConfig, check, load_config, repeated_rejectlogs
+from exporter.config import (
+    ConfigError,
+    Settings,
+    SourceConfig,
+    check,
+    load_config,
+    repeated_rejectlogs,
+    state_file_problem,
+)
 from exporter.metrics import ExporterMetrics
-from exporter.once import scan_files
+from exporter.once import UnreadableLog, scan_files
 from exporter.parsers import formats_for
 
 EXIT_CONFIG = 2
@@ -126,8 +134,8 @@ def run_once(settings: Settings, output: str, workers: int) -> int:
     try:
         scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers, settings.labeller(),
                    settings.max_reply_series)
-    except OSError as err:
-        print(f"smtp-reply-exporter: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+    except UnreadableLog as err:
+        print(f"smtp-reply-exporter: {err}", file=sys.stderr)
         return 1
     if output == "table":
         sys.stdout.write(table.render(metrics))
@@ -144,6 +152,11 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     from exporter import web
 
     log = logging.getLogger("smtp-reply-exporter")
+    problem = state_file_problem(settings.state_file) if settings.state_file else None
+    if problem:
+        print(f"smtp-reply-exporter: configuration error: state_file {settings.state_file}: {problem}",
+              file=sys.stderr)
+        return EXIT_CONFIG
     try:
         web_config = web.load_web_config(settings.web_config_file) if settings.web_config_file else None
     except web.WebConfigError as err:

@@ -7,6 +7,7 @@ it, and the CLI exits with status 2 on one, before anything starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +169,8 @@ def _sources(path: str, value: Any) -> list[SourceConfig]:
         source = SourceConfig()
         if "path" in item:
             source.path = _typed(path, f"{key}.path", item["path"], str, "a file path or glob")
+            if not source.path:
+                raise ConfigError(path, f"{key}.path", "is empty; give a file path or glob, e.g. /var/log/mail.log")
         else:
             journal = item["journal"]
             units = journal.get("units") if isinstance(journal, dict) else None
@@ -210,14 +213,25 @@ def check(settings: Settings, path: str = "(command line)") -> None:
         _, sep, port = address.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ConfigError(path, "web.listen_addresses", f"got {address!r}; expected host:port, e.g. 127.0.0.1:{DEFAULT_PORT} or :{DEFAULT_PORT}")
-    if settings.poll_interval_seconds <= 0:
-        raise ConfigError(path, "poll_interval_seconds", "must be > 0")
-    if settings.rotation_grace_seconds < 0:
-        raise ConfigError(path, "rotation_grace_seconds", "must be >= 0")
+    if not 0 < settings.poll_interval_seconds < math.inf:
+        raise ConfigError(path, "poll_interval_seconds", "must be a number of seconds > 0, e.g. 1")
+    if not 0 <= settings.rotation_grace_seconds < math.inf:
+        raise ConfigError(path, "rotation_grace_seconds", "must be a number of seconds >= 0, e.g. 5")
+
     if settings.max_line_bytes < 1024:
         raise ConfigError(path, "max_line_bytes", "must be at least 1024")
     if settings.max_reply_series < 100:
         raise ConfigError(path, "max_reply_series", "must be at least 100")
+
+
+def state_file_problem(state_file: str) -> str | None:
+    """Why the daemon could not write its state file there, or None."""
+    directory = os.path.dirname(state_file) or "."
+    if not os.path.isdir(directory):
+        return f"directory {directory} does not exist; create it (writable by this user) first"
+    if not os.access(directory, os.W_OK):
+        return f"directory {directory} is not writable by this user"
+    return None
 
 
 def repeated_rejectlogs(sources: list[SourceConfig]) -> list[SourceConfig]:

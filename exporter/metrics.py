@@ -135,6 +135,7 @@ class ExporterMetrics:
             "smtp_exporter_read_bytes_total": self.read_bytes,
             "smtp_exporter_lines_truncated_total": self.truncated,
             "smtp_exporter_invalid_utf8_lines_total": self.invalid_utf8,
+            "smtp_exporter_label_overflow_total": self.label_overflow,
         }
 
     def sink_for(self, source: str) -> SourceSink:
@@ -185,12 +186,26 @@ class ExporterMetrics:
 
     def restore(self, rows: list[list]) -> None:
         """Start the counters from a snapshot (after a restart)."""
+        # Replies, reasons and deliveries go in as if counted now, so the
+        # series cap knows them and holds across restarts.
+        counted = Counts()
+        batches = {
+            "smtp_replies_total": counted.replies,
+            "smtp_reply_reasons_total": counted.reasons,
+            "smtp_deliveries_total": counted.deliveries,
+        }
         for name, labels, value in rows:
             counter = self._persistent.get(name)
-            if counter is not None:
-                # A state file written before a label existed lacks it: "".
-                names = counter._labelnames  # noqa: SLF001 - prometheus_client has no public accessor
-                (counter.labels(*(labels.get(n, "") for n in names)) if names else counter).inc(value)
+            if counter is None:
+                continue
+            # A state file written before a label existed lacks it: "".
+            names = counter._labelnames  # noqa: SLF001 - prometheus_client has no public accessor
+            values = tuple(labels.get(n, "") for n in names)
+            if name in batches:
+                batches[name][values] = value
+            else:
+                (counter.labels(*values) if names else counter).inc(value)
+        self.add_counts(counted)
 
     def totals(self, name: str, *labels: str) -> dict[tuple[str, ...], float]:
         """A metric's samples summed by the labels named (e.g. over sources)."""

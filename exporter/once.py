@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import stat
 import sys
+import zlib
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -20,6 +21,13 @@ from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
 from exporter.lines import LineBuffer
 from exporter.parsers import Format
 from exporter.scanner import EventSink, LineScanner, Tally
+
+class UnreadableLog(Exception):
+    """A log that cannot be read to its end: "path: what is wrong"."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
 
 BLOCK_SIZE = 1 << 20
 # Below this a worker costs more to start than it saves.
@@ -61,17 +69,32 @@ def scan_files(
     """Count each (path, the formats it may hold) into the sink for its path (its `source`)."""
     labeller = labeller if labeller is not None else Labeller()
     for path, formats in paths:
-        sink = sink_for(path)
-        if workers > 1 and path != "-" and _worth_splitting(path):
-            _scan_parallel(path, formats, sink, max_line, workers, labeller, max_reply_series)
-            continue
-        stream = open_log(path)
         try:
-            scanner = LineScanner(formats, sink, max_line, labeller)
-            scan_stream(stream, scanner, LineBuffer(max_line))
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
+            _scan_file(path, formats, sink_for(path), max_line, workers, labeller, max_reply_series)
+        except OSError as err:
+            raise UnreadableLog(path, err.strerror or str(err)) from err
+        except (EOFError, zlib.error) as err:  # e.g. a .gz still being written by logrotate
+            raise UnreadableLog(path, f"damaged or incomplete gzip data: {err}") from err
+
+
+def _scan_file(
+    path: str,
+    formats: tuple[Format, ...],
+    sink: EventSink,
+    max_line: int,
+    workers: int,
+    labeller: Labeller,
+    max_reply_series: int,
+) -> None:
+    if workers > 1 and path != "-" and _worth_splitting(path):
+        _scan_parallel(path, formats, sink, max_line, workers, labeller, max_reply_series)
+        return
+    stream = open_log(path)
+    try:
+        scan_stream(stream, LineScanner(formats, sink, max_line, labeller), LineBuffer(max_line))
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
 
 
 def _worth_splitting(path: str) -> bool:

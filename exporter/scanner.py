@@ -140,22 +140,17 @@ def invalid_utf8_lines(block: bytes) -> int:
     """How many lines of block hold bytes that are not UTF-8.
 
     Mail logs are nearly all ASCII, which isascii() tells at memory speed;
-    otherwise each decoding error skips to the next line, so the whole block
-    is decoded once at most.
+    only the non-ASCII lines of other blocks are decoded.
     """
     if block.isascii():
         return 0
-    view, found, pos = memoryview(block), 0, 0
-    while pos < len(block):
-        try:
-            str(view[pos:], "utf-8")
-            break
-        except UnicodeDecodeError as err:
-            found += 1
-            end = block.find(b"\n", pos + err.start)
-            if end < 0:
-                break
-            pos = end + 1
+    found = 0
+    for line in block.split(b"\n"):
+        if not line.isascii():
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                found += 1
     return found
 
 

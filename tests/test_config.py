@@ -34,6 +34,9 @@ def test_empty_file_gives_defaults(tmp_path):
         ("from_beginning: yes please\n", "from_beginning", "true or false"),
         ("poll_interval_seconds: true\n", "poll_interval_seconds", "number of seconds"),
         ("max_line_bytes: 10\n", "max_line_bytes", "at least 1024"),
+        ("poll_interval_seconds: .inf\n", "poll_interval_seconds", "seconds > 0"),
+        ("rotation_grace_seconds: .nan\n", "rotation_grace_seconds", "seconds >= 0"),
+        ("sources: [{path: ''}]\n", "sources[0].path", "is empty"),
         ("web: {listen_addresses: [localhost]}\n", "web.listen_addresses", "host:port"),
         ("web: {telemetry_path: metrics}\n", "web.telemetry_path", "/metrics"),
         ("web: {port: 1}\n", "web.port", "known keys"),
@@ -120,3 +123,10 @@ def test_commented_examples_of_the_shipped_config_load(tmp_path):
         "@400000006543 delivery 42: deferral: mx.example.com said: 451 4.7.1 Greylisted, try later"
     )
     assert [(r.code, r.enhanced, r.direction, r.host) for r in reply] == [("451", "4.7.1", "outbound", "mx.example.com")]
+
+
+def test_state_file_directory_must_exist_and_be_writable(tmp_path):
+    from exporter.config import state_file_problem
+
+    assert state_file_problem(str(tmp_path / "state.json")) is None
+    assert "does not exist" in state_file_problem(str(tmp_path / "missing" / "state.json"))

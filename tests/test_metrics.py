@@ -94,3 +94,18 @@ def test_state_written_before_a_label_existed_restores_with_it_empty():
                                        "enhanced": "5.1.1", "stage": "rcpt"}, 4]])
     assert value(n, "smtp_replies_total", direction="inbound", code="550", **{"class": "5xx"},
                  enhanced="5.1.1", stage="rcpt", remote="") == 4
+
+
+def test_series_cap_holds_across_restarts():
+    m = ExporterMetrics(max_reply_series=100)
+    for restart in range(3):
+        m.add_counts(counts({("outbound", "550", "5xx", f"5.{restart}.{i}", "rcpt", "other"): 1
+                             for i in range(500)}))
+        assert len(reply_series(m)) <= 100
+        snapshot = m.snapshot()
+        m = ExporterMetrics(max_reply_series=100)
+        m.restore(snapshot)
+    assert len(reply_series(m)) <= 100
+    assert sum(s.value for s in reply_series(m)) == 1500
+    overflow = value(m, "smtp_exporter_label_overflow_total")
+    assert overflow == sum(s.value for s in reply_series(m) if s.labels["code"] == "other") > 0

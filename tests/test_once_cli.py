@@ -99,3 +99,13 @@ def test_missing_file_is_a_clear_error():
     result = run_once(str(REPO / "no-such.log"))
     assert result.returncode == 1
     assert b"no-such.log" in result.stderr
+
+
+def test_incomplete_gzip_is_a_clear_error(tmp_path):
+    partial = tmp_path / "mail.log.2.gz"
+    whole = gzip.compress((REPO / "exporter" / "demo" / "postfix.log").read_bytes())
+    partial.write_bytes(whole[: len(whole) // 2])  # as logrotate leaves it while compressing
+    result = run_once(str(partial))
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith(f"smtp-reply-exporter: {partial}: damaged or incomplete gzip")
+    assert b"Traceback" not in result.stderr

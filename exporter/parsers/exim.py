@@ -144,11 +144,20 @@ def _delivered(body: str) -> list[Reply | Delivery]:
     return events
 
 
+def _remote_error(body: str) -> re.Match[str] | None:
+    """_REMOTE_ERROR at the first place the error is named, not searched
+    for: a search retries at every repeat of the phrase, each time scanning
+    to the end of the line, which a hostile reply can make quadratic."""
+    starts = [at for at in (body.find("SMTP error from remote mail server after "), body.find("LMTP error after "))
+              if at >= 0]
+    return _REMOTE_ERROR.match(body, min(starts)) if starts else None
+
+
 def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
     if "retry time not reached" in body:
         return []  # no attempt was made
     events: list[Reply | Delivery] = []
-    m = _REMOTE_ERROR.search(body)
+    m = _remote_error(body)
     host = (m and m.group("host")) or _host(body)
     if _is_remote(body):
         events.append(Delivery(status, host))
