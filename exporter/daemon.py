@@ -75,6 +75,7 @@ class Daemon:
         self._journalctl = journalctl
         self._state_due = 0.0
         self._bytes_read = 0
+        self._save_failing = False
         self._saved_state = load_state(settings.state_file) if settings.state_file else State()
         if self._saved_state.counters:
             metrics.restore(self._saved_state.counters)
@@ -88,10 +89,13 @@ class Daemon:
         self._labeller = settings.labeller()
         files = {s.name: s for s in settings.sources if s.path}
         journals = {s.name: s for s in settings.sources if s.journal_units}
-        for running, wanted in ((self.sources, files), (self.journals, journals)):
-            for name in list(running):
-                if name not in wanted:
-                    running.pop(name).close()
+        for name in [name for name in self.sources if name not in files]:
+            self._remember(name, self.sources.pop(name))
+        for name in [name for name in self.journals if name not in journals]:
+            journal = self.journals.pop(name)
+            if journal.cursor:  # so that adding it back resumes here
+                self._saved_state.journal_cursors[name] = journal.cursor
+            journal.close()
         for name, source in files.items():
             if name not in self.sources:
                 self.sources[name] = self._file_source(source)
@@ -116,10 +120,17 @@ class Daemon:
             source.path,
             lambda path: self._scanner_for(path, source.format),
             from_beginning=self.settings.from_beginning,
-            saved=self._saved_state.positions.get(source.name, {}),
+            saved=self._saved_state.positions.pop(source.name, {}),
+            saved_draining=self._saved_state.draining.pop(source.name, {}),
             grace_seconds=self.settings.rotation_grace_seconds,
             max_line=self.settings.max_line_bytes,
         )
+
+    def _remember(self, name: str, source: LogSource) -> None:
+        """Close a source that is no longer configured; adding it back resumes where it stopped."""
+        self._saved_state.positions[name] = source.positions()
+        self._saved_state.draining[name] = source.draining_positions()
+        source.close()
 
     def _start_watching(self, poll: bool, handler: FileSystemEventHandler):  # noqa: ANN202
         observer = PollingObserver(timeout=self.settings.poll_interval_seconds) if poll else Observer()
@@ -180,10 +191,19 @@ class Daemon:
             return
         state = State(
             positions={name: s.positions() for name, s in self.sources.items()},
+            draining={name: s.draining_positions() for name, s in self.sources.items()},
             counters=self.metrics.snapshot(),
             journal_cursors={name: j.cursor for name, j in self.journals.items() if j.cursor},
         )
-        save_state(self.settings.state_file, state)
+        try:
+            save_state(self.settings.state_file, state)
+        except OSError as err:
+            # Reading and counting go on; the next save tries again.
+            if not self._save_failing:  # once per episode, not every second
+                log.warning("cannot save state file %s: %s (will retry)", self.settings.state_file, err)
+            self._save_failing = True
+        else:
+            self._save_failing = False
 
     def run(
         self,

@@ -13,11 +13,13 @@ DEFAULT_MAX_LINE = 64 * 1024
 
 
 class LineBuffer:
-    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE, *, skipping: bool = False) -> None:
         self.max_line = max_line
         self._cut = 0  # lines cut at max_line since take_cut()
         self._tail = b""
-        self._skipping = False  # inside the cut-off rest of a long line
+        # Inside the cut-off rest of a long line; given when resuming a read
+        # that stopped there, so the rest is not taken for a line of its own.
+        self._skipping = skipping
 
     def push(self, data: bytes) -> bytes:
         """Add a read; return the complete lines it finishes (ending in b"\\n")."""
@@ -45,6 +47,11 @@ class LineBuffer:
         """How many lines were cut at max_line since the last call."""
         cut, self._cut = self._cut, 0
         return cut
+
+    @property
+    def skipping(self) -> bool:
+        """Is the input inside the cut-off rest of a long line?"""
+        return self._skipping
 
     @property
     def pending(self) -> int:

@@ -25,6 +25,8 @@ STATE_VERSION = 1
 class State:
     # source pattern -> file path -> position
     positions: dict[str, dict[str, Position]] = field(default_factory=dict)
+    # source pattern -> file path -> the files rotated away from it, still being drained
+    draining: dict[str, dict[str, list[Position]]] = field(default_factory=dict)
     counters: list[list] = field(default_factory=list)  # ExporterMetrics.snapshot() rows
     journal_cursors: dict[str, str] = field(default_factory=dict)  # source name -> cursor
 
@@ -44,6 +46,10 @@ def load_state(path: str) -> State:
             positions={
                 source: {p: Position.from_json(pos) for p, pos in files.items()}
                 for source, files in data.get("positions", {}).items()
+            },
+            draining={
+                source: {p: [Position.from_json(pos) for pos in old] for p, old in files.items()}
+                for source, files in data.get("draining", {}).items()
             },
             counters=list(data.get("counters", [])),
             journal_cursors=dict(data.get("journal_cursors", {})),
@@ -66,6 +72,10 @@ def save_state(path: str, state: State) -> None:
         "positions": {
             source: {p: pos.to_json() for p, pos in files.items()}
             for source, files in state.positions.items()
+        },
+        "draining": {
+            source: {p: [pos.to_json() for pos in old] for p, old in files.items()}
+            for source, files in state.draining.items()
         },
         "counters": state.counters,
         "journal_cursors": state.journal_cursors,

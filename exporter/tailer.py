@@ -17,9 +17,15 @@ poll()). Each poll() reads what is new, then looks at the path again:
 * Partial writes: a LineBuffer holds the last line until its newline comes;
   the offset we report is that of the last complete line.
 * Restarts: a Ledger remembers how far each file (by identity) was read; it
-  is what the state file saves. A file found in the ledger resumes there. If
-  the file was rotated while we were down, the old one is looked up beside
-  the path by identity and drained from its saved offset first.
+  is what the state file saves, with the files still being drained after a
+  rotation and whether a long line's rest was being skipped. A file found in
+  the ledger resumes there, or from byte 0 if it is now shorter than that. If
+  the file was rotated while we were down, or was being drained when the
+  state was saved, the old one is looked up beside the path by identity and
+  drained from its saved offset first.
+* Deletion: a glob match that has been gone for the grace period is drained,
+  closed and forgotten (a configured path keeps its last file open until the
+  path is back, because the writer goes on writing to it until then).
 
 What is read goes to a callback as blocks of complete lines.
 """
@@ -57,13 +63,20 @@ class Position:
     ino: int
     fingerprint: bytes  # the file's first bytes, up to FINGERPRINT_BYTES
     offset: int
+    skipping: bool = False  # offset is inside the cut-off rest of a long line
 
     def to_json(self) -> dict:
-        return {"dev": self.dev, "ino": self.ino, "fingerprint": self.fingerprint.hex(), "offset": self.offset}
+        return {
+            "dev": self.dev, "ino": self.ino, "fingerprint": self.fingerprint.hex(), "offset": self.offset,
+            "skipping": self.skipping,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> Position:
-        return cls(int(data["dev"]), int(data["ino"]), bytes.fromhex(data["fingerprint"]), int(data["offset"]))
+        return cls(
+            int(data["dev"]), int(data["ino"]), bytes.fromhex(data["fingerprint"]), int(data["offset"]),
+            bool(data.get("skipping", False)),  # older state files do not have it
+        )
 
     def same_file(self, dev: int, ino: int, head: bytes) -> bool:
         """Is the file (dev, ino) whose first bytes are head the one we read?"""
@@ -116,17 +129,26 @@ class SourceStats:
 class _OpenFile:
     """One open descriptor and what we know of the file behind it."""
 
-    def __init__(self, fd: int, st: os.stat_result, offset: int, head: bytes, max_line: int) -> None:
+    def __init__(
+        self, fd: int, st: os.stat_result, offset: int, head: bytes, max_line: int, skipping: bool = False,
+    ) -> None:
         self.fd = fd
         self.dev = st.st_dev
         self.ino = st.st_ino
         self.offset = offset
         self.head = head
-        self.buffer = LineBuffer(max_line)
+        self.buffer = LineBuffer(max_line, skipping=skipping)
+
+    @classmethod
+    def resumed(cls, fd: int, st: os.stat_result, head: bytes, max_line: int, known: Position) -> _OpenFile:
+        """The file known was read up to known.offset, unless it was truncated since."""
+        if st.st_size < known.offset:  # same first bytes, but cut short and maybe regrown
+            return cls(fd, st, 0, head, max_line)
+        return cls(fd, st, known.offset, head, max_line, known.skipping)
 
     def position(self) -> Position:
         # A partial last line is read again after a restart rather than lost.
-        return Position(self.dev, self.ino, self.head, self.offset - self.buffer.pending)
+        return Position(self.dev, self.ino, self.head, self.offset - self.buffer.pending, self.buffer.skipping)
 
     def grow_head(self) -> None:
         if len(self.head) < FINGERPRINT_BYTES:
@@ -160,6 +182,8 @@ class FileFollower:
         *,
         start_at_end: bool,
         last_known: Position | None = None,
+        last_draining: list[Position] | None = None,
+        close_when_gone: bool = False,
         grace_seconds: float = 5.0,
         max_line: int = DEFAULT_MAX_LINE,
         clock: Callable[[], float] = time.monotonic,
@@ -170,15 +194,31 @@ class FileFollower:
         self._ledger = ledger
         self._start_at_end = start_at_end
         self._last_known = last_known  # what this path held when state was saved
+        # Older files this path held, still being drained when state was saved.
+        self._last_draining = list(last_draining or ())
+        # A glob match that is deleted is closed after the grace period; a
+        # configured path keeps its last file open until the path is back,
+        # because the writer goes on writing to it until then.
+        self._close_when_gone = close_when_gone
         self._grace = grace_seconds
         self._max_line = max_line
         self._clock = clock
         self._current: _OpenFile | None = None
         self._draining: deque[tuple[_OpenFile, float]] = deque()
         self._failing = False
+        self._gone_since: float | None = None  # when the path was first found missing
 
     def position(self) -> Position | None:
         return self._current.position() if self._current is not None else self._last_known
+
+    def draining_positions(self) -> list[Position]:
+        """For the state file: the rotated files not yet drained."""
+        return [f.position() for f, _ in self._draining] + self._last_draining
+
+    @property
+    def finished(self) -> bool:
+        """The path has been gone for the grace period and every file is drained and closed."""
+        return self._gone_since is not None and self._current is None and not self._draining
 
     def identities(self) -> set[tuple[int, int]]:
         files = [f for f, _ in self._draining] + ([self._current] if self._current else [])
@@ -199,13 +239,22 @@ class FileFollower:
         cur = self._current
         try:
             st = os.stat(self.path)
-        except OSError as err:
+        except FileNotFoundError:
             self._start_at_end = False  # a file that appears later is read whole
+            if self._gone_since is None:
+                self._gone_since = now
             if cur is not None:
                 self._read(cur)  # deleted or renamed: its writer may still write
-            if not isinstance(err, FileNotFoundError):
-                self._failed(err)
+                if self._close_when_gone and now - self._gone_since >= self._grace:
+                    self._finish(cur)  # the writer has had its time
+                    self._current = None
             return
+        except OSError as err:
+            if cur is not None:
+                self._read(cur)
+            self._failed(err)
+            return
+        self._gone_since = None
         if cur is None:
             self._open_current()
         elif (st.st_dev, st.st_ino) != (cur.dev, cur.ino):
@@ -231,52 +280,66 @@ class FileFollower:
             self._failed(err)
             return
         self._failing = False
+        # Files rotated away before the state was saved are older than
+        # whatever this path holds now: finish them first.
+        rotated = self._last_draining
         known = self._ledger.find(st.st_dev, st.st_ino, head)
+        if known is None and self._last_known is not None:
+            # The file we were reading was rotated while we were down too.
+            rotated = [*rotated, self._last_known]
+        self._resume_rotated(rotated)
         if known is not None:
-            offset = min(known.offset, st.st_size)
-        elif self._last_known is not None:
-            # The file we were reading was rotated while we were down: finish
-            # it, then read all of its successor.
-            self._resume_rotated(self._last_known)
-            offset = 0
+            self._current = _OpenFile.resumed(fd, st, head, self._max_line, known)
         else:
-            offset = st.st_size if self._start_at_end else 0
+            offset = st.st_size if self._start_at_end and not rotated else 0
+            self._current = _OpenFile(fd, st, offset, head, self._max_line)
         self._start_at_end = False  # only a file present at start-up is skipped
         self._last_known = None
-        self._current = _OpenFile(fd, st, offset, head, self._max_line)
+        self._last_draining = []
         self._read(self._current)
 
-    def _resume_rotated(self, last: Position) -> None:
+    def _resume_rotated(self, rotated: list[Position]) -> None:
+        """Find the files rotated away beside the path, by identity, and drain them."""
+        if not rotated:
+            return
         directory = os.path.dirname(self.path) or "."
         base = os.path.basename(self.path)
         try:
             names = sorted(os.listdir(directory))
         except OSError:
             return
+        wanted = list(rotated)
         for name in names:
+            if not wanted:
+                return
             if not name.startswith(base) or name == base or name.endswith(COMPRESSED_SUFFIXES):
                 continue
             try:
                 fd, st, head = _open_file(os.path.join(directory, name))
             except OSError:
                 continue
-            if last.same_file(st.st_dev, st.st_ino, head):
-                old = _OpenFile(fd, st, min(last.offset, st.st_size), head, self._max_line)
-                self.stats.rotations += 1
-                self._read(old)
-                self._draining.append((old, self._clock() + self._grace))
-                return
-            os.close(fd)
+            last = next((p for p in wanted if p.same_file(st.st_dev, st.st_ino, head)), None)
+            if last is None:
+                os.close(fd)
+                continue
+            wanted.remove(last)
+            old = _OpenFile.resumed(fd, st, head, self._max_line, last)
+            self.stats.rotations += 1
+            self._read(old)
+            self._draining.append((old, self._clock() + self._grace))
 
     def _drain_old(self, now: float) -> None:
         for f, _ in self._draining:
             self._read(f)
         while self._draining and self._draining[0][1] <= now:
             f, _ = self._draining.popleft()
-            self._read(f)
-            # The writer has moved on: a last line without newline is final.
-            self._sink(f.buffer.finish(), 0)
-            f.close()
+            self._finish(f)
+
+    def _finish(self, f: _OpenFile) -> None:
+        self._read(f)
+        # The writer has moved on: a last line without newline is final.
+        self._sink(f.buffer.finish(), 0)
+        f.close()
 
     def _read(self, f: _OpenFile) -> None:
         budget = MAX_READ_PER_POLL
@@ -324,6 +387,7 @@ class LogSource:
         *,
         from_beginning: bool = False,
         saved: dict[str, Position] | None = None,
+        saved_draining: dict[str, list[Position]] | None = None,
         grace_seconds: float = 5.0,
         max_line: int = DEFAULT_MAX_LINE,
         clock: Callable[[], float] = time.monotonic,
@@ -333,7 +397,8 @@ class LogSource:
         self._make_sink = make_sink
         self._from_beginning = from_beginning
         self._saved = dict(saved or {})
-        self.ledger = Ledger(list(self._saved.values()))
+        self._saved_draining = {path: list(files) for path, files in (saved_draining or {}).items()}
+        self.ledger = Ledger([*self._saved.values(), *(p for files in self._saved_draining.values() for p in files)])
         self._grace = grace_seconds
         self._max_line = max_line
         self._clock = clock
@@ -353,9 +418,15 @@ class LogSource:
         return {head if self._is_glob else os.path.dirname(self.pattern) or "."}
 
     def poll(self) -> None:
+        for path, follower in list(self.followers.items()):
+            follower.poll()
+            if self._is_glob and follower.finished:
+                del self.followers[path]  # deleted; the ledger still knows how far it was read
         following: set[tuple[int, int]] = set()
         for follower in self.followers.values():
             following |= follower.identities()
+        # In name order, so that after a restart mail.log takes up the
+        # draining of its rotated mail.log.1 before the glob reaches that name.
         for path in self.paths():
             if path in self.followers:
                 continue
@@ -366,19 +437,22 @@ class LogSource:
                     continue
                 if (st.st_dev, st.st_ino) in following:
                     continue
-            self.followers[path] = FileFollower(
+            follower = FileFollower(
                 path,
                 self._make_sink(path),
                 self.ledger,
                 start_at_end=not self._started and not self._from_beginning,
                 last_known=self._saved.pop(path, None),
+                last_draining=self._saved_draining.pop(path, None),
+                close_when_gone=self._is_glob,
                 grace_seconds=self._grace,
                 max_line=self._max_line,
                 clock=self._clock,
             )
-        self._started = True
-        for follower in self.followers.values():
+            self.followers[path] = follower
             follower.poll()
+            following |= follower.identities()
+        self._started = True
 
     def positions(self) -> dict[str, Position]:
         """For the state file: each path's live position."""
@@ -387,6 +461,15 @@ class LogSource:
             pos = follower.position()
             if pos is not None:
                 out[path] = pos
+        return out
+
+    def draining_positions(self) -> dict[str, list[Position]]:
+        """For the state file: each path's rotated files still being drained."""
+        out = {}
+        for path, follower in self.followers.items():
+            files = follower.draining_positions()
+            if files:
+                out[path] = files
         return out
 
     def close(self) -> None:

@@ -1,6 +1,10 @@
 """The daemon stepped by hand: real files, a real state file, no threads."""
 
+import json
 import os
+import sys
+import time
+from pathlib import Path
 
 from exporter.config import Settings, SourceConfig
 from exporter.daemon import Daemon
@@ -11,6 +15,7 @@ REJECT = (
     "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
     "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n"
 )
+FAKE_JOURNALCTL = Path(__file__).parent / "data" / "fake_journalctl.py"
 KEY = {"direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt",
        "remote": ""}
 
@@ -102,3 +107,109 @@ def test_apply_adds_and_removes_sources_without_losing_counts(tmp_path):
     assert rejects(d) == 6
     assert list(d.sources) == [str(other)]
     assert os.path.exists(tmp_path / "state.json")
+
+
+def test_restart_in_the_rotation_grace_period_counts_what_the_old_file_got(tmp_path):
+    log = tmp_path / "mail.log"
+    write(log, 0, 3)
+    d = make(tmp_path, from_beginning=True)
+    d.poll()
+    os.rename(log, tmp_path / "mail.log.1")
+    write(log, 3, 1)
+    d.poll()
+    d.save_state()
+    write(tmp_path / "mail.log.1", 4, 2)  # the writer has not reopened yet; then kill -9
+    e = make(tmp_path)
+    e.poll()
+    assert rejects(e) == 6
+
+
+def test_restart_inside_the_rest_of_a_cut_line_does_not_count_it_as_a_line(tmp_path):
+    log = tmp_path / "mail.log"
+    write(log, 0, 1)
+    with open(log, "a") as f:  # a long line still being written; its end holds a reply
+        f.write("x" * 2000 + " " + REJECT.format(s=1, n=1, o=1).rstrip("\n"))
+    d = make(tmp_path, from_beginning=True, max_line_bytes=1024)
+    d.poll()
+    d.save_state()
+    with open(log, "a") as f:
+        f.write("\n")
+    write(log, 2, 1)
+    e = make(tmp_path, max_line_bytes=1024)
+    e.poll()
+    source = str(log)
+    lines = {result: e.metrics.registry.get_sample_value(
+        "smtp_exporter_lines_total", {"source": source, "result": result}) for result in ("matched", "ignored")}
+    assert rejects(e) == 2
+    assert lines == {"matched": 2, "ignored": 1}
+
+
+def test_a_source_removed_and_added_back_resumes_where_it_stopped(tmp_path):
+    log = tmp_path / "mail.log"
+    write(log, 0, 3)
+    d = make(tmp_path, from_beginning=True)
+    d.poll()
+    d.save_state()
+    e = make(tmp_path)  # restarted: positions from the state file
+    write(log, 3, 2)
+    e.poll()
+    assert rejects(e) == 5
+    with_log = e.settings
+    e.apply(Settings(sources=[], state_file=with_log.state_file))
+    e.poll()
+    write(log, 5, 1)  # while not followed
+    e.apply(with_log)
+    e.poll()
+    assert rejects(e) == 6
+
+
+def test_a_journal_removed_and_added_back_resumes_after_its_cursor(tmp_path, monkeypatch):
+    journal = tmp_path / "journal.jsonl"
+    with open(journal, "w") as f:
+        for n in range(3):
+            f.write(json.dumps({"__CURSOR": f"c{n}", "SYSLOG_IDENTIFIER": "postfix/smtpd", "SYSLOG_PID": "1",
+                                "MESSAGE": REJECT.format(s=n, n=n, o=n).split(": ", 1)[1].rstrip("\n")}) + "\n")
+    monkeypatch.setenv("FAKE_JOURNAL", str(journal))
+    settings = Settings(sources=[SourceConfig(journal_units=["postfix.service"])])
+    d = Daemon(settings, ExporterMetrics(), journalctl=(sys.executable, str(FAKE_JOURNALCTL)))
+    try:
+        poll_until(d, 3)
+        d.apply(Settings(sources=[]))
+        d.apply(settings)
+        d.poll()  # starts journalctl again
+        args = tmp_path / "journal.jsonl.args"
+        deadline = time.monotonic() + 10
+        while len(args.read_text().splitlines()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # what it prints at once (all entries, without a cursor) has come by now
+        d.poll()
+        assert rejects(d) == 3
+        assert "--after-cursor=c2" in json.loads(args.read_text().splitlines()[1])
+    finally:
+        for journal_source in d.journals.values():
+            journal_source.close()
+
+
+def poll_until(daemon, count, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while rejects(daemon) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+        daemon.poll()
+    assert rejects(daemon) == count
+
+
+def test_a_state_file_that_cannot_be_written_is_a_warning_and_reading_goes_on(tmp_path, caplog):
+    state_dir = tmp_path / "state"
+    log = tmp_path / "mail.log"
+    settings = Settings(sources=[SourceConfig(path=str(log))], state_file=str(state_dir / "state.json"),
+                        from_beginning=True)
+    d = Daemon(settings, ExporterMetrics())
+    write(log, 0, 2)
+    d.poll()  # the directory is missing
+    d.save_state()
+    assert rejects(d) == 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "state file" in r.getMessage()]
+    assert len(warnings) == 1  # once, not at every save
+    state_dir.mkdir()
+    d.save_state()
+    assert (state_dir / "state.json").exists()

@@ -36,3 +36,13 @@ def test_memory_stays_bounded_under_a_line_without_end():
     for _ in range(1000):
         buf.push(b"z" * 4096)
         assert buf.pending <= 1000
+
+
+def test_a_buffer_resumed_while_skipping_drops_the_rest_of_the_long_line():
+    buf = LineBuffer(max_line=10)
+    buf.push(b"x" * 25)
+    assert buf.skipping
+    resumed = LineBuffer(max_line=10, skipping=buf.skipping)  # after a restart
+    assert resumed.push(b"rest of it\nnext\n") == b"next\n"
+    assert not resumed.skipping
+    assert resumed.take_cut() == 0

@@ -239,3 +239,107 @@ def test_permission_denied_is_counted_and_retried(tmp_path):
         os.chmod(log, 0o644)
     f.poll()
     assert numbers(sink) == [1]
+
+
+def test_restart_resumes_a_file_truncated_while_down_from_its_first_byte(tmp_path):
+    log = tmp_path / "mail.log"
+    write(log, *range(1, 21))
+    sink, clock = Collected(), Clock()
+    f = follower(log, sink, clock)
+    f.poll()
+    saved = f.position()
+    f.close()
+    # Truncated in place and rewritten: the same first lines (the whole
+    # fingerprint), but shorter than the saved offset.
+    write(log, *range(1, 8), 30, mode="w")
+    assert os.path.getsize(log) < saved.offset and open(log, "rb").read(256) == saved.fingerprint
+    sink2 = Collected()
+    g = follower(log, sink2, clock, start_at_end=True, ledger=Ledger([saved]), last_known=saved)
+    g.poll()
+    assert numbers(sink2) == [*range(1, 8), 30]
+
+
+def test_restart_in_the_rotation_grace_period_drains_the_rotated_file(tmp_path):
+    log = tmp_path / "mail.log"
+    sink, clock = Collected(), Clock()
+    source = LogSource(str(log), lambda path: sink, from_beginning=True, grace_seconds=2.0, clock=clock)
+    write(log, 1, 2)
+    source.poll()
+    os.rename(log, tmp_path / "mail.log.1")
+    write(log, 3)
+    source.poll()
+    saved, draining = source.positions(), source.draining_positions()
+    assert list(draining) == [str(log)]
+    source.close()
+    write(tmp_path / "mail.log.1", 4, 5)  # the writer had not reopened yet
+    write(log, 6)
+    sink2 = Collected()
+    again = LogSource(str(log), lambda path: sink2, saved=saved, saved_draining=draining,
+                      grace_seconds=2.0, clock=clock)
+    again.poll()
+    assert sorted(numbers(sink2)) == [4, 5, 6]
+    write(tmp_path / "mail.log.1", 7)
+    clock.now += 5
+    again.poll()  # drained once more, then closed
+    write(tmp_path / "mail.log.1", 8)
+    again.poll()
+    assert sorted(numbers(sink2)) == [4, 5, 6, 7]
+    assert again.draining_positions() == {}
+
+
+def test_restart_in_the_grace_period_with_a_glob_matching_the_rotated_name(tmp_path):
+    log = tmp_path / "mail.log"
+    sink, clock = Collected(), Clock()
+    pattern = str(tmp_path / "mail.log*")
+    source = LogSource(pattern, lambda path: sink, from_beginning=True, grace_seconds=2.0, clock=clock)
+    write(log, 1, 2)
+    source.poll()
+    os.rename(log, tmp_path / "mail.log.1")
+    write(log, 3)
+    source.poll()
+    saved, draining = source.positions(), source.draining_positions()
+    source.close()
+    write(tmp_path / "mail.log.1", 4)
+    sink2 = Collected()
+    again = LogSource(pattern, lambda path: sink2, saved=saved, saved_draining=draining,
+                      grace_seconds=2.0, clock=clock)
+    again.poll()
+    write(tmp_path / "mail.log.1", 5)
+    again.poll()
+    clock.now += 5
+    again.poll()
+    again.poll()
+    assert sorted(numbers(sink2)) == [4, 5]
+
+
+def deleted_files_held_open():
+    held = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            held += os.readlink(f"/proc/self/fd/{fd}").endswith(" (deleted)")
+        except OSError:
+            pass
+    return held
+
+
+def test_glob_matches_deleted_by_retention_are_closed_and_dropped(tmp_path):
+    sink, clock = Collected(), Clock()
+    source = LogSource(str(tmp_path / "mail-*.log"), lambda path: sink, from_beginning=True,
+                       grace_seconds=2.0, clock=clock)
+    held_before = deleted_files_held_open()
+    for day in range(10):
+        write(tmp_path / f"mail-{day:03d}.log", day)
+        source.poll()
+        if day >= 3:
+            old = tmp_path / f"mail-{day - 3:03d}.log"
+            with open(old, "a") as f:  # the writer's last words before the file goes
+                f.write(line(100 + day))
+            os.unlink(old)
+        source.poll()
+        clock.now += 1
+    assert len(source.followers) == 5  # three on disk, two deleted within the grace period
+    clock.now += 5
+    source.poll()
+    assert sorted(source.followers) == [str(tmp_path / f"mail-{day:03d}.log") for day in (7, 8, 9)]
+    assert deleted_files_held_open() == held_before
+    assert sorted(numbers(sink)) == list(range(10)) + list(range(103, 110))
