@@ -250,6 +250,7 @@ class FileFollower:
                     self._current = None
             return
         except OSError as err:
+            self._start_at_end = False
             if cur is not None:
                 self._read(cur)
             self._failed(err)

@@ -343,3 +343,10 @@ def test_glob_matches_deleted_by_retention_are_closed_and_dropped(tmp_path):
     assert sorted(source.followers) == [str(tmp_path / f"mail-{day:03d}.log") for day in (7, 8, 9)]
     assert deleted_files_held_open() == held_before
     assert sorted(numbers(sink)) == list(range(10)) + list(range(103, 110))
+
+
+def test_positions_from_state_files_without_the_skipping_flag_still_load():
+    saved = {"dev": 1, "ino": 2, "fingerprint": b"Nov  3".hex(), "offset": 40}
+    assert Position.from_json(saved) == Position(1, 2, b"Nov  3", 40, skipping=False)
+    skipping = Position(1, 2, b"Nov  3", 40, skipping=True)
+    assert Position.from_json(skipping.to_json()) == skipping
