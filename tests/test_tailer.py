@@ -259,18 +259,26 @@ def test_restart_resumes_a_file_truncated_while_down_from_its_first_byte(tmp_pat
     assert numbers(sink2) == [*range(1, 8), 30]
 
 
-def test_restart_in_the_rotation_grace_period_drains_the_rotated_file(tmp_path):
+def stopped_in_the_grace_period(tmp_path, pattern, clock):
+    """Follow lines 1-2, rotate by rename, write 3 to the new file, stop:
+    the positions a state file would keep (the old file still draining)."""
     log = tmp_path / "mail.log"
-    sink, clock = Collected(), Clock()
-    source = LogSource(str(log), lambda path: sink, from_beginning=True, grace_seconds=2.0, clock=clock)
+    source = LogSource(pattern, lambda path: Collected(), from_beginning=True, grace_seconds=2.0, clock=clock)
     write(log, 1, 2)
     source.poll()
     os.rename(log, tmp_path / "mail.log.1")
     write(log, 3)
     source.poll()
     saved, draining = source.positions(), source.draining_positions()
-    assert list(draining) == [str(log)]
     source.close()
+    return saved, draining
+
+
+def test_restart_in_the_rotation_grace_period_drains_the_rotated_file(tmp_path):
+    log = tmp_path / "mail.log"
+    clock = Clock()
+    saved, draining = stopped_in_the_grace_period(tmp_path, str(log), clock)
+    assert list(draining) == [str(log)]
     write(tmp_path / "mail.log.1", 4, 5)  # the writer had not reopened yet
     write(log, 6)
     sink2 = Collected()
@@ -288,17 +296,9 @@ def test_restart_in_the_rotation_grace_period_drains_the_rotated_file(tmp_path):
 
 
 def test_restart_in_the_grace_period_with_a_glob_matching_the_rotated_name(tmp_path):
-    log = tmp_path / "mail.log"
-    sink, clock = Collected(), Clock()
+    clock = Clock()
     pattern = str(tmp_path / "mail.log*")
-    source = LogSource(pattern, lambda path: sink, from_beginning=True, grace_seconds=2.0, clock=clock)
-    write(log, 1, 2)
-    source.poll()
-    os.rename(log, tmp_path / "mail.log.1")
-    write(log, 3)
-    source.poll()
-    saved, draining = source.positions(), source.draining_positions()
-    source.close()
+    saved, draining = stopped_in_the_grace_period(tmp_path, pattern, clock)
     write(tmp_path / "mail.log.1", 4)
     sink2 = Collected()
     again = LogSource(pattern, lambda path: sink2, saved=saved, saved_draining=draining,
