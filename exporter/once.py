@@ -14,7 +14,8 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
@@ -69,32 +70,28 @@ def scan_files(
     """Count each (path, the formats it may hold) into the sink for its path (its `source`)."""
     labeller = labeller if labeller is not None else Labeller()
     for path, formats in paths:
-        try:
-            _scan_file(path, formats, sink_for(path), max_line, workers, labeller, max_reply_series)
-        except OSError as err:
-            raise UnreadableLog(path, err.strerror or str(err)) from err
-        except (EOFError, zlib.error) as err:  # e.g. a .gz still being written by logrotate
-            raise UnreadableLog(path, f"damaged or incomplete gzip data: {err}") from err
+        with _named_errors(path):
+            sink = sink_for(path)
+            if workers > 1 and path != "-" and _worth_splitting(path):
+                _scan_parallel(path, formats, sink, max_line, workers, labeller, max_reply_series)
+                continue
+            stream = open_log(path)
+            try:
+                scan_stream(stream, LineScanner(formats, sink, max_line, labeller), LineBuffer(max_line))
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
 
 
-def _scan_file(
-    path: str,
-    formats: tuple[Format, ...],
-    sink: EventSink,
-    max_line: int,
-    workers: int,
-    labeller: Labeller,
-    max_reply_series: int,
-) -> None:
-    if workers > 1 and path != "-" and _worth_splitting(path):
-        _scan_parallel(path, formats, sink, max_line, workers, labeller, max_reply_series)
-        return
-    stream = open_log(path)
+@contextmanager
+def _named_errors(path: str) -> Iterator[None]:
+    """Read errors of one log as UnreadableLog, which names it."""
     try:
-        scan_stream(stream, LineScanner(formats, sink, max_line, labeller), LineBuffer(max_line))
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        yield
+    except OSError as err:
+        raise UnreadableLog(path, err.strerror or str(err)) from err
+    except (EOFError, zlib.error) as err:  # e.g. a .gz still being written by logrotate
+        raise UnreadableLog(path, f"damaged or incomplete gzip data: {err}") from err
 
 
 def _worth_splitting(path: str) -> bool:

@@ -103,8 +103,7 @@ def make_reply(
     direction: str, code: str, enhanced: str, stage: str, host: str = "", text: str = ""
 ) -> Reply:
     """Build a Reply, deriving its class from the code or else the enhanced code."""
-    first = code[0] if code else enhanced[0]
-    return Reply(direction, code, first + "xx", enhanced, stage, host, text)
+    return _reply(direction, code, _class_of(code, enhanced), enhanced, stage, host, text)
 
 
 def reply_from_text(
@@ -118,12 +117,22 @@ def reply_from_text(
     parts = _head_parts(text[:_HEAD])
     if parts is None:
         return None
+    return _reply(direction, *parts, stage, host, text if why is None else why)
+
+
+def _class_of(code: str, enhanced: str) -> str:
+    return (code or enhanced)[0] + "xx"
+
+
+def _reply(
+    direction: str, code: str, reply_class: str, enhanced: str, stage: str, host: str, text: str
+) -> Reply:
     # Only a failure has a reason to read: without the text, a block's many
     # identical 2xx replies are one event. tuple.__new__ skips the
     # NamedTuple's Python-level __new__: this runs for every reply in the log.
-    if parts[1] < "4xx":
-        text = why = ""
-    return _new_tuple(Reply, (direction, *parts, stage, host, text if why is None else why))
+    if reply_class < "4xx":
+        text = ""
+    return _new_tuple(Reply, (direction, code, reply_class, enhanced, stage, host, text))
 
 
 _new_tuple = tuple.__new__
@@ -144,7 +153,7 @@ def _head_parts(head: str) -> tuple[str, str, str] | None:
     if parts is None:
         return None
     code, enhanced = parts
-    return code, (code or enhanced)[0] + "xx", enhanced
+    return code, _class_of(code, enhanced), enhanced
 
 
 # Used to tell a coverage gap from noise: a line that no parser took but that

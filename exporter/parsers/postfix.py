@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from exporter.replies import (
     COMMAND_STAGES,
+    DELIVERY_STATUSES,
     INBOUND,
     OUTBOUND,
     Delivery,
@@ -66,7 +67,7 @@ _REJECT_STAGES = {
 # discard, hold, filter, redirect, ...) sent no reply of their own.
 _REPLY_ACTIONS = frozenset(("reject", "milter-reject", "proxy-reject", "proxy-accept"))
 
-_DELIVERY_STATUSES = frozenset(("sent", "deferred", "bounced", "expired"))
+_DELIVERY_STATUSES = frozenset(DELIVERY_STATUSES)
 
 # "550 5.7.123 <": where an address right after a reply's codes can start.
 _HEAD_WITH_SPACE = 13
