@@ -14,7 +14,7 @@ from typing import Protocol
 
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
-from exporter.parsers import Format, ParseFn
+from exporter.parsers import Format, ParseFn, Presence
 from exporter.replies import Delivery, Reply, looks_like_reply
 
 Event = Reply | Delivery
@@ -44,6 +44,7 @@ class LineScanner:
         labeller: Labeller | None = None,
     ) -> None:
         self._formats = tuple(formats)
+        self._presence = Presence(self._formats)
         self._sink = sink
         self._max_line = max_line
         self._labeller = labeller if labeller is not None else Labeller()
@@ -54,7 +55,7 @@ class LineScanner:
         if len(self._formats) == 1:
             active = self._formats
         else:
-            active = tuple(f for f in self._formats if f.present(block))
+            active = self._presence.formats_in(block)
         plan = self._plans.get(active)
         if plan is None:
             triggers = tuple(sorted({t.encode() for f in active for t in f.triggers}))

@@ -4,11 +4,13 @@ events each gives, the traps among them; and the line between OpenSMTPD's
 
 import pytest
 
-from exporter.parsers import exim, postfix, sendmail
-from exporter.parsers.opensmtpd import TRIGGERS, parse, present
+from exporter.parsers import FORMATS, exim, postfix, sendmail
+from exporter.parsers.opensmtpd import TRIGGERS, parse
 from exporter.replies import Delivery
 from helpers import (EXIM_DEFER, POSTFIX_REJECT, POSTFIX_SENT, assert_left_alone, counted_apart, counts, inb,
                      interleave, out, replies_in, summed, table_replies, table_tests)
+
+present = FORMATS["opensmtpd"].present
 
 SYSLOG = "Nov 29 04:25:57 mx3 smtpd[7617]: "
 SID = "a427e8957ba23d6f "
@@ -164,6 +166,7 @@ test_line_gives_events, test_every_counting_line_holds_a_trigger = table_tests(C
     (SYSLOG + SID + delivery() + 'result="Ok" stat="250 2.0.0 Ok"', "mx3.lab.test"),
     (SYSLOG + SID + delivery(relay="104.47.38.33 (104.47.38.33)") + 'result="PermFail" stat="550 5.7.1 x"', ""),
     (SYSLOG + SID + delivery(relay="192.0.2.1") + 'result="TempFail" stat="Network error on destination MXs"', ""),
+
 ])
 def test_relay_host_of_outbound_events(line, host):
     assert {e.host for e in parse(line)} == {host}

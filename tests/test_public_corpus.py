@@ -52,6 +52,9 @@ EXCUSES = (
     Excuse("fail2ban/*/logs/oracleims", r'^<co ts="', "MTA not supported: Oracle Messaging Server XML log"),
     Excuse("fail2ban/*/logs/qmail", r" qmail: \d+\.\d+ (rblsmtpd|qmail-smtpd): ", "MTA not supported: qmail"),
     Excuse("fail2ban/*/logs/postfix", r"^# failJSON: ", "fail2ban test annotation, not a log line"),
+    Excuse("wazuh/wazuh/ruleset/testing/tests/exim.ini", r"^log \d+ pass = ",
+               "rule test input: Exim mainlog lines behind an .ini key, so no line starts with Exim's "
+               "time stamp and no syslog tag names Exim"),
     Excuse("whyscream/postfix-grok-patterns/test/*.yaml", r'^data: "',
                "grok test input: a Postfix message without its syslog prefix, so the daemon "
                "(smtp or smtpd) that decides the direction is unknown"),

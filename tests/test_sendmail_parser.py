@@ -4,11 +4,13 @@ then auto-detection beside Postfix and Exim lines."""
 
 import pytest
 
-from exporter.parsers import exim, postfix
-from exporter.parsers.sendmail import TRIGGERS, parse, present
+from exporter.parsers import FORMATS, exim, postfix
+from exporter.parsers.sendmail import TRIGGERS, parse
 from exporter.replies import Delivery
 from helpers import (EXIM_DEFER, POSTFIX_REJECT, assert_left_alone, counted_apart, counts, inb, interleave, out,
                      replies_in, summed, table_replies, table_tests)
+
+present = FORMATS["sendmail"].present
 
 SM = "Nov 29 04:14:12 mx1 sm-mta[28764]: 6AT4ECI3028762: "
 TO = "to=<bob@example.net>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=120015, "
@@ -170,6 +172,7 @@ test_line_gives_events, test_every_counting_line_holds_a_trigger = table_tests(C
     [(SM + TO + RELAY + "dsn=2.0.0, stat=Sent (Ok)", "mx.example.net"),
      (SM + TO + "relay=[192.0.2.1] [192.0.2.1], dsn=4.2.0, reply=450 4.2.0 Greylisted, stat=Deferred: 450 4.2.0 "
       "Greylisted", "")],
+
 )
 def test_remote_host_of_outbound_events(line, host):
     assert {e.host for e in parse(line)} == {host}

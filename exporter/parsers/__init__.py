@@ -1,18 +1,20 @@
 """One pure line parser per MTA: a log line in, reply events out, no I/O.
 
 Each parser module gives parse(line) (None: not my line), TRIGGERS (the
-substrings every line it counts holds) and present(block) (does a block of
-lines look like this MTA's at all). `auto` enables, block by block, the
-parsers whose MTA is present, and lets each line go to the first that takes
-it: mixed logs work, and a Postfix-only log pays for no other MTA's triggers.
+substrings every line it counts holds), TAGS (its syslog tags) and
+present_untagged(block) (other signs that a block holds its lines). `auto`
+enables, block by block, the parsers whose MTA is present, and lets each line
+go to the first that takes it: mixed logs work, and a Postfix-only log pays
+for no other MTA's triggers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from exporter.parsers import custom, exim, opensmtpd, postfix, sendmail
+from exporter.parsers.presence import TagFinder
 from exporter.replies import Delivery, Reply
 
 ParseFn = Callable[[str], "list[Reply | Delivery] | None"]
@@ -23,15 +25,32 @@ class Format:
     name: str
     parse: ParseFn
     triggers: tuple[str, ...]
-    present: Callable[[bytes], bool]
+    tags: tuple[str, ...]  # syslog tags: "sendmail", "exim*" (a prefix)
+    present_untagged: Callable[[bytes], bool]
+
+    def present(self, block: bytes) -> bool:
+        """Could block hold this format's lines?"""
+        return bool(Presence((self,)).formats_in(block))
 
 
-FORMATS = {
-    "postfix": Format("postfix", postfix.parse, postfix.TRIGGERS, postfix.present),
-    "exim": Format("exim", exim.parse, exim.TRIGGERS, exim.present),
-    "sendmail": Format("sendmail", sendmail.parse, sendmail.TRIGGERS, sendmail.present),
-    "opensmtpd": Format("opensmtpd", opensmtpd.parse, opensmtpd.TRIGGERS, opensmtpd.present),
-}
+class Presence:
+    """Which of some formats a block may hold, with one pass for all their tags."""
+
+    def __init__(self, formats: Sequence[Format]) -> None:
+        self.formats = tuple(formats)
+        self._tags = TagFinder({f.name: f.tags for f in self.formats})
+
+    def formats_in(self, block: bytes) -> tuple[Format, ...]:
+        tagged = self._tags.found(block)
+        return tuple(f for f in self.formats if f.name in tagged or f.present_untagged(block))
+
+
+def _module_format(name: str, module) -> Format:  # noqa: ANN001 - a parser module
+    return Format(name, module.parse, module.TRIGGERS, module.TAGS, module.present_untagged)
+
+
+FORMATS = {name: _module_format(name, m) for name, m in
+           (("postfix", postfix), ("exim", exim), ("sendmail", sendmail), ("opensmtpd", opensmtpd))}
 AUTO = "auto"
 
 
@@ -51,5 +70,5 @@ def with_custom(items: list) -> dict[str, Format]:
             name, parse, triggers = custom.compile_format(item, lambda n: n in formats or n == AUTO)
         except ValueError as err:
             raise ValueError(f"[{i}]{err}") from None
-        formats[name] = Format(name, parse, triggers, custom.ContainsAny(triggers))
+        formats[name] = Format(name, parse, triggers, (), custom.ContainsAny(triggers))
     return formats

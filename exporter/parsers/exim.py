@@ -39,15 +39,21 @@ TRIGGERS = (
     "synchronization error",
 )
 
-def present(block: bytes) -> bool:
-    """Could this block hold Exim lines: syslog-tagged, or Exim's own mainlog?"""
-    return b"exim" in block or _MAINLOG_START.search(block, 0, 65536) is not None
+# Exim's syslog names (its syslog_processname, "exim" by default); another
+# name needs `format: exim`.
+TAGS = ("exim", "exim4")
 
 
-# A line of Exim's own mainlog starts with its time stamp. Looked for near the
-# block's start only: a file may open with a note, and one search over a
-# whole block costs more than the block's parsing.
-_MAINLOG_START = re.compile(rb"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+def present_untagged(block: bytes) -> bool:
+    """Could this block hold lines of Exim's own mainlog? They start with its
+    time stamp. Looked for near the block's start only: a file may open with
+    a note, and one search over a whole block costs more than its parsing."""
+    return _MAINLOG_START.match(block) is not None or _MAINLOG_LINE.search(block, 0, 65536) is not None
+
+
+_MAINLOG_START = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# After a newline: the regex engine then tries line starts only.
+_MAINLOG_LINE = re.compile(rb"\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 # Exim's own time stamp, optionally with .ms, a zone, and a [pid].
 _EXIM_TIME = re.compile(

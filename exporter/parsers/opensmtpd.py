@@ -52,15 +52,21 @@ TRIGGERS = (
     "smtp-out: Error on session ",
 )
 
+# Postfix tags its lines "postfix/smtpd[": a tag is a whole name, so
+# "smtpd" is OpenSMTPD's alone.
+TAGS = ("smtpd",)
+
 # A prefixless line from `smtpd -d`: a 16-hex-digit session id, then the
 # process that logs it.
-_FOREGROUND = re.compile(rb"(?m)^[0-9a-f]{16} (?:smtp|mta|mda) ")
+_FOREGROUND = re.compile(rb"[0-9a-f]{16} (?:smtp|mta|mda) ")
+# After a newline: the regex engine then tries line starts only.
+_FOREGROUND_LINE = re.compile(rb"\n[0-9a-f]{16} (?:smtp|mta|mda) ")
 
 
-def present(block: bytes) -> bool:
-    """Could this block hold OpenSMTPD lines? Postfix tags its lines
-    "postfix/smtpd[": the space before "smtpd[" tells the two apart."""
-    return b" smtpd[" in block or _FOREGROUND.search(block, 0, 65536) is not None
+def present_untagged(block: bytes) -> bool:
+    """Could this block hold lines of OpenSMTPD run in the foreground? Looked
+    for near the block's start only, as for Exim's mainlog."""
+    return _FOREGROUND.match(block) is not None or _FOREGROUND_LINE.search(block, 0, 65536) is not None
 
 
 _SESSION = re.compile(r"[0-9a-f]{16} ")
