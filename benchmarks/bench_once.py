@@ -26,6 +26,7 @@ exact single-process peak and the sampled tree PSS.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gzip
 import os
 import re
@@ -283,6 +284,10 @@ def run_exporter(args: argparse.Namespace, log: str, lines: int, workdir: str, l
         print("  FAILED: --installed given but smtp-reply-exporter is not on PATH")
         return None
     cwd = workdir if args.installed else str(REPO)
+    if not args.installed:
+        # As pip does on install: otherwise, where PYTHONDONTWRITEBYTECODE is
+        # set, every run would compile the package's sources first.
+        compileall.compile_dir(str(REPO / "exporter"), quiet=1)
     runs = []
     for i in range(args.repeat):
         run = measure(f"exporter-{label}-{i}", cmd, cwd, workdir, args.sample_ms, args.timeout)

@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import AUTO, FORMATS, Format, with_custom
@@ -85,6 +83,8 @@ _WEB = {
 
 
 def load_config(path: str) -> Settings:
+    import yaml  # here: a run without --config (the --once one-liner) need not load it
+
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
