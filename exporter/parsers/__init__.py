@@ -25,7 +25,7 @@ class Format:
     name: str
     parse: ParseFn
     triggers: tuple[str, ...]
-    tags: tuple[str, ...]  # syslog tags: "sendmail", "exim*" (a prefix)
+    tags: tuple[str, ...]  # syslog tag names: "sendmail", "sm-mta"
     present_untagged: Callable[[bytes], bool]
 
     def present(self, block: bytes) -> bool:
