@@ -207,12 +207,14 @@ class ExporterMetrics:
                 (counter.labels(*values) if names else counter).inc(value)
         self.add_counts(counted)
 
-    def totals(self, name: str, *labels: str) -> dict[tuple[str, ...], float]:
-        """A metric's samples summed by the labels named (e.g. over sources)."""
+    def totals(self, name: str, *labels: str, where: dict[str, str] | None = None) -> dict[tuple[str, ...], float]:
+        """A metric's samples summed by the labels named (e.g. over sources),
+        of the samples whose labels have the values in where."""
+        where = where or {}
         totals: dict[tuple[str, ...], float] = {}
         for family in self.registry.collect():
             for sample in family.samples:
-                if sample.name == name:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in where.items()):
                     key = tuple(sample.labels.get(label, "") for label in labels)
                     totals[key] = totals.get(key, 0.0) + sample.value
         return totals

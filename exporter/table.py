@@ -73,11 +73,8 @@ def render(metrics: ExporterMetrics) -> str:
 def _breakdown(metrics: ExporterMetrics, title: str, name: str, labels: tuple[str, ...],
                direction: str | None = None) -> list[str]:
     """A count column and one column per label, largest first."""
-    totals = metrics.totals(name, "direction", *labels)
-    rows: dict[tuple[str, ...], float] = defaultdict(float)
-    for (row_direction, *key), n in totals.items():
-        if n and (direction is None or row_direction == direction):
-            rows[tuple(key)] += n
+    where = {"direction": direction} if direction else None
+    rows = {key: n for key, n in metrics.totals(name, *labels, where=where).items() if n}
     if not rows:
         return []
     out = ["", f"{title}:", f"  {'count':>8}  " + "  ".join(f"{label:12}" for label in labels).rstrip()]
