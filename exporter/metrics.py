@@ -207,7 +207,9 @@ class ExporterMetrics:
                 (counter.labels(*values) if names else counter).inc(value)
         self.add_counts(counted)
 
-    def totals(self, name: str, *labels: str, where: dict[str, str] | None = None) -> dict[tuple[str, ...], float]:
+    def totals(
+        self, name: str, *labels: str, where: dict[str, str] | None = None
+    ) -> dict[tuple[str, ...], float]:
         """A metric's samples summed by the labels named (e.g. over sources),
         of the samples whose labels have the values in where."""
         where = where or {}
