@@ -239,21 +239,18 @@ class FileFollower:
         cur = self._current
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except OSError as err:
             self._start_at_end = False  # a file that appears later is read whole
-            if self._gone_since is None:
-                self._gone_since = now
             if cur is not None:
                 self._read(cur)  # deleted or renamed: its writer may still write
-                if self._close_when_gone and now - self._gone_since >= self._grace:
-                    self._finish(cur)  # the writer has had its time
-                    self._current = None
-            return
-        except OSError as err:
-            self._start_at_end = False
-            if cur is not None:
-                self._read(cur)
-            self._failed(err)
+            if not isinstance(err, FileNotFoundError):
+                self._failed(err)
+                return
+            if self._gone_since is None:
+                self._gone_since = now
+            if cur is not None and self._close_when_gone and now - self._gone_since >= self._grace:
+                self._finish(cur)  # the writer has had its time
+                self._current = None
             return
         self._gone_since = None
         if cur is None:
