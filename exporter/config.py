@@ -217,7 +217,6 @@ def check(settings: Settings, path: str = "(command line)") -> None:
         raise ConfigError(path, "poll_interval_seconds", "must be a number of seconds > 0, e.g. 1")
     if not 0 <= settings.rotation_grace_seconds < math.inf:
         raise ConfigError(path, "rotation_grace_seconds", "must be a number of seconds >= 0, e.g. 5")
-
     if settings.max_line_bytes < 1024:
         raise ConfigError(path, "max_line_bytes", "must be at least 1024")
     if settings.max_reply_series < 100:

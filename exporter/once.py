@@ -23,6 +23,7 @@ from exporter.lines import LineBuffer
 from exporter.parsers import Format
 from exporter.scanner import EventSink, LineScanner, Tally
 
+
 class UnreadableLog(Exception):
     """A log that cannot be read to its end: "path: what is wrong"."""
 
