@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 
-from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply, reply_from_text, split_reply
+from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply, reply_from_text
 
 TRIGGERS = ("stat=", "reject=", "... User unknown")
 
@@ -180,10 +180,10 @@ def _host(relay: str) -> str:
 
 def _sent_reply(stat: str, host: str) -> Reply:
     """The reply to the end of the data behind "stat=Sent (text)"."""
-    text = stat[6:].removesuffix(")") if stat.startswith("Sent (") else ""
-    parts = split_reply(text)
-    if parts is not None and parts[0].startswith("2"):
-        return reply_from_text(OUTBOUND, text, "end_of_data", host)
+    if stat.startswith("Sent ("):
+        reply = reply_from_text(OUTBOUND, stat[6:].removesuffix(")"), "end_of_data", host)
+        if reply is not None and reply.code.startswith("2"):
+            return reply
     return Reply(OUTBOUND, "", "2xx", "", "end_of_data", host)
 
 
