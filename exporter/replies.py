@@ -71,10 +71,10 @@ class Delivery(NamedTuple):
 # A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone (also as the
 # whole of a logged "(428)") or followed by the space or hyphen of a
 # (possibly flattened multi-line) reply.
-_CODE = re.compile(r"[2-5][0-5][0-9](?=[ )-]|$)")
+REPLY_CODE = re.compile(r"[2-5][0-5][0-9](?=[ )-]|$)")
 # An enhanced code must not be part of a longer dotted number such as an IP
 # address or a version: no digit or dot-digit may follow it.
-_ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]|\.[0-9])")
+ENHANCED_CODE = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]|\.[0-9])")
 
 
 def split_reply(text: str) -> tuple[str, str] | None:
@@ -86,14 +86,14 @@ def split_reply(text: str) -> tuple[str, str] | None:
     from the code's is not a valid RFC 3463 code for that reply and is dropped.
     Returns None when the text does not start with a reply.
     """
-    m = _CODE.match(text)
+    m = REPLY_CODE.match(text)
     if m:
         code = m.group()
-        e = _ENHANCED.match(text, 4)
+        e = ENHANCED_CODE.match(text, 4)
         if e and e.group()[0] == code[0]:
             return code, e.group()
         return code, ""
-    e = _ENHANCED.match(text)
+    e = ENHANCED_CODE.match(text)
     if e:
         return "", e.group()
     return None

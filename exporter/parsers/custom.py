@@ -21,11 +21,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from exporter.replies import INBOUND, OUTBOUND, STAGES, Reply, make_reply
+from exporter.replies import ENHANCED_CODE, INBOUND, OUTBOUND, REPLY_CODE, STAGES, Reply, make_reply
 
 _ALLOWED_KEYS = ("name", "match", "contains", "direction", "stage")
-_CODE = re.compile(r"[2-5][0-5][0-9]")
-_ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
@@ -92,9 +90,9 @@ class _Parser:
         found = m.groupdict("")
         code = found.get("code", "")
         enhanced = found.get("enhanced", "")
-        if code and not _CODE.fullmatch(code):
+        if code and not REPLY_CODE.fullmatch(code):
             code = ""
-        if enhanced and (not _ENHANCED.fullmatch(enhanced) or (code and enhanced[0] != code[0])):
+        if enhanced and (not ENHANCED_CODE.fullmatch(enhanced) or (code and enhanced[0] != code[0])):
             enhanced = ""
         if not code and not enhanced:
             return []
