@@ -24,13 +24,12 @@ from exporter.replies import (
     reply_from_text,
 )
 
+# The verbs after a remote host's name in the replies _host_reply reads.
+_HOST_VERBS = (" said: ", "refused to talk to me: ", "refused to start TLS: ")
 # Substrings present in every line that can yield an event. The scanner only
 # hands lines holding one of them to parse(), which keeps the common lines
 # (connect, qmgr, cleanup message-id, TLS chatter) off the Python path.
-TRIGGERS = (
-    "status=", " said: ", "refused to talk to me: ", "refused to start TLS: ",
-    "reject: ", "proxy-accept: ",
-)
+TRIGGERS = ("status=", *_HOST_VERBS, "reject: ", "proxy-accept: ")
 
 
 
@@ -207,7 +206,7 @@ def _outbound(message: str) -> list[Reply | Delivery] | None:
         reply = _host_reply(body)
         if reply is not None:
             return [reply]
-        return None if any(t in body for t in TRIGGERS[1:4]) else []
+        return None if any(verb in body for verb in _HOST_VERBS) else []
     status, text = found
     relay = _relay(message)
     if text[:1].isdigit():
