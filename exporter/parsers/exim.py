@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+from exporter.parsers.presence import LineStart
 from exporter.replies import COMMAND_STAGES, INBOUND, OUTBOUND, Delivery, Reply, make_reply, reply_from_text, split_reply
 
 TRIGGERS = (
@@ -44,16 +45,8 @@ TRIGGERS = (
 TAGS = ("exim", "exim4")
 
 
-def present_untagged(block: bytes) -> bool:
-    """Could this block hold lines of Exim's own mainlog? They start with its
-    time stamp. Looked for near the block's start only: a file may open with
-    a note, and one search over a whole block costs more than its parsing."""
-    return _MAINLOG_START.match(block) is not None or _MAINLOG_LINE.search(block, 0, 65536) is not None
-
-
-_MAINLOG_START = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-# After a newline: the regex engine then tries line starts only.
-_MAINLOG_LINE = re.compile(rb"\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# Lines of Exim's own mainlog start with its time stamp.
+present_untagged = LineStart(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 # Exim's own time stamp, optionally with .ms, a zone, and a [pid].
 _EXIM_TIME = re.compile(

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 
+from exporter.parsers.presence import LineStart
 from exporter.replies import COMMAND_STAGES, INBOUND, OUTBOUND, Delivery, Reply, reply_from_text
 
 TRIGGERS = (
@@ -56,17 +57,9 @@ TRIGGERS = (
 # "smtpd" is OpenSMTPD's alone.
 TAGS = ("smtpd",)
 
-# A prefixless line from `smtpd -d`: a 16-hex-digit session id, then the
-# process that logs it.
-_FOREGROUND = re.compile(rb"[0-9a-f]{16} (?:smtp|mta|mda) ")
-# After a newline: the regex engine then tries line starts only.
-_FOREGROUND_LINE = re.compile(rb"\n[0-9a-f]{16} (?:smtp|mta|mda) ")
-
-
-def present_untagged(block: bytes) -> bool:
-    """Could this block hold lines of OpenSMTPD run in the foreground? Looked
-    for near the block's start only, as for Exim's mainlog."""
-    return _FOREGROUND.match(block) is not None or _FOREGROUND_LINE.search(block, 0, 65536) is not None
+# A prefixless line from `smtpd -d` (run in the foreground): a 16-hex-digit
+# session id, then the process that logs it.
+present_untagged = LineStart(rb"[0-9a-f]{16} (?:smtp|mta|mda) ")
 
 
 _SESSION = re.compile(r"[0-9a-f]{16} ")

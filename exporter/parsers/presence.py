@@ -4,7 +4,8 @@ In `auto`, a block is searched for an MTA's triggers only when that MTA's
 lines are in it. Looking for each MTA's tag ("exim4[1234]: ") with a pass of
 its own would cost a pass per MTA over every block; one regex finds them all.
 It starts at the tag's "[", a literal the regex engine searches for quickly,
-and looks behind it for the names.
+and looks behind it for the names. Formats whose lines carry no tag (Exim's
+own mainlog) are told by how their lines start (LineStart).
 """
 
 from __future__ import annotations
@@ -56,3 +57,20 @@ class TagFinder:
 def _behind(name: str) -> bytes:
     """Is " name[" (or "]name[") right before this place?"""
     return b"(?<=[ \\]]" + re.escape(name.encode() + b"[") + b")"
+
+
+class LineStart:
+    """present_untagged() of a format whose lines carry no syslog tag: does a
+    line near the block's start begin with pattern? Near the start only: a
+    file may open with a note, and one regex search over a whole block costs
+    more than its parsing. (A class, not a closure: --once hands formats to
+    its worker processes.)"""
+
+    def __init__(self, pattern: bytes, within: int = 65536) -> None:
+        self._first = re.compile(pattern)
+        # After a newline: the regex engine then tries line starts only.
+        self._later = re.compile(b"\n" + pattern)
+        self._within = within
+
+    def __call__(self, block: bytes) -> bool:
+        return self._first.match(block) is not None or self._later.search(block, 0, self._within) is not None
