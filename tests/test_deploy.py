@@ -11,6 +11,7 @@ job names agree, and every exporter flag exists.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import os
@@ -32,7 +33,9 @@ import pytest
 import yaml
 
 from exporter.config import DEFAULT_PORT
-from helpers import REPO, replies_by
+from helpers import REPO, replies_by, run_once
+from test_daemon_e2e import Exporter, free_port
+from test_rules import PROMTOOL, needs_promtool
 
 DEPLOY = REPO / "deploy"
 COMPOSE_DIR = DEPLOY / "compose"
@@ -78,6 +81,12 @@ def exporter_help() -> str:
 class Instruction:
     keyword: str
     args: str
+
+
+@functools.cache
+def exporter_stages() -> list[list[Instruction]]:
+    """The exporter image's stages: read once for the tests that look at them."""
+    return dockerfile_stages(EXPORTER_DOCKERFILE)
 
 
 def dockerfile_stages(path: Path) -> list[list[Instruction]]:
@@ -162,6 +171,14 @@ def excluded_from_context(relpath: str, patterns: list[str]) -> bool:
     return excluded
 
 
+def context_files(context: Path, source: str, patterns: list[str]) -> list[Path]:
+    """The files of a COPY source (a file or a directory) that .dockerignore
+    leaves in the build context."""
+    path = context / source
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return [f for f in files if not excluded_from_context(str(f.relative_to(context)), patterns)]
+
+
 def test_dockerignore_matcher_follows_docker_rules():
     patterns = [".git", "**/__pycache__", "tests", "docs/*.md", "!docs/keep.md"]
     assert excluded_from_context(".git/config", patterns)
@@ -197,17 +214,15 @@ def test_every_copy_source_is_in_the_build_context(compose):
         for stage in dockerfile_stages(dockerfile):
             for sources, _ in copy_sources(stage):
                 for source in sources:
-                    path = context / source
-                    assert path.exists(), f"{dockerfile.relative_to(REPO)}: COPY {source}: not in the repository"
-                    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-                    kept = [f for f in files if not excluded_from_context(str(f.relative_to(context)), patterns)]
-                    assert kept, f"{dockerfile.relative_to(REPO)}: COPY {source}: .dockerignore excludes it"
+                    assert (context / source).exists(), (
+                        f"{dockerfile.relative_to(REPO)}: COPY {source}: not in the repository")
+                    assert context_files(context, source, patterns), f"{dockerfile.relative_to(REPO)}: COPY {source}: .dockerignore excludes it"
                     checked += 1
     assert checked >= 5
 
 
 def test_exporter_image_runs_as_a_numeric_non_root_user_in_group_adm():
-    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    final = exporter_stages()[-1]
     users = instructions(final, "USER")
     assert users, "the final stage sets no USER: the exporter would run as root"
     uid = users[-1].split(":")[0]
@@ -223,14 +238,14 @@ def test_exporter_image_runs_as_a_numeric_non_root_user_in_group_adm():
 def test_exporter_image_entrypoint_is_the_declared_console_script():
     tomllib = pytest.importorskip("tomllib")
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    final = exporter_stages()[-1]
     entrypoint = exec_form(instructions(final, "ENTRYPOINT")[-1])
     assert entrypoint[0] in scripts
     assert scripts[entrypoint[0]] == "exporter.cli:main"
 
 
 def test_exporter_image_exposes_the_default_port_and_keeps_state_on_a_volume():
-    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    final = exporter_stages()[-1]
     assert instructions(final, "EXPOSE") == [str(DEFAULT_PORT)]
     cmd = exec_form(instructions(final, "CMD")[-1])
     state = flag_values(cmd)["--state-file"]
@@ -239,7 +254,7 @@ def test_exporter_image_exposes_the_default_port_and_keeps_state_on_a_volume():
 
 
 def test_exporter_image_healthcheck_runs_the_copied_script():
-    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    final = exporter_stages()[-1]
     checks = instructions(final, "HEALTHCHECK")
     assert len(checks) == 1
     command = exec_form(checks[0].split("CMD", 1)[1].strip())
@@ -250,7 +265,7 @@ def test_exporter_image_healthcheck_runs_the_copied_script():
 def test_build_stage_copies_enough_to_build_the_package(tmp_path):
     """Replay the build stage's COPY instructions from the filtered context,
     then build the wheel there: it must hold the console script."""
-    build = dockerfile_stages(EXPORTER_DOCKERFILE)[0]
+    build = exporter_stages()[0]
     workdir = PurePosixPath(instructions(build, "WORKDIR")[-1])
     root = tmp_path / "image"
     patterns = dockerignore_patterns()
@@ -258,18 +273,13 @@ def test_build_stage_copies_enough_to_build_the_package(tmp_path):
         target = root / (workdir / dest).relative_to("/")
         for source in sources:
             src = REPO / source
-            if src.is_dir():
-                files = [p for p in src.rglob("*") if p.is_file()]
-                for f in files:
-                    rel = f.relative_to(REPO)
-                    if not excluded_from_context(str(rel), patterns):
-                        out = target / f.relative_to(src)
-                        out.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(f, out)
-            else:
-                out = target / src.name if dest.endswith("/") else target
+            for f in context_files(REPO, source, patterns):
+                if src.is_dir():
+                    out = target / f.relative_to(src)
+                else:
+                    out = target / src.name if dest.endswith("/") else target
                 out.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, out)
+                shutil.copy2(f, out)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheels"),
          str(root / workdir.relative_to("/"))],
@@ -312,7 +322,7 @@ def positional(args: list[str]) -> list[str]:
 
 
 def exporter_argument_lists(compose: dict, k8s: list[dict]) -> dict[str, list[str]]:
-    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    final = exporter_stages()[-1]
     return {
         "Dockerfile CMD": exec_form(instructions(final, "CMD")[-1]),
         "compose command": compose["services"][EXPORTER_SERVICE]["command"],
@@ -432,21 +442,20 @@ def container_tree(tmp_path: Path, service: dict, under: str) -> Path:
     return root
 
 
-def prometheus_command_flag(service: dict, flag: str) -> str:
-    value = flag_values(service["command"])[flag]
-    assert value, f"prometheus: {flag} has no value"
-    return value
+def container_config(compose: dict, tmp_path: Path, name: str) -> Path:
+    """Where the file a service's --config.file names lies, with the files
+    the container sees beside it laid out in tmp_path."""
+    service = compose["services"][name]
+    config = flag_values(service["command"])["--config.file"]
+    assert config, f"{name}: --config.file has no value"
+    config = PurePosixPath(config)
+    return container_tree(tmp_path, service, str(config.parent)) / config.relative_to("/")
 
 
+@needs_promtool
 def test_compose_prometheus_config_passes_promtool(compose, tmp_path):
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    service = compose["services"]["prometheus"]
-    config = PurePosixPath(prometheus_command_flag(service, "--config.file"))
-    root = container_tree(tmp_path, service, str(config.parent))
     result = subprocess.run(
-        [promtool, "check", "config", str(root / config.relative_to("/"))],
+        [PROMTOOL, "check", "config", str(container_config(compose, tmp_path, "prometheus"))],
         capture_output=True, text=True, check=False,
     )
     output = result.stdout + result.stderr
@@ -464,11 +473,9 @@ def alert_rules_job() -> str:
 
 
 def test_compose_prometheus_scrapes_the_exporter_and_alerts_to_alertmanager(compose, tmp_path):
-    service = compose["services"]["prometheus"]
-    config_path = PurePosixPath(prometheus_command_flag(service, "--config.file"))
-    root = container_tree(tmp_path, service, str(config_path.parent))
-    config_dir = root / config_path.parent.relative_to("/")
-    config = yaml.safe_load((root / config_path.relative_to("/")).read_text())
+    config_path = container_config(compose, tmp_path, "prometheus")
+    config_dir = config_path.parent
+    config = yaml.safe_load(config_path.read_text())
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == alert_rules_job()]
     targets = [
         target
@@ -486,14 +493,8 @@ def test_compose_prometheus_scrapes_the_exporter_and_alerts_to_alertmanager(comp
     assert alertmanagers == [f"alertmanager:{port}" for port in am_ports]
 
 
-def alertmanager_config(compose: dict, tmp_path: Path) -> Path:
-    service = compose["services"]["alertmanager"]
-    config = PurePosixPath(flag_values(service["command"])["--config.file"])
-    return container_tree(tmp_path, service, str(config.parent)) / config.relative_to("/")
-
-
 def test_compose_alertmanager_routes_reach_defined_receivers(compose, tmp_path):
-    config = yaml.safe_load(alertmanager_config(compose, tmp_path).read_text())
+    config = yaml.safe_load(container_config(compose, tmp_path, "alertmanager").read_text())
     receivers = {r["name"]: r for r in config["receivers"]}
 
     def walk(route: dict) -> list[dict]:
@@ -514,7 +515,7 @@ def test_compose_alertmanager_config_passes_amtool(compose, tmp_path):
     if amtool is None:
         pytest.skip("amtool is not installed (Debian package prometheus-alertmanager)")
     result = subprocess.run(
-        [amtool, "check-config", str(alertmanager_config(compose, tmp_path))],
+        [amtool, "check-config", str(container_config(compose, tmp_path, "alertmanager"))],
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -594,7 +595,7 @@ def test_k8s_exporter_sidecar_follows_the_log_postfix_writes(k8s):
 
 
 def test_k8s_exporter_runs_as_the_image_user_with_group_adm(k8s):
-    final = dockerfile_stages(EXPORTER_DOCKERFILE)[-1]
+    final = exporter_stages()[-1]
     image_uid = int(instructions(final, "USER")[-1])
     context = k8s_container(k8s, EXPORTER_SERVICE)["securityContext"]
     assert context["runAsNonRoot"] is True and context["runAsUser"] == image_uid
@@ -625,12 +626,6 @@ def test_k8s_service_and_podmonitor_reach_the_exporter(k8s):
 # --- health check ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def healthcheck(url: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SMTP_REPLY_EXPORTER_HEALTHCHECK_URL=url)
     return subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True,
@@ -638,24 +633,15 @@ def healthcheck(url: str) -> subprocess.CompletedProcess:
 
 
 def test_healthcheck_passes_while_the_exporter_serves_and_fails_after(tmp_path):
-    port = free_port()
     log = tmp_path / "mail.log"
     log.write_bytes(b"")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", str(log)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}/"
+    exporter = Exporter(tmp_path, str(log))  # returns once it serves
+    url = f"http://127.0.0.1:{exporter.port}/"
     try:
-        deadline = time.monotonic() + 20
-        while (result := healthcheck(url)).returncode != 0:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, result.stderr
-            time.sleep(0.2)
+        result = healthcheck(url)
+        assert result.returncode == 0, result.stderr
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        proc.stderr.close()
+        exporter.stop()
     result = healthcheck(url)
     assert result.returncode == 1 and "unhealthy" in result.stderr
 
@@ -753,9 +739,9 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
         wait_for(lambda: log.exists() and log.read_text().count(" reject: RCPT ") == 3, "the three rejects")
         assert (log.stat().st_gid, log.stat().st_mode & 0o777) == (ADM_GID, 0o640)
         assert (logdir.stat().st_gid, logdir.stat().st_mode & 0o777) == (ADM_GID, 0o750)
-        once = subprocess.run([sys.executable, "-m", "exporter", "--once", str(log)], cwd=REPO,
-                              capture_output=True, text=True, check=True)
-        counted = replies_by(once.stdout, "direction", "code", "enhanced", "stage")
+        once = run_once(str(log))
+        assert once.returncode == 0, once.stderr
+        counted = replies_by(once.stdout.decode(), "direction", "code", "enhanced", "stage")
         assert {k: v for k, v in counted.items() if k[1] >= "4"} == {
             ("inbound", "450", "4.2.1", "rcpt"): 1,
             ("inbound", "550", "5.1.1", "rcpt"): 1,
