@@ -36,14 +36,19 @@ def samples(exposition: str) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def replies_by(exposition: str, *labels: str) -> Counter:
-    """smtp_replies_total summed over every label but the ones named."""
+def metric_by(exposition: str, name: str, *labels: str) -> Counter:
+    """A metric's samples summed over every label but the ones named."""
     totals: Counter = Counter()
     for family in text_string_to_metric_families(exposition):
         for s in family.samples:
-            if s.name == "smtp_replies_total":
-                totals[tuple(s.labels[name] for name in labels)] += int(s.value)
+            if s.name == name:
+                totals[tuple(s.labels[label] for label in labels)] += s.value
     return totals
+
+
+def replies_by(exposition: str, *labels: str) -> Counter:
+    """smtp_replies_total summed over every label but the ones named."""
+    return Counter({key: int(n) for key, n in metric_by(exposition, "smtp_replies_total", *labels).items()})
 
 
 def labels_only(events):

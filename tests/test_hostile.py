@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import REPO, replies_by, run_once, samples
+from helpers import REPO, metric_by, replies_by, run_once, samples
 from test_daemon_e2e import Exporter
 
 from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
@@ -69,18 +68,13 @@ def daemon_output(hostile, tmp_path_factory) -> str:
     return exposition
 
 
-def metric(exposition: str, name: str, *labels: str) -> Counter:
-    """A metric's samples summed by the labels named."""
-    totals: Counter = Counter()
-    for (sample, items), value in samples(exposition).items():
-        if sample == name:
-            found = dict(items)
-            totals[tuple(found[label] for label in labels)] += value
-    return totals
+def reply_series(exposition: str) -> list[tuple]:
+    """The label sets of smtp_replies_total."""
+    return [labels for (name, labels) in samples(exposition) if name == "smtp_replies_total"]
 
 
 def lines_read(exposition: str) -> float:
-    return sum(metric(exposition, "smtp_exporter_lines_total").values())
+    return sum(metric_by(exposition, "smtp_exporter_lines_total").values())
 
 
 @pytest.fixture(params=["once", "daemon"])
@@ -100,14 +94,14 @@ def test_replies_by_direction_and_class_are_exact(exposition, hostile):
 
 def test_deliveries_by_status_are_exact(exposition, hostile):
     _, truth = hostile
-    got = {status: n for (status,), n in metric(exposition, "smtp_deliveries_total", "status").items() if n}
+    got = {status: n for (status,), n in metric_by(exposition, "smtp_deliveries_total", "status").items() if n}
     assert got == dict(truth.deliveries)
 
 
 def test_label_overflow_is_counted_and_the_series_stay_bounded(exposition):
-    overflow = metric(exposition, "smtp_exporter_label_overflow_total")[()]
+    overflow = metric_by(exposition, "smtp_exporter_label_overflow_total")[()]
     assert overflow > 0
-    series = [labels for (name, labels) in samples(exposition) if name == "smtp_replies_total"]
+    series = reply_series(exposition)
     overflow_series = [s for s in series if dict(s)["code"] == "other"]
     assert all(dict(s)["enhanced"] == "other" for s in overflow_series)
     # The sets under the cap, plus at most one overflow set per direction,
@@ -117,14 +111,14 @@ def test_label_overflow_is_counted_and_the_series_stay_bounded(exposition):
 
 
 def test_reply_series_stay_under_the_cap(exposition):
-    series = [labels for (name, labels) in samples(exposition) if name == "smtp_replies_total"]
+    series = reply_series(exposition)
     assert len(series) <= DEFAULT_MAX_REPLY_SERIES
 
 
 def test_cut_and_invalid_utf8_lines_are_counted(exposition, hostile):
     _, truth = hostile
-    truncated = metric(exposition, "smtp_exporter_lines_truncated_total")[()]
-    invalid = metric(exposition, "smtp_exporter_invalid_utf8_lines_total")[()]
+    truncated = metric_by(exposition, "smtp_exporter_lines_truncated_total")[()]
+    invalid = metric_by(exposition, "smtp_exporter_invalid_utf8_lines_total")[()]
     # Every one, whether or not a parser reads the line.
     assert truncated == truth.long_lines
     assert invalid == truth.invalid_utf8_lines

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import SHARED, run_once, samples
+from helpers import SHARED, counts, run_once, samples
 
 from exporter.once import BLOCK_SIZE
 from exporter.parsers import formats_for
@@ -196,14 +196,11 @@ def test_every_exception_still_matches_a_gap(reports):
 
 # --- files read by hand ------------------------------------------------------
 
-def counts(file: str) -> tuple[list, list]:
+def replies_and_deliveries(file: str) -> tuple[list, list]:
     """(smtp_replies_total, smtp_deliveries_total) rows of one --once run: (labels, value)."""
-    result = run_once(str(PUBLIC / file))
-    assert result.returncode == 0, result.stderr.decode()
     rows: dict[str, list] = {"smtp_replies_total": [], "smtp_deliveries_total": []}
-    for (name, labels), value in samples(result.stdout.decode()).items():
-        if name in rows and value:
-            rows[name].append((dict(labels), value))
+    for (name, labels), value in counts(PUBLIC / file).items():
+        rows[name].append((dict(labels), value))
     return rows["smtp_replies_total"], rows["smtp_deliveries_total"]
 
 
@@ -213,7 +210,7 @@ def total(rows: list, **want: str) -> float:
 
 def test_msimerson_one_sent_message():
     # One postfix/smtp line: status=sent (250 2.0.0 Ok: queued as ...).
-    rows, deliveries = counts("msimerson/log-ship-elastic-postfix/test/mail.log")
+    rows, deliveries = replies_and_deliveries("msimerson/log-ship-elastic-postfix/test/mail.log")
     assert total(rows, direction="outbound", code="250", enhanced="2.0.0", stage="end_of_data") == 1
     assert total(rows) == 1
     assert total(deliveries, status="sent") == 1
@@ -224,7 +221,7 @@ def test_kumina_outbound_replies_and_deliveries():
     # as an MX reply and again in status=deferred; status=bounced (... said:
     # 554 DT:SPM ...); qmgr status=expired. No smtpd reject lines. The
     # virtual delivery (status=sent (delivered to maildir)) is no SMTP reply.
-    rows, deliveries = counts("kumina/postfix_exporter/DERIVED_postfix_exporter_test_lines.log")
+    rows, deliveries = replies_and_deliveries("kumina/postfix_exporter/DERIVED_postfix_exporter_test_lines.log")
     assert total(rows, direction="outbound", code="250", enhanced="2.0.0") == 1
     assert total(rows, direction="outbound", code="451", enhanced="", stage="end_of_data") == 2
     assert total(rows, direction="outbound", code="554", enhanced="") == 1
@@ -239,7 +236,7 @@ def test_fail2ban_postfix_rejects():
     # id, postfix-*/smtpd multi-instance names): 10 answer 4xx, 16 answer 5xx.
     # EHLO rejects: 3; CONNECT: 1; VRFY: 1; DATA and BDAT: 2. The failJSON
     # comments quote codes but are no log lines.
-    rows, _ = counts("fail2ban/fail2ban/fail2ban/tests/files/logs/postfix")
+    rows, _ = replies_and_deliveries("fail2ban/fail2ban/fail2ban/tests/files/logs/postfix")
     assert total(rows, direction="inbound", **{"class": "4xx"}) == 10
     assert total(rows, direction="inbound", **{"class": "5xx"}) == 16
     assert total(rows, direction="outbound") == 0
@@ -250,13 +247,13 @@ def test_fail2ban_postfix_rejects():
 def test_fail2ban_exim_authentication_failures():
     # 12 "authenticator failed for ...: 535 Incorrect authentication data"
     # lines, in mainlog and syslog form.
-    rows, _ = counts("fail2ban/fail2ban/fail2ban/tests/files/logs/exim")
+    rows, _ = replies_and_deliveries("fail2ban/fail2ban/fail2ban/tests/files/logs/exim")
     assert total(rows, direction="inbound", code="535", stage="auth") == 12
 
 
 def test_wazuh_postfix_reject_and_a_non_code():
     # "...: 9999 text ..." is not a reply; "...: 550 5.7.1 Service unavailable" is.
-    rows, _ = counts("wazuh/wazuh/ruleset/testing/tests/postfix.ini")
+    rows, _ = replies_and_deliveries("wazuh/wazuh/ruleset/testing/tests/postfix.ini")
     assert total(rows, direction="inbound", code="550", enhanced="5.7.1", stage="rcpt") == 1
     assert total(rows) == 1
 
@@ -264,13 +261,13 @@ def test_wazuh_postfix_reject_and_a_non_code():
 def test_sendmail_deferrals():
     # Two "stat=Deferred: 451 4.3.5 Server configuration problem" lines, one
     # recipient each.
-    rows, deliveries = counts("yudai09/fluent-plugin-sendmail/test/data/data")
+    rows, deliveries = replies_and_deliveries("yudai09/fluent-plugin-sendmail/test/data/data")
     assert total(rows, direction="outbound", code="451", enhanced="4.3.5") == 2
     assert total(deliveries, status="deferred") == 2
 
 
 def test_opensmtpd_failed_command():
     # One `smtp-in: Failed command ... "MAIL FROM:<...>" => 421 4.3.0: Temporary Error`.
-    rows, _ = counts("wazuh/wazuh/ruleset/testing/tests/opensmtpd.ini")
+    rows, _ = replies_and_deliveries("wazuh/wazuh/ruleset/testing/tests/opensmtpd.ini")
     assert total(rows, direction="inbound", code="421", enhanced="4.3.0", stage="mail") == 1
     assert total(rows) == 1
