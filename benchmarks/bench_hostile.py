@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import hostile_log_gen  # sibling modules, stdlib only
+from bench_daemon import free_port
 from bench_once import MB, TreeSampler, measure
 
 TARGET_MEMORY_MB = 150.0
@@ -88,12 +88,6 @@ def run_once(log: str, workdir: str, timeout: float) -> Result | None:
     detail = (f"largest process {run.maxrss_kb / 1024:.1f} MB, {run.max_procs} processes' "
               f"PSS {run.tree_pss_kb / 1024:.1f} MB")
     return Result("--once", run.wall, run.peak_mb(), detail, Path(run.stdout_path).read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vm_hwm_kb(pid: int) -> int:

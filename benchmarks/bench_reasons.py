@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+import postfix_log_gen  # noqa: E402 - a sibling module, stdlib only
 
 from exporter.reasons import ReasonRules  # noqa: E402
 from exporter.replies import split_reply  # noqa: E402
@@ -89,8 +90,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "mail.log"
-        subprocess.run([sys.executable, str(HERE / "postfix_log_gen.py"), str(log), "--lines", str(args.lines),
-                        "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        postfix_log_gen.generate(str(log), args.lines, args.seed)
         replies = replies_from_log(log)
     failed = [r for r in replies if (r[0] or r[1])[:1] in ("4", "5")]
     long = [(t[:3], t[4:10].rstrip(), t.format(n=n)) for n in range(200) for t in _LONG]
