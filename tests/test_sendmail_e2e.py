@@ -31,34 +31,29 @@ with apt-get on first use. Without root or network the module skips.
 from __future__ import annotations
 
 import smtplib
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import run_once
+from helpers import replies_by, run_once
 from mta import scenario
-from mta.checks import AgainstTheWire, Wire
 from mta import sendmail_lab as sl
+from mta.checks import AgainstTheWire, Wire, lab_fixture, skip_if, unrecognized
 from mta.postfix_lab import free_port
 from mta.smtp_peer import Reply, SmtpPeer
 
-_why_not = sl.unavailable()
-pytestmark = [pytest.mark.skipif(bool(_why_not), reason=_why_not or "")]
+from exporter.labels import REPLY_LABELS
+
+pytestmark = skip_if(sl.unavailable())
 
 R = Reply.make
 SENDER = "lab@lab.test"  # an alias of /dev/null: bounces are delivered there
 
-# Peer listeners (smtp_peer.Listener settings) and the domain routed to each.
-LISTENERS: dict[str, dict] = {
-    "main": {},
-    "greet421": {"greeting": R(421, "4.3.2")},
-    "greet554": {"greeting": R(554, "5.7.1", "No SMTP service here, 127.0.0.1 is listed at bl.example.test")},
-    "helo550": {"ehlo": R(550, "5.7.1", "EHLO from unknown hosts not accepted"),
-                "helo": R(550, "5.7.1", "HELO from unknown hosts not accepted")},
-    "mail553": {"mail": R(553, "5.7.1", "Sender address rejected: not permitted for 127.0.0.1")},
-    "mail451": {"mail": R(451, "", "Temporary local problem - please try later")},
-}
+# Peer listeners (smtp_peer.Listener settings) and the domain routed to each:
+# the shared ones but LMTP and STARTTLS, which this Sendmail does not speak.
+LISTENERS: dict[str, dict] = {name: kw for name, kw in scenario.LISTENERS.items() if name not in ("lmtp", "tls454")}
 CLOSED = "closed.test"  # routed to a port nobody listens on
 
 # Outbound messages; the peer's reply per recipient is in its local part.
@@ -115,6 +110,7 @@ class Lab:
     peer: SmtpPeer
     inbound: Counter  # reply keys the clients received, as Sendmail logs them
     unlogged: list[tuple[int, str]]
+    seconds: float
 
 
 def _run_probe(port: int, probe: Probe) -> list[tuple[Step, int, str]]:
@@ -158,9 +154,9 @@ def _inbound_key(step: Step, code: int, text: str) -> scenario.ReplyKey | None:
     return scenario.reply_key("inbound", str(code), enhanced, step.logged)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Lab:
-    log = tmp_path_factory.mktemp("sendmail-e2e") / "maillog"
+def run(out_dir: Path) -> Lab:
+    started = time.monotonic()
+    log = out_dir / "maillog"
     with SmtpPeer() as peer:
         routes = {("ok.test" if name == "main" else f"{name}.test"): (f"esmtp_{name}", peer.add(name, **kw))
                   for name, kw in LISTENERS.items()}
@@ -181,7 +177,10 @@ def lab(tmp_path_factory) -> Lab:
             to_peer = sum(1 for rcpts in MESSAGES if not rcpts[0].endswith(CLOSED))
             mta.settle(lambda: len(peer.sessions) < to_peer or peer.open_sessions() > 0)
         assert not peer.errors, peer.errors
-        return Lab(log, peer, inbound, unlogged)
+        return Lab(log, peer, inbound, unlogged, time.monotonic() - started)
+
+
+lab = lab_fixture(run, "sendmail-e2e")
 
 
 def expected_outbound(peer: SmtpPeer) -> tuple[Counter, Counter]:
@@ -257,15 +256,9 @@ def test_every_line_is_understood(lab, tmp_path):
     result = run_once(str(lab.log))
     assert result.returncode == 0, result.stderr
     assert b'result="unrecognized"' in result.stdout
-    for line in result.stdout.decode().splitlines():
-        if line.startswith("smtp_exporter_lines_total") and 'result="unrecognized"' in line:
-            assert float(line.rsplit(" ", 1)[1]) == 0, line
+    assert unrecognized(result.stdout.decode()) == 0
     config = tmp_path / "config.yml"
     config.write_text(f"sources:\n  - path: {lab.log}\n    format: sendmail\n")
     forced = run_once("--config", str(config))
     assert forced.returncode == 0, forced.stderr
-    assert _replies(forced.stdout) == _replies(result.stdout)
-
-
-def _replies(exposition: bytes) -> list[str]:
-    return sorted(line for line in exposition.decode().splitlines() if line.startswith("smtp_replies_total{"))
+    assert replies_by(forced.stdout.decode(), *REPLY_LABELS) == replies_by(result.stdout.decode(), *REPLY_LABELS)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import metric_by
 
 from .debian import PackagesUnavailable
 from .scenario import diff, exported
@@ -52,6 +53,11 @@ class AgainstTheWire:
     def test_deliveries_by_status(self, wire: Wire):
         _, got = wire.exported()
         assert got == wire.deliveries
+
+
+def unrecognized(exposition: str) -> float:
+    """smtp_exporter_lines_total{result="unrecognized"} of a --once output."""
+    return metric_by(exposition, "smtp_exporter_lines_total", "result")[("unrecognized",)]
 
 
 def skip_if(why_not: str | None) -> list:
