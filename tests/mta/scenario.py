@@ -305,7 +305,6 @@ class Expected:
     deliveries: Counter = field(default_factory=Counter)  # status -> count
     warned: int = 0  # RCPTs that drew a reject_warning (accepted, not a reply)
     unlogged: list[str] = field(default_factory=list)  # rejections Postfix does not log with a code
-    notes: list[str] = field(default_factory=list)
 
 
 def expected_counts(lab: Lab) -> Expected:

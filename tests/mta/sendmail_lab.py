@@ -200,9 +200,6 @@ MAILER(`smtp')dnl
         self.daemon.wait_ready(lambda: answers_smtp(self.port), timeout=20)
         return self
 
-    def queue_files(self) -> list[str]:
-        """Queue ids of the messages still in the queue (deferred or in delivery)."""
-        return sorted(p.name[2:] for p in self.queue.glob("qf*"))
 
     def settle(self, busy: Callable[[], bool], timeout: float = 60) -> None:
         """Wait until busy() is false and the log has been quiet for a moment."""
