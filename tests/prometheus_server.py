@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from test_daemon_e2e import free_port
+from mta.namespace import free_port
 
 PROMETHEUS = shutil.which("prometheus")
 

@@ -12,7 +12,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, SHARED, replies_by, run_once, samples
+from mta.namespace import free_port
 
 LAB_LOG = SHARED / "corpus" / "postfix-lab" / "postfix.log"
 DEMO_LOG = REPO / "exporter" / "demo" / "postfix.log"
 SOURCE_LOG = LAB_LOG if LAB_LOG.exists() else DEMO_LOG
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Exporter:

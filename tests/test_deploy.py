@@ -34,7 +34,8 @@ import yaml
 
 from exporter.config import DEFAULT_PORT
 from helpers import REPO, replies_by, run_once
-from test_daemon_e2e import Exporter, free_port
+from mta.namespace import free_port
+from test_daemon_e2e import Exporter
 from test_rules import PROMTOOL, needs_promtool
 
 DEPLOY = REPO / "deploy"

@@ -41,7 +41,7 @@ from helpers import replies_by, run_once
 from mta import scenario
 from mta import sendmail_lab as sl
 from mta.checks import AgainstTheWire, Wire, lab_fixture, skip_if, unrecognized
-from mta.postfix_lab import free_port
+from mta.namespace import free_port
 from mta.smtp_peer import Reply, SmtpPeer
 
 from exporter.labels import REPLY_LABELS

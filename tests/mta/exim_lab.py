@@ -33,8 +33,7 @@ from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
-from .namespace import PrivateLab, overlay, read_text, wait_settled
-from .postfix_lab import free_port
+from .namespace import PrivateLab, free_port, overlay, read_text, wait_settled
 from .scenario import Seen
 from .smtp_peer import Reply, SmtpPeer
 

@@ -155,6 +155,13 @@ def wait_settled(progress: Callable[[], int], done: Callable[[], bool], describe
         time.sleep(0.05)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def read_text(path: Path) -> str:
     """The file's text, "" while it does not exist."""
     try:

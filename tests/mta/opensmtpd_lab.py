@@ -36,8 +36,8 @@ from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
-from .namespace import PrivateLab, SyslogReceiver, answers_smtp, overlay, private_dev_log, read_text, wait_settled
-from .postfix_lab import free_port
+from .namespace import (PrivateLab, SyslogReceiver, answers_smtp, free_port, overlay, private_dev_log, read_text,
+                        wait_settled)
 from .scenario import Seen
 from .smtp_peer import SmtpPeer
 

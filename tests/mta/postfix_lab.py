@@ -26,10 +26,11 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from .namespace import free_port, read_text, wait_settled
 
 POSTFIX = "/usr/sbin/postfix"
 SENDMAIL = "/usr/sbin/sendmail"
@@ -78,12 +79,6 @@ def unavailable() -> str | None:
     except KeyError:
         return "the postfix user does not exist (postfix package not installed?)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _inline(entries: dict[str, str]) -> str:
@@ -343,26 +338,16 @@ class PostfixLab:
         deferred mail is left, which is not retried during the run), the
         maildrop is empty, and the log has stopped growing for `settle`
         seconds. Returns the final queue listing."""
-        deadline = time.monotonic() + timeout
-        quiet_since, last_size = None, -1
-        while True:
-            queue = self.queue_state()
-            busy = [m for m in queue if m.get("queue_name") != "deferred"]
-            busy_files = any(any((self.queue / d).iterdir())
-                             for d in ("maildrop", "incoming", "active"))
-            size = self.log.stat().st_size if self.log.exists() else 0
-            if busy or busy_files or size != last_size:
-                quiet_since, last_size = None, size
-            else:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= settle:
-                    return queue
-            if time.monotonic() > deadline:
-                raise PostfixLabError(f"queue did not drain: {busy}")
-            time.sleep(0.1)
+        def busy() -> list[dict]:
+            return [m for m in self.queue_state() if m.get("queue_name") != "deferred"]
+
+        def idle() -> bool:
+            return not busy() and not any(any((self.queue / d).iterdir())
+                                          for d in ("maildrop", "incoming", "active"))
+
+        wait_settled(lambda: self.log.stat().st_size if self.log.exists() else 0, idle,
+                     lambda: f"queue did not drain: {busy()}", timeout, settle)
+        return self.queue_state()
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_text(self.log)

@@ -39,7 +39,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from . import postfix_lab as pl
-from .postfix_lab import PostfixLab, free_port
+from .namespace import free_port
+from .postfix_lab import PostfixLab
 from .smtp_peer import Reply, SmtpPeer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -32,8 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import debian
-from .namespace import PrivateLab, SyslogReceiver, answers_smtp, bind, private_dev_log, wait_settled
-from .postfix_lab import free_port
+from .namespace import PrivateLab, SyslogReceiver, answers_smtp, bind, free_port, private_dev_log, wait_settled
 
 PACKAGES = debian.Packages(Path("/var/tmp/smtp-reply-sendmail"), "sendmail-bin", "sendmail-cf", "m4")
 ROOT = PACKAGES.root
