@@ -13,12 +13,9 @@ import time
 
 import pytest
 from mta import postfix_lab, scenario
-from mta.checks import AgainstTheWire, Wire
+from mta.checks import AgainstTheWire, Wire, skip_if
 
-_why_not = postfix_lab.unavailable()
-pytestmark = [pytest.mark.postfix]
-if _why_not:
-    pytestmark.append(pytest.mark.skip(reason=_why_not))
+pytestmark = [pytest.mark.postfix, *skip_if(postfix_lab.unavailable())]
 
 
 @pytest.fixture(scope="module")

@@ -388,7 +388,6 @@ def e2e_probes() -> list[Probe]:
     def refused_data(logged: str, subject: str, body: str = "Hello from the lab.\n") -> Ask:
         return Ask("data", logged=logged, body=scenario.message(subject, body))
 
-    too_big = ("x" * 998 + "\n") * (MESSAGE_SIZE_LIMIT // 900)
     return [
         Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", logged="code"),)),
         Probe("connect-banned", CLIENT_BANNED, (Ask("connect", logged="bare"),)),
@@ -415,7 +414,8 @@ def e2e_probes() -> list[Probe]:
         Probe("data", CLIENT_NO_DATA, delivered(Ask("rcpt", fine), refused_data("code", "x"))),
         Probe("content", out, delivered(Ask("rcpt", fine), refused_data("code", f"Buy {SUBJECT_REJECTED}"))),
         Probe("virus", out, delivered(Ask("rcpt", fine), refused_data("bare", f"See {SUBJECT_VIRUS}"))),
-        Probe("too-big", out, delivered(Ask("rcpt", fine), refused_data("bare", "big", too_big))),
+        Probe("too-big", out, delivered(Ask("rcpt", fine),
+                                        refused_data("bare", "big", scenario.oversized(MESSAGE_SIZE_LIMIT)))),
     ]
 
 

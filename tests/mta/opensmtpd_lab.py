@@ -285,7 +285,6 @@ def e2e_probes() -> list[Probe]:
     fine = f"fine@{LOCAL_DOMAIN}"
     out = CLIENT_OUTSIDE
     mail_ok = Ask("mail", "a@client.test")
-    too_big = ("x" * 998 + "\n") * (MESSAGE_SIZE_LIMIT // 900)
     return [
         Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", refused=True),)),
         Probe("connect-slow", CLIENT_SLOW, (Ask("connect", refused=True),)),
@@ -310,7 +309,8 @@ def e2e_probes() -> list[Probe]:
         Probe("content", out, _session(Ask("mail", SENDER_SPAM), Ask("rcpt", fine),
                                        Ask("data", refused=True, body=scenario.message("Buy now")))),
         Probe("too-big", out, _session(mail_ok, Ask("rcpt", fine),
-                                       Ask("data", refused=True, body=scenario.message("big", too_big)))),
+                                       Ask("data", refused=True,
+                                           body=scenario.message("big", scenario.oversized(MESSAGE_SIZE_LIMIT))))),
     ]
 
 

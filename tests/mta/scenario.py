@@ -277,6 +277,11 @@ def message(subject: str, body: str = "Hello from the lab.\n", sender: str = "a@
             f"Message-ID: <{abs(hash((subject, body))):x}@client.test>\n\n{body}")
 
 
+def oversized(limit: int) -> str:
+    """A message body past limit bytes, in lines of 999 bytes (SMTP allows 1000)."""
+    return ("x" * 998 + "\n") * (limit // 900)
+
+
 def session(*steps: Step, helo: str = "client.example.test") -> tuple[Step, ...]:
     return (Step("connect"), Step("ehlo", helo), *steps)
 
@@ -557,7 +562,7 @@ def e2e_probes() -> list[Probe]:
         Probe("too-big", "main", o,
               session(ok("mail", "a@client.test"), ok("rcpt", fine),
                       Step("data", expect="quiet",
-                           body=message("big", ("x" * 998 + "\n") * (pl.MESSAGE_SIZE_LIMIT // 900))))),
+                           body=message("big", oversized(pl.MESSAGE_SIZE_LIMIT))))),
         Probe("postscreen", "screen", pl.CLIENT_DENYLISTED,
               session(ok("mail", "a@client.test"), rej("rcpt", fine))),
         Probe("screened", "screen", o,
