@@ -186,38 +186,25 @@ lab = lab_fixture(run, "sendmail-e2e")
 def expected_outbound(peer: SmtpPeer) -> tuple[Counter, Counter]:
     """(reply keys, deliveries by status) the peer's sessions must show as,
     one per Sendmail delivery line; plus the deliveries to the closed port."""
-    replies: Counter = Counter()
-    deliveries: Counter = Counter()
-
-    def failed(reply: Reply) -> None:
-        replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, "unknown")] += 1
-        deliveries["deferred" if reply.code // 100 == 4 else "bounced"] += 1
-
+    exp = scenario.Expected()
     for s in peer.sessions:
-        if s.greeting.code // 100 != 2:
-            failed(s.greeting)
-            continue
-        if s.hello and s.hello[-1][1].code // 100 != 2:
-            failed(s.hello[-1][1])
+        refusal = scenario.session_refusal(s)
+        if refusal is not None:
+            scenario.add_outbound(exp, refusal[0], "unknown", 1)
             continue
         for txn in s.txns:
-            if txn.mail.code // 100 != 2:
-                failed(txn.mail)
-                continue
-            for _, reply in txn.rcpts:
-                if reply.code // 100 != 2:
-                    failed(reply)
-            if not txn.accepted:
-                continue
-            if txn.data is not None and txn.data.code != 354:
-                failed(txn.data)
-            elif txn.eod[0][1].code // 100 == 2:
-                replies[("outbound", "", "2xx", "", "end_of_data")] += 1
-                deliveries["sent"] += 1
-            else:
-                failed(txn.eod[0][1])
-    deliveries["deferred"] += sum(1 for rcpts in MESSAGES if rcpts[0].endswith(CLOSED))
-    return replies, deliveries
+            # One line per refused RCPT, and one for the rest of the
+            # transaction, whatever the recipients it applies to.
+            for stage, reply, _ in scenario.transaction_replies(txn):
+                if stage == "end_of_data" and reply.code // 100 == 2:
+                    exp.replies[("outbound", "", "2xx", "", "end_of_data")] += 1
+                    exp.deliveries["sent"] += 1
+                else:
+                    scenario.add_outbound(exp, reply, "unknown", 1)
+                if stage != "rcpt":
+                    break
+    exp.deliveries["deferred"] += sum(1 for rcpts in MESSAGES if rcpts[0].endswith(CLOSED))
+    return exp.replies, exp.deliveries
 
 
 @pytest.fixture(scope="module")
