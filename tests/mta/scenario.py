@@ -29,21 +29,18 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import smtplib
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import metric_by, run_once
 
 from . import postfix_lab as pl
 from .namespace import free_port
 from .postfix_lab import PostfixLab
 from .smtp_peer import Reply, SmtpPeer
 
-REPO = Path(__file__).resolve().parents[2]
 LABELS = ("direction", "code", "class", "enhanced", "stage")
 
 R = Reply.make
@@ -600,18 +597,13 @@ def run(log_copy: Path, name: str = "smtp-reply-lab-e2e") -> Result:
 def exported(*logs: Path, options: tuple[str, ...] = ()) -> tuple[Counter, Counter]:
     """(smtp_replies_total by LABELS, smtp_deliveries_total by status) of
     `python3 -m exporter --once [OPTIONS] LOG...`, zero samples left out."""
-    result = subprocess.run([sys.executable, "-m", "exporter", "--once", *options, *map(str, logs)],
-                            cwd=REPO, capture_output=True, check=False)
+    result = run_once(*options, *map(str, logs))
     if result.returncode != 0:
         raise RuntimeError(f"exporter --once failed: {result.stderr.decode()}")
-    replies: Counter = Counter()
-    deliveries: Counter = Counter()
-    for family in text_string_to_metric_families(result.stdout.decode()):
-        for s in family.samples:
-            if s.name == "smtp_replies_total" and s.value:
-                replies[tuple(s.labels[k] for k in LABELS)] += int(s.value)
-            elif s.name == "smtp_deliveries_total" and s.value:
-                deliveries[s.labels["status"]] += int(s.value)
+    out = result.stdout.decode()
+    replies = Counter({key: int(n) for key, n in metric_by(out, "smtp_replies_total", *LABELS).items() if n})
+    deliveries = Counter({status: int(n) for (status,), n in metric_by(out, "smtp_deliveries_total", "status").items()
+                          if n})
     return replies, deliveries
 
 
