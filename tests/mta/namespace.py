@@ -265,3 +265,16 @@ class SyslogReceiver:
         if self._sock is not None:
             self._sock.close()
         self.socket_path.unlink(missing_ok=True)
+
+
+class SyslogLab(PrivateLab):
+    """A lab whose daemon logs through syslog(3): a SyslogReceiver on
+    base/syslog.sock (its /dev/log) writes the log, base/maillog by default."""
+
+    def __init__(self, name: str, what: str, host: str, log: Path | None = None) -> None:
+        super().__init__(name, what)
+        self.syslog = SyslogReceiver(self.base / "syslog.sock", log or self.base / "maillog", host)
+
+    def stop(self) -> None:
+        super().stop()
+        self.syslog.stop()

@@ -36,8 +36,7 @@ from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
-from .namespace import (PrivateLab, SyslogReceiver, answers_smtp, free_port, overlay, private_dev_log, read_text,
-                        wait_settled)
+from .namespace import SyslogLab, answers_smtp, free_port, overlay, private_dev_log, read_text, wait_settled
 from .scenario import Seen
 from .smtp_peer import SmtpPeer
 
@@ -91,7 +90,7 @@ def unavailable() -> str | None:
     return debian.unavailable("the OpenSMTPD lab needs root (mount namespace, overlays on /etc, /var, /dev)", "ldd")
 
 
-class OpenSmtpdLab(PrivateLab):
+class OpenSmtpdLab(SyslogLab):
     """One private OpenSMTPD daemon. Use as a context manager or start()/cleanup().
 
     routes maps a test domain to (scheme, port): scheme "smtp+notls", "lmtp"
@@ -101,11 +100,10 @@ class OpenSmtpdLab(PrivateLab):
     def __init__(self, name: str = "smtp-reply-opensmtpd-lab",
                  routes: dict[str, tuple[str, int]] | None = None,
                  inbound_port: int = 0) -> None:
-        super().__init__(name, "OpenSMTPD")
+        super().__init__(name, "OpenSMTPD", SYSLOG_HOST)
         self.conf = self.base / "smtpd.conf"
         self.routes = dict(routes or {})
         self.inbound_port = inbound_port  # where mail accepted for lab.test goes
-        self.syslog = SyslogReceiver(self.base / "syslog.sock", self.base / "maillog", SYSLOG_HOST)
 
     @property
     def log(self) -> Path:
@@ -191,9 +189,6 @@ class OpenSmtpdLab(PrivateLab):
         self.daemon.wait_ready(lambda: answers_smtp(self.port), details=lambda: self.log_text()[-2000:])
         return self
 
-    def stop(self) -> None:
-        super().stop()
-        self.syslog.stop()
 
     # -- traffic and state ---------------------------------------------------
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import debian
-from .namespace import PrivateLab, SyslogReceiver, answers_smtp, bind, free_port, private_dev_log, wait_settled
+from .namespace import SyslogLab, answers_smtp, bind, free_port, private_dev_log, wait_settled
 
 PACKAGES = debian.Packages(Path("/var/tmp/smtp-reply-sendmail"), "sendmail-bin", "sendmail-cf", "m4")
 ROOT = PACKAGES.root
@@ -82,7 +82,7 @@ def unavailable() -> str | None:
     return debian.unavailable("the Sendmail lab needs root (unshare --mount, a private /dev/log)")
 
 
-class SendmailLab(PrivateLab):
+class SendmailLab(SyslogLab):
     """One private Sendmail daemon. Use as a context manager or start()/cleanup().
 
     routes: domain -> (mailer name, port of the scripted peer). Every mailer
@@ -92,11 +92,10 @@ class SendmailLab(PrivateLab):
 
     def __init__(self, log: Path, name: str = "smtp-reply-sendmail-lab",
                  routes: dict[str, tuple[str, int]] | None = None) -> None:
-        super().__init__(name, "Sendmail")
+        super().__init__(name, "Sendmail", SYSLOG_HOST, log)
         self.queue = self.base / "queue"
         self.log = log
         self.routes = dict(routes or {})
-        self.syslog = SyslogReceiver(self.base / "syslog.sock", log, SYSLOG_HOST)
 
     # -- configuration -------------------------------------------------------
 
@@ -204,7 +203,3 @@ MAILER(`smtp')dnl
         """Wait until busy() is false and the log has been quiet for a moment."""
         wait_settled(self.syslog.count, lambda: not busy(), lambda: "the Sendmail lab did not settle",
                      timeout, settle=1.0)
-
-    def stop(self) -> None:
-        super().stop()
-        self.syslog.stop()
