@@ -23,7 +23,6 @@ code only where the message starts with one.
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import shutil
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
-from .namespace import PrivateLab, free_port, overlay, read_text, wait_settled
+from .namespace import PrivateLab, add_users, free_port, overlay, read_text, wait_settled
 from .scenario import Seen
 from .smtp_peer import Reply, SmtpPeer
 
@@ -73,11 +72,6 @@ def unavailable() -> str | None:
 
 # "2026-11-28 18:09:15 1xXMrL-00085u-0m => ..." and ->, ==, **.
 _OUTCOME = re.compile(r"^\S+ \S+ \S+ (?:=>|->|==|\*\*) ", re.MULTILINE)
-
-
-def _free_uid() -> int:
-    taken = {p.pw_uid for p in pwd.getpwall()}
-    return next(uid for uid in range(64_990, 60_000, -1) if uid not in taken)
 
 
 class EximLab(PrivateLab):
@@ -249,13 +243,11 @@ begin retry
                        for domain, (kind, port) in self.routes.items())
 
     def _prepare_etc(self) -> None:
-        """The files the overlay lays over /etc inside the namespace."""
+        """The files the overlay lays over /etc inside the namespace, beside
+        passwd and group (written when the lab's user got its id)."""
         up = self.etc
         (up / "exim4").mkdir(parents=True)
         (up / "ld.so.conf.d").mkdir()
-        user = f"{EXIM_USER}:x:{self.uid}:{self.uid}:Exim lab:{self.spool}:/usr/sbin/nologin\n"
-        (up / "passwd").write_text(Path("/etc/passwd").read_text() + user)
-        (up / "group").write_text(Path("/etc/group").read_text() + f"{EXIM_USER}:x:{self.uid}:\n")
         for multiarch in (self.root / "usr" / "lib").glob("*-linux-gnu"):
             (up / "ld.so.conf.d" / "zz-smtp-reply-exim-lab.conf").write_text(f"{multiarch}\n")
         trusted = up / "exim4" / "trusted_configs"
@@ -270,7 +262,7 @@ begin retry
         shutil.rmtree(self.base, ignore_errors=True)
         self.base.mkdir(parents=True)
         self.base.chmod(0o755)
-        self.uid = _free_uid()
+        self.uid = add_users(self.etc, {EXIM_USER: str(self.spool)}, "Exim lab", range(64_990, 60_000, -1))[EXIM_USER]
         for d in (self.spool, self.logs):
             d.mkdir(mode=0o750)
             os.chown(d, self.uid, self.uid)

@@ -13,7 +13,9 @@ SyslogReceiver stands in for the syslog daemon behind such a private
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -23,7 +25,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -160,6 +162,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def add_users(etc: Path, homes: dict[str, str], gecos: str, candidates: Iterable[int]) -> dict[str, int]:
+    """Write etc/passwd and etc/group (to lay over /etc): the host's, plus each
+    user of homes (name -> home) with a group of its name, both with the first
+    candidate id that no user or group has. Returns name -> id."""
+    taken = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
+    ids = (i for i in candidates if i not in taken)
+    passwd, group = Path("/etc/passwd").read_text(), Path("/etc/group").read_text()
+    made = {}
+    for user, home in homes.items():
+        made[user] = uid = next(ids)
+        passwd += f"{user}:x:{uid}:{uid}:{gecos}:{home}:/usr/sbin/nologin\n"
+        group += f"{user}:x:{uid}:\n"
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "passwd").write_text(passwd)
+    (etc / "group").write_text(group)
+    return made
 
 
 def read_text(path: Path) -> str:

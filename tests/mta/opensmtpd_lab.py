@@ -36,7 +36,7 @@ from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
-from .namespace import SyslogLab, answers_smtp, free_port, overlay, private_dev_log, read_text, wait_settled
+from .namespace import SyslogLab, add_users, answers_smtp, free_port, overlay, private_dev_log, read_text, wait_settled
 from .scenario import Seen
 from .smtp_peer import SmtpPeer
 
@@ -148,17 +148,7 @@ class OpenSmtpdLab(SyslogLab):
     def _prepare_etc(self) -> None:
         """The files the overlay lays over /etc inside the namespace."""
         up = self.base / "etc"
-        up.mkdir(parents=True)
-        passwd, group = Path("/etc/passwd").read_text(), Path("/etc/group").read_text()
-        taken = {int(line.split(":")[2]) for line in passwd.splitlines() if line.count(":") >= 6}
-        taken |= {int(line.split(":")[2]) for line in group.splitlines() if line.count(":") >= 3}
-        ids = iter(i for i in range(990, 60000) if i not in taken)
-        for user in USERS:
-            uid = next(ids)
-            passwd += f"{user}:x:{uid}:{uid}:OpenSMTPD lab:/var/lib/opensmtpd/empty:/usr/sbin/nologin\n"
-            group += f"{user}:x:{uid}:\n"
-        (up / "passwd").write_text(passwd)
-        (up / "group").write_text(group)
+        add_users(up, {user: "/var/lib/opensmtpd/empty" for user in USERS}, "OpenSMTPD lab", range(990, 60000))
         (up / "hosts").write_text(f"127.0.0.1\t{MYHOSTNAME} {SYSLOG_HOST} localhost\n")
         (up / "mailname").write_text(f"{MYHOSTNAME}\n")
         (up / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
