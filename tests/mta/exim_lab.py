@@ -28,12 +28,13 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
 from .namespace import PrivateLab, add_users, free_port, overlay, read_text, wait_settled
-from .scenario import Seen
+from .scenario import ClientProbe, Seen
 from .smtp_peer import Reply, SmtpPeer
 
 PACKAGES = Packages(Path("/var/tmp/smtp-reply-exim"), "exim4-daemon-light", "exim4-base", "exim4-config",
@@ -339,13 +340,6 @@ class Ask:
         return self.logged != "accepted"
 
 
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    client: str  # source address on loopback
-    steps: tuple[Ask, ...]
-
-
 # The domain routed nowhere: the Postfix scenario's.
 REFUSED = scenario.REFUSED_DOMAIN
 
@@ -363,11 +357,10 @@ def e2e_outbound() -> list[list[str]]:
     ]
 
 
-def _session(*asks: Ask, helo: str = "client.example.test") -> tuple[Ask, ...]:
-    return (Ask("connect"), Ask("ehlo", helo), *asks)
+_session = partial(scenario.session, make=Ask)
 
 
-def e2e_probes() -> list[Probe]:
+def e2e_probes() -> list[ClientProbe]:
     """Inbound: a client per rejection point; the ACLs pick them by address,
     HELO name, sender, recipient or subject."""
     fine = f"fine@{LOCAL_DOMAIN}"
@@ -381,20 +374,20 @@ def e2e_probes() -> list[Probe]:
         return Ask("data", logged=logged, body=scenario.message(subject, body))
 
     return [
-        Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", logged="code"),)),
-        Probe("connect-banned", CLIENT_BANNED, (Ask("connect", logged="bare"),)),
-        Probe("helo", out, (
+        ClientProbe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", logged="code"),)),
+        ClientProbe("connect-banned", CLIENT_BANNED, (Ask("connect", logged="bare"),)),
+        ClientProbe("helo", out, (
             Ask("connect"), Ask("ehlo", "nofqdn", "code"), Ask("helo", "nofqdn", "code"),
             Ask("ehlo", HELO_BULK, "bare"), Ask("ehlo", "client.example.test"),
             mail_ok, Ask("rcpt", fine), Ask("data", body=scenario.message("after a bad HELO")))),
-        Probe("sender", out, _session(
+        ClientProbe("sender", out, _session(
             Ask("mail", SENDER_BLOCKED, "code"), Ask("mail", SENDER_TEMP, "code"),
             Ask("mail", f"a@{SENDER_DOMAIN_SPOOFED}", "enhanced"))),
-        Probe("unqualified", out, _session(
+        ClientProbe("unqualified", out, _session(
             Ask("mail", "bare-sender", "bare"), mail_ok, Ask("rcpt", "bare-recipient", "bare"))),
-        Probe("size-declared", out, _session(
+        ClientProbe("size-declared", out, _session(
             Ask("mail", f"a@client.test SIZE={MESSAGE_SIZE_LIMIT * 5}", "bare"))),
-        Probe("recipients", out, delivered(
+        ClientProbe("recipients", out, delivered(
             Ask("rcpt", f"no-such-user@{LOCAL_DOMAIN}", "bare"),
             Ask("rcpt", f"no-such-user@{PLAIN_DOMAIN}", "bare"),
             Ask("rcpt", "x@elsewhere.test", "code"),
@@ -403,10 +396,10 @@ def e2e_probes() -> list[Probe]:
             Ask("rcpt", f"{WAIT_USER}@{LOCAL_DOMAIN}", "bare"),
             Ask("rcpt", fine), Ask("rcpt", f"postmaster@{PLAIN_DOMAIN}"),
             Ask("data", body=scenario.message("several recipients")))),
-        Probe("data", CLIENT_NO_DATA, delivered(Ask("rcpt", fine), refused_data("code", "x"))),
-        Probe("content", out, delivered(Ask("rcpt", fine), refused_data("code", f"Buy {SUBJECT_REJECTED}"))),
-        Probe("virus", out, delivered(Ask("rcpt", fine), refused_data("bare", f"See {SUBJECT_VIRUS}"))),
-        Probe("too-big", out, delivered(Ask("rcpt", fine),
+        ClientProbe("data", CLIENT_NO_DATA, delivered(Ask("rcpt", fine), refused_data("code", "x"))),
+        ClientProbe("content", out, delivered(Ask("rcpt", fine), refused_data("code", f"Buy {SUBJECT_REJECTED}"))),
+        ClientProbe("virus", out, delivered(Ask("rcpt", fine), refused_data("bare", f"See {SUBJECT_VIRUS}"))),
+        ClientProbe("too-big", out, delivered(Ask("rcpt", fine),
                                         refused_data("bare", "big", scenario.oversized(MESSAGE_SIZE_LIMIT)))),
     ]
 

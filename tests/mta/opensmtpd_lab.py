@@ -32,12 +32,13 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
 from .namespace import SyslogLab, add_users, answers_smtp, free_port, overlay, private_dev_log, read_text, wait_settled
-from .scenario import Seen
+from .scenario import ClientProbe, Seen
 from .smtp_peer import SmtpPeer
 
 PACKAGES = Packages(Path("/var/tmp/smtp-reply-opensmtpd"), "opensmtpd")
@@ -254,46 +255,38 @@ class Ask:
     body: str = ""
 
 
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    client: str
-    steps: tuple[Ask, ...]
+_session = partial(scenario.session, make=Ask)
 
 
-def _session(*asks: Ask, helo: str = "client.example.test") -> tuple[Ask, ...]:
-    return (Ask("connect"), Ask("ehlo", helo), *asks)
-
-
-def e2e_probes() -> list[Probe]:
+def e2e_probes() -> list[ClientProbe]:
     """Inbound: a client per rejection point."""
     fine = f"fine@{LOCAL_DOMAIN}"
     out = CLIENT_OUTSIDE
     mail_ok = Ask("mail", "a@client.test")
     return [
-        Probe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", refused=True),)),
-        Probe("connect-slow", CLIENT_SLOW, (Ask("connect", refused=True),)),
-        Probe("helo", out, (
+        ClientProbe("connect-blocked", CLIENT_BLOCKED, (Ask("connect", refused=True),)),
+        ClientProbe("connect-slow", CLIENT_SLOW, (Ask("connect", refused=True),)),
+        ClientProbe("helo", out, (
             Ask("connect"), Ask("ehlo", HELO_BULK, True), Ask("helo", HELO_BULK, True),
             Ask("ehlo", "client.example.test"), mail_ok, Ask("rcpt", fine),
             Ask("data", body=scenario.message("after a bad HELO")))),
-        Probe("sender", out, _session(
+        ClientProbe("sender", out, _session(
             Ask("mail", SENDER_BLOCKED, True), Ask("mail", SENDER_TEMP, True))),
-        Probe("recipients", out, _session(
+        ClientProbe("recipients", out, _session(
             mail_ok, Ask("mail", "b@client.test", True),  # a second MAIL: 503
             Ask("rcpt", f"no-such-user@{LOCAL_DOMAIN}", True), Ask("rcpt", f"{CLOSED_USER}@{LOCAL_DOMAIN}", True),
             Ask("rcpt", f"{GREYLISTED_USER}@{LOCAL_DOMAIN}", True), Ask("rcpt", "x@elsewhere.test", True),
             Ask("rcpt", fine), Ask("rcpt", f"postmaster@{LOCAL_DOMAIN}"),
             Ask("data", body=scenario.message("several recipients")))),
-        Probe("out-of-order", out, (
+        ClientProbe("out-of-order", out, (
             Ask("connect"), Ask("mail", "a@client.test", True), Ask("ehlo", "client.example.test"),
             Ask("rcpt", fine, True), Ask("data", refused=True), Ask("vrfy", "postmaster", True),
             Ask("auth", "LOGIN", True), Ask("starttls", refused=True), Ask("pipelined", refused=True))),
-        Probe("data", CLIENT_NO_DATA, _session(mail_ok, Ask("rcpt", fine),
+        ClientProbe("data", CLIENT_NO_DATA, _session(mail_ok, Ask("rcpt", fine),
                                                Ask("data", refused=True, body=scenario.message("x")))),
-        Probe("content", out, _session(Ask("mail", SENDER_SPAM), Ask("rcpt", fine),
+        ClientProbe("content", out, _session(Ask("mail", SENDER_SPAM), Ask("rcpt", fine),
                                        Ask("data", refused=True, body=scenario.message("Buy now")))),
-        Probe("too-big", out, _session(mail_ok, Ask("rcpt", fine),
+        ClientProbe("too-big", out, _session(mail_ok, Ask("rcpt", fine),
                                        Ask("data", refused=True,
                                            body=scenario.message("big", scenario.oversized(MESSAGE_SIZE_LIMIT))))),
     ]

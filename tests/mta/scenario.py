@@ -171,6 +171,16 @@ class Probe:
     steps: tuple[Step, ...]
 
 
+@dataclass(frozen=True)
+class ClientProbe:
+    """A scripted client for submit_and_probe: steps of a lab's own kind
+    (the Exim and OpenSMTPD labs' Ask), played from the source address client."""
+
+    name: str
+    client: str
+    steps: tuple
+
+
 @dataclass
 class Seen:
     probe: str
@@ -279,8 +289,9 @@ def oversized(limit: int) -> str:
     return ("x" * 998 + "\n") * (limit // 900)
 
 
-def session(*steps: Step, helo: str = "client.example.test") -> tuple[Step, ...]:
-    return (Step("connect"), Step("ehlo", helo), *steps)
+def session(*steps, helo: str = "client.example.test", make=Step) -> tuple:
+    """Connect, EHLO, then steps; make builds a step (Step, or a lab's Ask)."""
+    return (make("connect"), make("ehlo", helo), *steps)
 
 
 def ok(verb: str, arg: str = "", body: str = "") -> Step:
