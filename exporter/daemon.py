@@ -241,5 +241,6 @@ class Daemon:
             observer.join(timeout=5)
             self.poll()
             self.save_state()
-            for source in [*self.sources.values(), *self.journals.values()]:
+            followed: list[LogSource | JournalSource] = [*self.sources.values(), *self.journals.values()]
+            for source in followed:
                 source.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from exporter.providers import ProviderTable
 from exporter.reasons import ReasonRules
-from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply
+from exporter.replies import INBOUND, OUTBOUND, Event, Reply
 
 # Label names, in the order of the tuples in Counts.
 REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage", "remote")
@@ -81,7 +81,7 @@ class Labeller:
         self.providers = providers if providers is not None else ProviderTable.bundled()
         self.reasons = reasons if reasons is not None else ReasonRules.default()
 
-    def count(self, events: dict[Reply | Delivery, int], counts: Counts) -> None:
+    def count(self, events: dict[Event, int], counts: Counts) -> None:
         """Add the label sets of a block's events (each with how often it
         occurred) to counts."""
         provider_of = self.providers.provider_of
@@ -91,11 +91,11 @@ class Labeller:
             if type(event) is Reply:
                 direction, code, reply_class, enhanced, stage, host, text = event
                 remote = provider_of(host) if direction == OUTBOUND else ""
-                key = (direction, code, reply_class, enhanced, stage, remote)
-                replies[key] = replies.get(key, 0) + n
+                reply_key = (direction, code, reply_class, enhanced, stage, remote)
+                replies[reply_key] = replies.get(reply_key, 0) + n
                 if reply_class[0] in "45":
-                    key = (direction, reply_class, reason_of(code, enhanced, text), remote)
-                    reasons[key] = reasons.get(key, 0) + n
+                    reason_key = (direction, reply_class, reason_of(code, enhanced, text), remote)
+                    reasons[reason_key] = reasons.get(reason_key, 0) + n
             else:
-                key = (event[0], provider_of(event[1]))
-                deliveries[key] = deliveries.get(key, 0) + n
+                delivery_key = (event[0], provider_of(event[1]))
+                deliveries[delivery_key] = deliveries.get(delivery_key, 0) + n

@@ -537,7 +537,7 @@ def _bundled_reason(code: str, enhanced: str, text: str) -> str:
         lowered = _CONTINUATION.sub("", lowered)
     best = _NO_PHRASE
     for m in _PHRASES.finditer(" " + lowered):
-        rank = _GROUP_RANKS[m.lastindex]
+        rank = _GROUP_RANKS[m.lastindex or 0]  # every branch ends in a group: never 0
         if rank < best:
             best = rank
     if best < _WEAK_RANK:

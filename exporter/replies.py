@@ -68,6 +68,10 @@ class Delivery(NamedTuple):
     host: str = ""  # the relay host name as logged, or "" when there was none
 
 
+# What a parser gives for one line.
+Event = Reply | Delivery
+
+
 # A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone (also as the
 # whole of a logged "(428)") or followed by the space or hyphen of a
 # (possibly flattened multi-line) reply.

@@ -15,9 +15,7 @@ from typing import Protocol
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import Format, ParseFn, Presence
-from exporter.replies import Delivery, Reply, looks_like_reply
-
-Event = Reply | Delivery
+from exporter.replies import Event, looks_like_reply
 
 
 class EventSink(Protocol):
@@ -25,7 +23,7 @@ class EventSink(Protocol):
 
 
 def _first_taker(parsers: tuple[ParseFn, ...]) -> ParseFn:
-    def parse(line: str) -> list[Event] | None:
+    def parse(line: str) -> Sequence[Event] | None:
         for p in parsers:
             result = p(line)
             if result is not None:
@@ -49,9 +47,10 @@ class LineScanner:
         self._max_line = max_line
         self._labeller = labeller if labeller is not None else Labeller()
         # (parse, triggers) for each combination of formats seen present.
-        self._plans: dict[tuple[Format, ...], tuple[ParseFn | None, tuple[bytes, ...]]] = {}
+        self._plans: dict[tuple[Format, ...], tuple[ParseFn, tuple[bytes, ...]]] = {}
 
-    def _plan(self, block: bytes) -> tuple[ParseFn | None, tuple[bytes, ...]]:
+    def _plan(self, block: bytes) -> tuple[ParseFn, tuple[bytes, ...]]:
+        active: tuple[Format, ...]
         if len(self._formats) == 1:
             active = self._formats
         else:
@@ -59,12 +58,8 @@ class LineScanner:
         plan = self._plans.get(active)
         if plan is None:
             triggers = tuple(sorted({t.encode() for f in active for t in f.triggers}))
-            if not active:
-                parse = None
-            elif len(active) == 1:
-                parse = active[0].parse
-            else:
-                parse = _first_taker(tuple(f.parse for f in active))
+            # With no format active there are no triggers, and no line reaches parse.
+            parse = active[0].parse if len(active) == 1 else _first_taker(tuple(f.parse for f in active))
             plan = self._plans[active] = (parse, triggers)
         return plan
 

@@ -37,7 +37,7 @@ def render(metrics: ExporterMetrics) -> str:
         "Delivery attempts: " + "  ".join(f"{s} {int(deliveries.get((s,), 0))}" for s in DELIVERY_STATUSES)
     )
 
-    by_direction: dict[str, dict[tuple[str, str, str], float]] = defaultdict(lambda: defaultdict(float))
+    by_direction: dict[str, dict[tuple[str, ...], float]] = defaultdict(lambda: defaultdict(float))
     for (direction, *key), n in metrics.totals(
         "smtp_replies_total", "direction", "class", "code", "enhanced"
     ).items():

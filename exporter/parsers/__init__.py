@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from exporter.parsers import custom, exim, opensmtpd, postfix, sendmail
 from exporter.parsers.presence import TagFinder
-from exporter.replies import Delivery, Reply
+from exporter.replies import Event
 
-ParseFn = Callable[[str], "list[Reply | Delivery] | None"]
+# A parser: a line in; its events, [] for a line it knows but that counts nothing, or None: not its line.
+ParseFn = Callable[[str], "Sequence[Event] | None"]
 
 
 @dataclass(frozen=True)

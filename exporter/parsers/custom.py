@@ -21,7 +21,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from exporter.replies import ENHANCED_CODE, INBOUND, OUTBOUND, REPLY_CODE, STAGES, Reply, make_reply
+from exporter.replies import (
+    ENHANCED_CODE,
+    INBOUND,
+    OUTBOUND,
+    REPLY_CODE,
+    STAGES,
+    Reply,
+    make_reply,
+)
 
 _ALLOWED_KEYS = ("name", "match", "contains", "direction", "stage")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")

@@ -23,9 +23,20 @@ Exim logged no code: the reply counts with code "" and class 5xx (4xx for
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from exporter.parsers.presence import LineStart
-from exporter.replies import COMMAND_STAGES, INBOUND, OUTBOUND, Delivery, Reply, make_reply, reply_from_text, split_reply
+from exporter.replies import (
+    COMMAND_STAGES,
+    INBOUND,
+    OUTBOUND,
+    Delivery,
+    Event,
+    Reply,
+    make_reply,
+    reply_from_text,
+    split_reply,
+)
 
 TRIGGERS = (
     " => ",
@@ -73,7 +84,7 @@ _REJECTED = re.compile(
 _REJECT_STAGES = {**COMMAND_STAGES, "EHLO or HELO": "helo", "after DATA": "end_of_data"}
 
 
-def parse(line: str) -> list[Reply | Delivery] | None:
+def parse(line: str) -> Sequence[Event] | None:
     body = _body(line)
     if body is None:
         return None
@@ -130,8 +141,8 @@ def _host(body: str) -> str:
     return body[at + 3 : end] if end > 0 else ""
 
 
-def _delivered(body: str) -> list[Reply | Delivery]:
-    events: list[Reply | Delivery] = []
+def _delivered(body: str) -> list[Event]:
+    events: list[Event] = []
     host = _host(body)
     if _is_remote(body):
         events.append(Delivery("sent", host))
@@ -152,10 +163,10 @@ def _remote_error(body: str) -> re.Match[str] | None:
     return _REMOTE_ERROR.match(body, min(starts)) if starts else None
 
 
-def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
+def _not_delivered(body: str, status: str) -> list[Event]:
     if "retry time not reached" in body:
         return []  # no attempt was made
-    events: list[Reply | Delivery] = []
+    events: list[Event] = []
     m = _remote_error(body)
     host = (m and m.group("host")) or _host(body)
     if _is_remote(body):
@@ -173,7 +184,7 @@ def _not_delivered(body: str, status: str) -> list[Reply | Delivery]:
     return events
 
 
-def _client_failure(body: str) -> list[Reply | Delivery] | None:
+def _client_failure(body: str) -> list[Event] | None:
     """Replies to us logged outside the delivery lines, or None.
 
     "plain authenticator failed H=mx.example.com [192.0.2.1] 535 ...": the

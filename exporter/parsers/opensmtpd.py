@@ -39,9 +39,18 @@ read only at the start of stat=, result=, "=> " and after "rejected: ".
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from exporter.parsers.presence import LineStart
-from exporter.replies import COMMAND_STAGES, INBOUND, OUTBOUND, Delivery, Reply, reply_from_text
+from exporter.replies import (
+    COMMAND_STAGES,
+    INBOUND,
+    OUTBOUND,
+    Delivery,
+    Event,
+    Reply,
+    reply_from_text,
+)
 
 TRIGGERS = (
     " mta delivery ",
@@ -73,7 +82,7 @@ _SESSION_FAILURES = {"BANNER": "connect", "EHLO": "helo", "HELO": "helo", "LHLO"
 _COMMAND_STAGES = {**COMMAND_STAGES, "": "connect", ".": "end_of_data"}
 
 
-def parse(line: str) -> list[Reply | Delivery] | None:
+def parse(line: str) -> Sequence[Event] | None:
     """Events for one OpenSMTPD log line; None when the line is not OpenSMTPD's."""
     body = _body(line)
     if body is None:
@@ -134,12 +143,12 @@ def _field(text: str, name: str) -> str | None:
     return value if space < 0 else value[:space]
 
 
-def _delivery(event: str) -> list[Reply | Delivery]:
+def _delivery(event: str) -> list[Event]:
     status = _RESULTS.get(_field(event, "result") or "")
     if status is None:
         return []
     host = _relay_host(_field(event, "relay") or "")
-    events: list[Reply | Delivery] = [Delivery(status, host)]
+    events: list[Event] = [Delivery(status, host)]
     stat = _field(event, "stat")
     if stat:
         reply = reply_from_text(OUTBOUND, stat, "end_of_data" if status == "sent" else "unknown", host)

@@ -14,12 +14,15 @@ delays, queue ids and numbers inside reply text are never taken for codes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from exporter.replies import (
     COMMAND_STAGES,
     DELIVERY_STATUSES,
     INBOUND,
     OUTBOUND,
     Delivery,
+    Event,
     Reply,
     reply_from_text,
 )
@@ -76,7 +79,7 @@ _DELIVERY_STATUSES = frozenset(DELIVERY_STATUSES)
 _HEAD_WITH_SPACE = 13
 
 
-def parse(line: str) -> list[Reply | Delivery] | None:
+def parse(line: str) -> Sequence[Event] | None:
     """Events for one Postfix log line.
 
     Returns a list (possibly empty: a Postfix line with nothing to count), or
@@ -196,7 +199,7 @@ def _status(message: str) -> tuple[str, str] | None:
     return status, text
 
 
-def _outbound(message: str) -> list[Reply | Delivery] | None:
+def _outbound(message: str) -> list[Event] | None:
     found = _status(message)
     if found is None:
         body = _strip_queue_id(message)
@@ -218,7 +221,7 @@ def _outbound(message: str) -> list[Reply | Delivery] | None:
         # "delivery temporarily suspended: ..." repeats a cached earlier
         # reply; no new reply crossed the wire, so _host_reply ignores it.
         reply = _host_reply(text)
-    events: list[Reply | Delivery] = []
+    events: list[Event] = []
     if status in _DELIVERY_STATUSES:
         # With relay=none, the host it failed to reach may be in the text.
         events.append(Delivery(status, relay or (reply.host if reply else _tried_host(text))))

@@ -47,6 +47,7 @@ class TagFinder:
             m = regex.search(block, at)
             if m is None:
                 break
+            assert m.lastindex is not None  # every branch ends in a group
             mta = order[m.lastindex - 1]
             found.add(mta)
             wanted = wanted - {mta}

@@ -39,8 +39,9 @@ read: codes are taken only at the start of `reply=`, `reject=` and the
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply, reply_from_text
+from exporter.replies import INBOUND, OUTBOUND, Delivery, Event, Reply, reply_from_text
 
 TRIGGERS = ("stat=", "reject=", "... User unknown")
 
@@ -87,7 +88,7 @@ _MILTER_STAGES = {
 _SYNTHESISED_DEFERRALS = ("403 4.7.0 TLS handshake failed",)
 
 
-def parse(line: str) -> list[Reply | Delivery] | None:
+def parse(line: str) -> Sequence[Event] | None:
     """Events for one Sendmail log line; None when the line is not Sendmail's
     or has no shape this parser knows."""
     end = line.find("]: ")
@@ -129,7 +130,7 @@ def _field(message: str, name: str, after: int = 0) -> tuple[str, int] | None:
     return message[begin : stop if stop >= 0 else len(message)], begin
 
 
-def _delivery(message: str) -> list[Reply | Delivery] | None:
+def _delivery(message: str) -> list[Event] | None:
     mailer = _field(message, "mailer")
     if mailer is not None and mailer[0] in _LOCAL_MAILERS:
         return []
@@ -147,7 +148,7 @@ def _delivery(message: str) -> list[Reply | Delivery] | None:
     status = _status(stat, dsn)
     if status is None:
         return []  # "stat=queued": no attempt was made
-    events: list[Reply | Delivery] = [Delivery(status, host)]
+    events: list[Event] = [Delivery(status, host)]
     found = None
     if reply >= 0:
         found = reply_from_text(OUTBOUND, message[reply + 8 : stat_at], "unknown", host)
