@@ -42,7 +42,8 @@ MIX = [
     "delay=0.4, delays=0.01/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 OK {n} - gsmtp)\n",
     "Nov  3 17:44:15 mx postfix/qmgr[99]: 1A2B{n:06X}: removed\n",
     REJECT,
-    "Nov  3 17:44:15 mx postfix/smtpd[{n}]: disconnect from c{n}.example[192.0.2.{o}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5\n",
+    "Nov  3 17:44:15 mx postfix/smtpd[{n}]: disconnect from c{n}.example[192.0.2.{o}] "
+    "ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5\n",
 ]
 
 

@@ -35,12 +35,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-import hostile_log_gen  # sibling modules, stdlib only
+# Sibling modules: a script's own directory is first on sys.path.
+import hostile_log_gen  # stdlib only
 from bench_daemon import free_port
 from bench_once import MB, TreeSampler, measure
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 TARGET_MEMORY_MB = 150.0
 

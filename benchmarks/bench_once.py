@@ -41,11 +41,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# Sibling modules: a script's own directory is first on sys.path.
+import once_floor
+import postfix_log_gen  # stdlib only
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-import once_floor  # sibling modules
-import postfix_log_gen  # stdlib only
 
 TARGET_RATIO = 20.0
 TARGET_MEMORY_MB = 60.0
@@ -545,7 +546,8 @@ def bench(args: argparse.Namespace, workdir: str) -> int:
 
     # --- summary ---
     print("\n== summary ==")
-    print(f"log            : {lines:,} lines, {size / 1e6:.1f} MB" + ("" if args.log else f" (generated, seed {args.seed})"))
+    origin = "" if args.log else f" (generated, seed {args.seed})"
+    print(f"log            : {lines:,} lines, {size / 1e6:.1f} MB{origin}")
     if exp:
         print(f"exporter --once: {lines / exp.wall:>12,.0f} lines/s  {exp.wall:7.2f} s  CPU {exp.cpu:6.2f} s  "
               f"peak {exp.peak_mb():.1f} MB")

@@ -213,7 +213,8 @@ class HostileLog:
             f"{self.prefix('smtpd')}disconnect from {client} ehlo=1 mail=1 rcpt=0/1 data=0/1 commands=2/4",
             f"{self.prefix('qmgr')}{self.qid()}: removed",
             f"{self.prefix('smtpd')}{self.qid()}: client={client}",
-            f"{self.prefix('qmgr')}{self.qid()}: from=<a@{self.host()}>, size={r.randrange(99999)}, nrcpt=1 (queue active)",
+            f"{self.prefix('qmgr')}{self.qid()}: from=<a@{self.host()}>, size={r.randrange(99999)}, "
+            "nrcpt=1 (queue active)",
         ))
 
     def junk_line(self) -> bytes:

@@ -120,7 +120,7 @@ def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
                 pos += len(piece)
             bounds.append(pos)
     bounds.append(size)
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 # The labeller of a --once worker process, inherited through fork (its

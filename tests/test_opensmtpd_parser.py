@@ -89,7 +89,8 @@ CASES = [
     ("mta chatter", SYSLOG + SID + "mta connecting address=smtp+notls://127.0.0.1:40271 host=mx3.lab.test", []),
     # -- inbound
     ("RCPT rejected, no enhanced code",
-     SYSLOG + SID + 'smtp failed-command command="RCPT TO:<x@other.test>" result="550 Invalid recipient: <x@other.test>"',
+     SYSLOG + SID
+     + 'smtp failed-command command="RCPT TO:<x@other.test>" result="550 Invalid recipient: <x@other.test>"',
      [inb("550", "", "rcpt")]),
     ("RCPT with a trailing space, as some clients send it (journald, German month)",
      "Mär 08 20:48:47 webserver smtpd[88171]: 2cd79d8bacbe2c12 smtp failed-command "
@@ -114,7 +115,8 @@ CASES = [
      'result="451 Try again later"',
      [inb("451", "", "data")]),
     ("AUTH",
-     SYSLOG + SID + 'smtp failed-command command="AUTH LOGIN" result="503 5.5.1 Invalid command: Command not supported"',
+     SYSLOG + SID
+     + 'smtp failed-command command="AUTH LOGIN" result="503 5.5.1 Invalid command: Command not supported"',
      [inb("503", "5.5.1", "auth")]),
     ("AUTH PLAIN credentials are not logged",
      SYSLOG + SID + 'smtp failed-command command="AUTH PLAIN (...)" result="535 Authentication failed"',

@@ -400,8 +400,9 @@ HOSTS_AND_TEXTS = [
     ),
     (
         "bounce: the host that said it",
-        SYSLOG + "postfix/smtp[501]: 6FB9036F13: to=<fi@example.com>, relay=alt1.gmr-smtp-in.l.example.com[192.0.2.26]:25, "
-        "delay=0.8, delays=0.01/0/0.4/0.4, dsn=5.7.26, status=bounced (host alt1.gmr-smtp-in.l.example.com[192.0.2.26] "
+        SYSLOG + "postfix/smtp[501]: 6FB9036F13: to=<fi@example.com>, "
+        "relay=alt1.gmr-smtp-in.l.example.com[192.0.2.26]:25, delay=0.8, delays=0.01/0/0.4/0.4, dsn=5.7.26, "
+        "status=bounced (host alt1.gmr-smtp-in.l.example.com[192.0.2.26] "
         "said: 550 5.7.26 Unauthenticated email (in reply to end of DATA command))",
         [Delivery("bounced", "alt1.gmr-smtp-in.l.example.com"),
          Reply("outbound", "550", "5xx", "5.7.26", "end_of_data", "alt1.gmr-smtp-in.l.example.com",

@@ -227,7 +227,7 @@ def test_kumina_outbound_replies_and_deliveries():
     assert total(rows, direction="outbound", code="554", enhanced="") == 1
     assert total(rows, direction="outbound") == 4
     assert total(rows, direction="inbound") == 0
-    assert (total(deliveries, status="sent"), total(deliveries, status="deferred"), total(deliveries, status="bounced")) == (1, 1, 1)
+    assert [total(deliveries, status=s) for s in ("sent", "deferred", "bounced")] == [1, 1, 1]
     assert total(deliveries, status="expired") >= 1
 
 

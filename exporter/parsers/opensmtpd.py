@@ -76,7 +76,9 @@ _SESSION = re.compile(r"[0-9a-f]{16} ")
 _RESULTS = {"Ok": "sent", "TempFail": "deferred", "PermFail": "bounced", "Loop": "bounced"}
 
 # The word before " rejected: " in an mta error, and the stage it names.
-_SESSION_FAILURES = {"BANNER": "connect", "EHLO": "helo", "HELO": "helo", "LHLO": "helo", "STARTTLS": "starttls", "AUTH": "auth"}
+_SESSION_FAILURES = {
+    "BANNER": "connect", "EHLO": "helo", "HELO": "helo", "LHLO": "helo", "STARTTLS": "starttls", "AUTH": "auth",
+}
 
 # The verb of a failed command, as the client sent it (any case).
 _COMMAND_STAGES = {**COMMAND_STAGES, "": "connect", ".": "end_of_data"}
