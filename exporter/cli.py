@@ -148,8 +148,10 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: --once needs neither watchdog nor the web server.
     from prometheus_client import PlatformCollector, ProcessCollector
 
+    from exporter import configcheck
     from exporter.daemon import Daemon, Waker
-    from exporter import web
+    from exporter.web.config import load_web_config
+    from exporter.web.server import serve
 
     log = logging.getLogger("smtp-reply-exporter")
     problem = state_file_problem(settings.state_file) if settings.state_file else None
@@ -158,8 +160,8 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     try:
-        web_config = web.load_web_config(settings.web_config_file) if settings.web_config_file else None
-    except web.WebConfigError as err:
+        web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
+    except configcheck.ConfigError as err:
         print(f"smtp-reply-exporter: configuration error: {err}", file=sys.stderr)
         return EXIT_CONFIG
     metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
@@ -184,7 +186,7 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     # up knows every line written from then on will be counted.
     daemon.poll()
     try:
-        server = web.serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
+        server = serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
     except (OSError, ValueError) as err:  # ValueError: an address that does not parse
         print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
         return 1
