@@ -13,9 +13,10 @@ import difflib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 
 class ConfigError(Exception):
@@ -30,7 +31,10 @@ class ConfigError(Exception):
 
     @property
     def every(self) -> tuple[ConfigError, ...]:
-        return (self, *self.more)
+        """Each problem on its own."""
+        if not self.more:
+            return (self,)
+        return (ConfigError(self.file, self.key, self.problem), *self.more)
 
     def __str__(self) -> str:
         return "\n".join(f"{e.file}: {e.key}: {e.problem}" for e in self.every)
@@ -95,23 +99,31 @@ class Checker:
         raise ConfigError(self.file, key, problem)
 
     def mapping(self, key: str, value: Any, known: Iterable[str] | None, what: str = "settings") -> dict[Any, Any]:
-        """A mapping ({} for nothing) whose keys are all in known (None: any
-        key); an unknown key is named with the closest known one."""
+        """A mapping ({} for nothing) whose keys are all in known (None: any key)."""
         if value is None:
             return {}
         if not isinstance(value, dict):
             self.fail(key or "(top level)", f"must be a mapping of {what}, got {describe(value)}")
-        if known is None:
-            return value
+        if known is not None:
+            self.known_keys(key, value, known)
+        return value
+
+    def known_keys(self, key: str, mapping: dict[Any, Any], known: Iterable[str]) -> None:
+        """Names every key of the mapping at key that is not in known, with the closest known one."""
         known = tuple(known)
-        for name in value:
+        unknown = []
+        for name in mapping:
             if name not in known:
                 close = difflib.get_close_matches(str(name), known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.fail(child(key, name), f"unknown key{hint}; the known keys are: {', '.join(known)}")
-        return value
+                unknown.append(ConfigError(self.file, child(key, name),
+                                           f"unknown key{hint}; the known keys are: {', '.join(known)}"))
+        raise_all(unknown)
 
     def items(self, key: str, value: Any, example: str) -> list[Any]:
+        """A list ([] for nothing)."""
+        if value is None:
+            return []
         if not isinstance(value, list):
             self.fail(key, f"must be a list such as {example}, got {describe(value)}")
         return value
@@ -165,10 +177,13 @@ class Checker:
         return full
 
 
-def load_yaml(file: str, how_given: str) -> Any:
-    """The data of a YAML file; ConfigError if it cannot be read, is not
-    YAML, or gives a key twice in one mapping (YAML would keep the last
-    silently). how_given says where the file's name came from, for the fix."""
+def load_yaml(file: str, how_given: str, problems: Problems) -> Any:
+    """The data of a YAML file. ConfigError if it cannot be read or is not
+    YAML; a key given twice in one mapping (YAML would keep the last
+    silently) is added to problems. how_given says where the file's name
+    came from, for the fix."""
+    import yaml  # here: a run without a config file (the --once one-liner) need not load it
+
     try:
         with open(file, encoding="utf-8") as f:
             text = f.read()
@@ -181,11 +196,11 @@ def load_yaml(file: str, how_given: str) -> Any:
         root = loader.get_single_node()
         if root is None:
             return None
-        raise_all([
+        problems.found.extend(
             ConfigError(file, key, f"is given twice (lines {first} and {again}); keep one "
                         "(YAML would silently use the last)")
             for key, first, again in _repeated_keys(root, "", set())
-        ])
+        )
         return loader.construct_document(root)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -197,6 +212,7 @@ def load_yaml(file: str, how_given: str) -> Any:
 
 def _repeated_keys(node: yaml.Node, where: str, seen_nodes: set[int]) -> Iterator[tuple[str, int, int]]:
     """(key path, first line, repeated line) of each key given twice in a mapping."""
+    import yaml
     if id(node) in seen_nodes:  # an alias: checked where it was defined (and no loops)
         return
     seen_nodes.add(id(node))

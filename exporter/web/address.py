@@ -1,8 +1,7 @@
 """Where the exporter listens: the listen address rules, the default port and path.
 
-The main config checks listen addresses with parse_listen_address, and the
-server binds what it returns, so an address the check passes is one the
-server can use.
+The main config checks listen addresses and the metrics path with the
+parsers the server uses, so what the check passes is what the server can use.
 """
 
 from __future__ import annotations
@@ -32,8 +31,9 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def check_telemetry_path(path: str) -> None:
-    """ValueError unless path can be the metrics path."""
+def parse_telemetry_path(path: str) -> str:
+    """The path of the metrics; ValueError unless it is one (the landing page is /)."""
     if not path.startswith("/") or path == "/":
         raise ValueError(f"got {path!r}; expected a path other than / that starts with /, "
                          f"e.g. {DEFAULT_TELEMETRY_PATH}")
+    return path

@@ -71,17 +71,22 @@ class WebConfig:
 def load_web_config(path: str) -> WebConfig:
     """Reads and checks an exporter-toolkit web config file; ConfigError
     names every problem found, each section checked apart."""
-    data = load_yaml(path, "--web.config.file or web.config_file")
-    return _WebReader(path).web_config(data)
+    problems = Problems()
+    data = load_yaml(path, "--web.config.file or web.config_file", problems)
+    config = _WebReader(path).web_config(data, problems)
+    problems.raise_any()
+    return config
 
 
 class _WebReader(Checker):
     """Turns the parsed YAML into a WebConfig, naming the key of any mistake."""
 
-    def web_config(self, data: Any) -> WebConfig:
-        top = self.mapping("", data, _TOP_KEYS)
+    def web_config(self, data: Any, problems: Problems) -> WebConfig:
+        """The WebConfig; the problems of each section are added to problems."""
+        top = self.mapping("", data, None)
         config = WebConfig(path=self.file)
-        problems = Problems()
+        with problems.gather():
+            self.known_keys("", top, _TOP_KEYS)
         with problems.gather():
             config.tls = self.tls(top.get("tls_server_config"))
         with problems.gather():
@@ -93,7 +98,6 @@ class _WebReader(Checker):
             config.basic_auth_users = self.users(top.get("basic_auth_users"))
         with problems.gather():
             config.rate_limit = self.rate_limit(top.get("rate_limit"))
-        problems.raise_any()
         return config
 
     def tls(self, value: Any) -> TLSServerConfig | None:

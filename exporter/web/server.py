@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry
 from exporter.web.address import (
     DEFAULT_LISTEN_ADDRESS,
     DEFAULT_TELEMETRY_PATH,
-    check_telemetry_path,
     parse_listen_address,
+    parse_telemetry_path,
 )
 from exporter.web.app import make_app
 from exporter.web.config import WebConfig
@@ -129,8 +129,7 @@ class WebServer:
         addresses = [listen_addresses] if isinstance(listen_addresses, str) else list(listen_addresses)
         if not addresses:
             raise ValueError("no listen address given")
-        check_telemetry_path(telemetry_path)
-        self.telemetry_path = telemetry_path
+        self.telemetry_path = parse_telemetry_path(telemetry_path)
         tls = config.tls if config is not None else None
         self.tls = tls is not None
         app = make_app(registry, telemetry_path, config)
