@@ -47,9 +47,20 @@ def test_the_check_loads_the_web_config_and_its_certificates(tmp_path):
     assert checked.returncode == started.returncode == 2, (checked.stderr, started.stderr)
     assert problems(checked) == problems(started)
     assert problems(checked) == [
-        (f"{web}: tls_server_config.cert_file: cannot read {tmp_path / 'server.crt'}: No such file or directory "
-         "(relative paths are read from the config file's directory); fix the path or the file's permissions"),
+        (f"{web}: tls_server_config.{key}: cannot read {tmp_path / name}: No such file or directory "
+         "(relative paths are read from the config file's directory); fix the path or the file's permissions")
+        for key, name in (("cert_file", "server.crt"), ("key_file", "server.key"))
     ]
+
+
+def test_a_certificate_that_is_not_one_fails_the_check(tmp_path, pki):
+    shutil.copy(pki / "server.key", tmp_path)
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config:\n  cert_file: server.key\n  key_file: server.key\n")
+    result = exporter("--check-config", "--web.config.file", str(web), str(tmp_path / "mail.log"))
+    assert result.returncode == 2
+    assert [problem.split(": ")[1] for problem in problems(result)] == ["tls_server_config.cert_file"]
+    assert "must be PEM" in result.stderr
 
 
 def test_every_problem_of_config_file_flags_web_config_and_state_file_is_named(tmp_path):
@@ -74,6 +85,7 @@ def test_every_problem_of_config_file_flags_web_config_and_state_file_is_named(t
         ["(command line)", "--web.telemetry-path"],
         [str(tmp_path / "web.yml"), "rate_limt"],
         [str(tmp_path / "web.yml"), "tls_server_config.cert_file"],
+        [str(tmp_path / "web.yml"), "tls_server_config.key_file"],
         [str(tmp_path / "web.yml"), "basic_auth_users.alice"],
         [str(config), "state_file"],
     ]

@@ -91,6 +91,21 @@ def test_config_errors_name_the_file_the_key_and_the_fix(tmp_path, pki, text, ke
     assert caught.value.file == str(path) and caught.value.key == key
 
 
+def test_every_section_is_checked_and_named(tmp_path):
+    path = write_config(tmp_path, "tls_server_confg: {}\nhttp_server_config:\n  http2: 'no'\n"
+                                  "basic_auth_users:\n  alice: hunter2\n  alice: hunter3\nrate_limit:\n  interval: 1s\n")
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(str(path))
+    assert [(e.key, e.problem.split(";")[0]) for e in caught.value.every] == [
+        ("basic_auth_users.alice", "is given twice (lines 5 and 6)"),
+        ("tls_server_confg", "unknown key (did you mean 'tls_server_config'?)"),
+        ("http_server_config.http2", "must be true or false, got the text 'no'"),
+        ("basic_auth_users.alice", "must be a bcrypt hash such as $2y$10$..., got text that is not one"),
+        ("rate_limit.burst", "got nothing"),
+    ]
+    assert "hunter" not in str(caught.value)
+
+
 def test_missing_file_is_named(tmp_path):
     path = tmp_path / "absent.yml"
     with pytest.raises(ConfigError, match=f"^{path}: \\(file\\): cannot read it"):

@@ -111,9 +111,12 @@ class _WebReader(Checker):
             return child(where, name)
 
         tls = TLSServerConfig()
+        unreadable = Problems()  # every file named at once: they are often all wrong together
         for name in ("cert_file", "key_file", "client_ca_file"):
             if name in given:
-                setattr(tls, name, self.readable_file(key(name), given[name]))
+                with unreadable.gather():
+                    setattr(tls, name, self.readable_file(key(name), given[name]))
+        unreadable.raise_any()
         for name in ("cert", "key", "client_ca"):
             if name in given:
                 setattr(tls, name, self.text(key(name), given[name]))
