@@ -8,22 +8,32 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from prometheus_client import disable_created_metrics, generate_latest
 
 from exporter import __version__, table
 from exporter.config import (
-    ConfigError,
+    COMMAND_LINE,
     Settings,
     SourceConfig,
-    check,
+    check_format,
+    check_listen_address,
+    check_scalar,
+    check_state_file,
+    check_telemetry_path,
     load_config,
     repeated_rejectlogs,
-    state_file_problem,
 )
+from exporter.configcheck import Checker, ConfigError, Problems
 from exporter.metrics import ExporterMetrics
 from exporter.once import UnreadableLog, scan_files
 from exporter.parsers import formats_for
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from exporter.web.config import WebConfig
 
 EXIT_CONFIG = 2
 
@@ -81,22 +91,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The configuration file (if any) with the flags laid over it."""
-    settings = load_config(args.config) if args.config else Settings()
+def settings_from(args: argparse.Namespace, problems: Problems | None = None) -> Settings:
+    """The configuration file (if any) with the flags laid over it. ConfigError
+    names every problem; given problems, they are added there instead."""
+    found = Problems() if problems is None else problems
+    settings = load_config(args.config, found) if args.config else Settings()
+    flags = Checker(COMMAND_LINE)
     if args.logfiles:
         settings.sources = [SourceConfig(path=path) for path in args.logfiles]
     if args.format is not None:
+        with found.gather():
+            check_format(flags, "--format", args.format, settings.formats)
         for source in settings.sources:
             source.format = args.format
-    for attr in ("listen_addresses", "telemetry_path", "web_config_file", "state_file",
-                 "from_beginning", "poll"):
+    if args.listen_addresses is not None:
+        with found.gather():
+            settings.listen_addresses = [check_listen_address(flags, "--web.listen-address", address)
+                                         for address in args.listen_addresses]
+    if args.telemetry_path is not None:
+        with found.gather():
+            settings.telemetry_path = check_telemetry_path(flags, "--web.telemetry-path", args.telemetry_path)
+    if args.max_line_bytes is not None:
+        with found.gather():
+            settings.max_line_bytes = check_scalar(flags, "--max-line-bytes", "max_line_bytes", args.max_line_bytes)
+    for attr in ("web_config_file", "state_file", "from_beginning", "poll"):
         value = getattr(args, attr)
         if value is not None:
             setattr(settings, attr, value)
-    if args.max_line_bytes is not None:
-        settings.max_line_bytes = args.max_line_bytes
-    check(settings)
+    if problems is None:
+        found.raise_any()
     for source in repeated_rejectlogs(settings.sources):
         logging.getLogger("smtp-reply-exporter").warning(
             "not reading %s: Exim's rejectlog repeats the rejections of the mainlog read beside it",
@@ -104,6 +127,26 @@ def settings_from(args: argparse.Namespace) -> Settings:
         )
         settings.sources.remove(source)
     return settings
+
+
+def daemon_config(args: argparse.Namespace) -> tuple[Settings, WebConfig | None]:
+    """What the daemon starts with, after every check of its start: the config
+    file and flags, the web config file (its certificates loaded), the state
+    file's directory. ConfigError names every problem found."""
+    from exporter.web.config import load_web_config  # here: --once needs no web front
+
+    problems = Problems()
+    settings = settings_from(args, problems)
+    web_config = None
+    if settings.web_config_file:
+        with problems.gather():
+            web_config = load_web_config(settings.web_config_file)
+    if settings.state_file:
+        given_as = (COMMAND_LINE, "--state-file") if args.state_file else (args.config, "state_file")
+        with problems.gather():
+            check_state_file(Checker(given_as[0]), given_as[1], settings.state_file)
+    problems.raise_any()
+    return settings, web_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     disable_created_metrics()
     try:
-        settings = settings_from(args)
+        settings, web_config = (settings_from(args), None) if args.once else daemon_config(args)
     except ConfigError as err:
-        print(f"smtp-reply-exporter: configuration error: {err}", file=sys.stderr)
+        for problem in err.every:
+            print(f"smtp-reply-exporter: configuration error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check_config:
         print(f"configuration OK: {len(settings.sources)} source(s)")
@@ -125,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no logs to read: give LOGFILE arguments or sources in --config")
     if args.once:
         return run_once(settings, args.output, args.workers)
-    return run_daemon(settings, args)
+    return run_daemon(settings, web_config, args)
 
 
 def run_once(settings: Settings, output: str, workers: int) -> int:
@@ -144,35 +188,25 @@ def run_once(settings: Settings, output: str, workers: int) -> int:
     return 0
 
 
-def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
+def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.Namespace) -> int:
     # Imported here: --once needs neither watchdog nor the web server.
     from prometheus_client import PlatformCollector, ProcessCollector
 
     from exporter.daemon import Daemon, Waker
-    from exporter import web
+    from exporter.web.server import serve
 
     log = logging.getLogger("smtp-reply-exporter")
-    problem = state_file_problem(settings.state_file) if settings.state_file else None
-    if problem:
-        print(f"smtp-reply-exporter: configuration error: state_file {settings.state_file}: {problem}",
-              file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        web_config = web.load_web_config(settings.web_config_file) if settings.web_config_file else None
-    except web.WebConfigError as err:
-        print(f"smtp-reply-exporter: configuration error: {err}", file=sys.stderr)
-        return EXIT_CONFIG
     metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
     ProcessCollector(registry=metrics.registry)
     PlatformCollector(registry=metrics.registry)
     stop, waker, reload_requested = threading.Event(), Waker(), threading.Event()
     daemon = Daemon(settings, metrics, wake=waker.wake)
 
-    def on_stop(signum, frame):  # noqa: ANN001
+    def on_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
         waker.wake()
 
-    def on_hup(signum, frame):  # noqa: ANN001
+    def on_hup(signum: int, frame: FrameType | None) -> None:
         reload_requested.set()
         waker.wake()
 
@@ -184,8 +218,8 @@ def run_daemon(settings: Settings, args: argparse.Namespace) -> int:
     # up knows every line written from then on will be counted.
     daemon.poll()
     try:
-        server = web.serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
-    except (OSError, ValueError) as err:  # ValueError: an address that does not parse
+        server = serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
+    except OSError as err:
         print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
         return 1
     log.info(

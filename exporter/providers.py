@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
+
+from exporter.configcheck import Checker, child
 
 OTHER = "other"
 
@@ -54,30 +57,27 @@ class ProviderTable:
         return cls(BUNDLED)
 
     @classmethod
-    def from_config(cls, value: object, replace: bool = False) -> ProviderTable:
-        """The bundled table with the config's `providers:` mapping applied.
+    def from_config(cls, value: Any, checker: Checker | None = None, key: str = "providers") -> ProviderTable:
+        """The bundled table with the config's mapping under key applied.
 
         value: {provider: [suffix, ...]}. A provider named here gets exactly
-        these suffixes (replacing the bundled ones for that provider); with
-        replace, the bundled table is dropped. Raises ValueError naming the
-        key and the fix.
+        these suffixes (replacing the bundled ones for that provider).
+        Raises ConfigError naming the key and the fix.
         """
-        if not isinstance(value, dict):
-            raise ValueError("must be a mapping of provider name to a list of domain suffixes")
-        table = {} if replace else dict(BUNDLED)
-        for name, suffixes in value.items():
+        checker = checker or Checker()
+        table = dict(BUNDLED)
+        for name, suffixes in checker.mapping(key, value, None, "provider name to a list of domain suffixes").items():
+            here = child(key, name)
             if not isinstance(name, str) or not _PROVIDER_NAME.fullmatch(name) or name == OTHER:
-                raise ValueError(
-                    f"{name!r}: a provider name is lowercase letters, digits and _ "
-                    f"(at most 32, starting with a letter), and not {OTHER!r}"
-                )
+                checker.fail(here, "a provider name is lowercase letters, digits and _ "
+                             f"(at most 32, starting with a letter), and not {OTHER!r}")
             if isinstance(suffixes, str):
                 suffixes = [suffixes]
             if not isinstance(suffixes, list) or not suffixes:
-                raise ValueError(f"{name}: give a list of domain suffixes, e.g. [example.net]")
-            for suffix in suffixes:
+                checker.fail(here, "give a list of domain suffixes, e.g. [example.net]")
+            for i, suffix in enumerate(suffixes):
                 if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix.lower().strip(".")):
-                    raise ValueError(f"{name}: {suffix!r} is not a domain suffix such as mx.example.net")
+                    checker.fail(f"{here}[{i}]", f"{suffix!r} is not a domain suffix such as mx.example.net")
             table[name] = tuple(s.lower().strip(".") for s in suffixes)
         return cls(table)
 

@@ -81,6 +81,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from exporter.configcheck import Checker
+
 REASONS: tuple[str, ...] = (
     "user_unknown",
     "mailbox_full",
@@ -318,15 +320,6 @@ class Rule(NamedTuple):
     text: str = ""
 
 
-class ReasonRuleError(ValueError):
-    """A bad user rule: `key` is where (reasons[2].text), `problem` what and the fix."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
-
-
 class _Compiled(NamedTuple):
     reason: str
     code: re.Pattern[str] | None
@@ -371,15 +364,15 @@ class ReasonRules:
         return cls()
 
     @classmethod
-    def from_config(cls, rules: list[Any], where: str = "reasons") -> ReasonRules:
-        """User rules as read from YAML under the key `where`, checked.
+    def from_config(cls, rules: Any, checker: Checker | None = None, key: str = "reasons") -> ReasonRules:
+        """User rules as read from YAML under key, checked.
 
-        Raises ReasonRuleError (a ValueError) naming the rule and key, the
-        problem and the fix: "reasons[2].text: bad regex: ...; fix the pattern".
+        Raises ConfigError naming the rule and key, the problem and the fix:
+        "reasons[2].text: bad regex: ...; fix the pattern".
         """
-        if not isinstance(rules, list):
-            raise ReasonRuleError(where, f"must be a list of rules such as [{_RULE_EXAMPLE}]")
-        return cls(_check_rule(item, f"{where}[{i}]") for i, item in enumerate(rules))
+        checker = checker or Checker()
+        items = checker.items(key, rules, f"[{_RULE_EXAMPLE}]")
+        return cls(_check_rule(checker, f"{key}[{i}]", item) for i, item in enumerate(items))
 
     def reason(self, code: str, enhanced: str, text: str) -> str:
         """The reason of one reply; never raises, whatever the input."""
@@ -402,45 +395,41 @@ class ReasonRules:
         return _bundled_reason(code, enhanced, text)
 
 
-def _check_rule(item: Any, key: str) -> Rule:
-    if not isinstance(item, dict):
-        raise ReasonRuleError(key, f"must be a mapping such as {_RULE_EXAMPLE}")
-    for name in item:
-        if name not in _RULE_KEYS:
-            raise ReasonRuleError(f"{key}.{name}", f"unknown key; use {', '.join(_RULE_KEYS)}")
+def _check_rule(checker: Checker, key: str, value: Any) -> Rule:
+    item = checker.mapping(key, value, _RULE_KEYS, f"a reason and matchers, such as {_RULE_EXAMPLE}")
     valid = ", ".join(REASONS)
     if "reason" not in item:
-        raise ReasonRuleError(f"{key}.reason", f"missing; give one of: {valid}")
+        checker.fail(f"{key}.reason", f"missing; give one of: {valid}")
     reason = item["reason"]
     if reason not in REASONS:
-        raise ReasonRuleError(f"{key}.reason", f"{reason!r} is not a reason; use one of: {valid}")
+        checker.fail(f"{key}.reason", f"{reason!r} is not a reason; use one of: {valid}")
     if not any(name in item for name in ("code", "enhanced", "text")):
-        raise ReasonRuleError(key, "has no matcher; give at least one of code, enhanced or text")
+        checker.fail(key, "has no matcher; give at least one of code, enhanced or text")
     code = item.get("code", "")
     # YAML reads an unquoted 550 as a number.
     if isinstance(code, int) and not isinstance(code, bool):
         code = str(code)
     if "code" in item and (not isinstance(code, str) or not _CODE_PATTERN.fullmatch(code) or code[0] in "23"):
-        raise ReasonRuleError(f"{key}.code", f"{item['code']!r} is not the code of a failed reply; "
-                              "use 4xx or 5xx with x for any digit, e.g. 550, 55x or 5xx")
+        checker.fail(f"{key}.code", f"{item['code']!r} is not the code of a failed reply; "
+                     "use 4xx or 5xx with x for any digit, e.g. 550, 55x or 5xx")
     enhanced = item.get("enhanced", "")
     if "enhanced" in item:
         m = _ENHANCED_PATTERN.fullmatch(enhanced) if isinstance(enhanced, str) else None
         if m is None or m.group(1) == "2":
-            raise ReasonRuleError(f"{key}.enhanced", f"{enhanced!r} is not the enhanced code of a failed "
-                                  "reply; use class.subject.detail with class 4, 5 or *, and * for any "
-                                  "subject or detail, e.g. 5.7.1, 5.7.* or *.7.26 (quote it in YAML)")
+            checker.fail(f"{key}.enhanced", f"{enhanced!r} is not the enhanced code of a failed "
+                         "reply; use class.subject.detail with class 4, 5 or *, and * for any "
+                         "subject or detail, e.g. 5.7.1, 5.7.* or *.7.26 (quote it in YAML)")
         if code and m.group(1) != "*" and m.group(1) != code[0]:
-            raise ReasonRuleError(f"{key}.enhanced", f"class {m.group(1)} never comes with code {code}; "
-                                  f"make the classes agree or drop one of them")
+            checker.fail(f"{key}.enhanced", f"class {m.group(1)} never comes with code {code}; "
+                         "make the classes agree or drop one of them")
     text = item.get("text", "")
     if "text" in item:
         if not isinstance(text, str) or not text:
-            raise ReasonRuleError(f"{key}.text", f"got {text!r}; give a regex such as \"spamhaus|blocked using\"")
+            checker.fail(f"{key}.text", f"got {text!r}; give a regex such as \"spamhaus|blocked using\"")
         try:
             re.compile(text, re.IGNORECASE)
         except re.error as err:
-            raise ReasonRuleError(f"{key}.text", f"bad regex: {err}; fix the pattern") from err
+            checker.fail(f"{key}.text", f"bad regex: {err}; fix the pattern")
     return Rule(reason, code, enhanced, text)
 
 

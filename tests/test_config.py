@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, load_config
+from exporter.config import load_config
+from exporter.configcheck import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "smtp-reply-exporter.example.yml"
 
@@ -25,24 +26,30 @@ def test_empty_file_gives_defaults(tmp_path):
 @pytest.mark.parametrize(
     "text,key,fix",
     [
-        ("sources: [{path: /x}]\nsorces: []\n", "sorces", "known keys are"),
-        ("sources: /var/log/mail.log\n", "sources", "non-empty list"),
+        ("sources: [{path: /x}]\nsorces: []\n", "sorces", "unknown key (did you mean 'sources'?); the known keys are"),
+        ("sources: /var/log/mail.log\n", "sources", "must be a list such as [{path: /var/log/mail.log}]"),
+        ("sources: []\n", "sources", "is empty; give at least one"),
         ("sources: [{path: /x, journal: {units: [a]}}]\n", "sources[0]", "exactly one"),
         ("sources: [{journal: {units: []}}]\n", "sources[0].journal.units", "list of systemd unit"),
-        ("sources: [{path: /x, format: qmail}]\n", "sources.format", "one of: auto, postfix, exim"),
-        ("sources: [{path: /x, colour: red}]\n", "sources[0].colour", "unknown key"),
+        ("sources: [{path: /x, format: qmail}]\n", "sources[0].format", "one of: auto, postfix, exim"),
+        ("sources: [{path: /x, colour: red}]\n", "sources[0].colour", "unknown key; the known keys are: path, journal"),
         ("from_beginning: yes please\n", "from_beginning", "true or false"),
         ("poll_interval_seconds: true\n", "poll_interval_seconds", "number of seconds"),
-        ("max_line_bytes: 10\n", "max_line_bytes", "at least 1024"),
+        ("max_line_bytes: 10\n", "max_line_bytes", "got 10; must be a whole number of bytes >= 1024"),
         ("poll_interval_seconds: .inf\n", "poll_interval_seconds", "seconds > 0"),
         ("rotation_grace_seconds: .nan\n", "rotation_grace_seconds", "seconds >= 0"),
         ("sources: [{path: ''}]\n", "sources[0].path", "is empty"),
-        ("web: {listen_addresses: [localhost]}\n", "web.listen_addresses", "host:port"),
+        ("web: {listen_addresses: [localhost]}\n", "web.listen_addresses[0]", "host:port"),
+        ("web: {listen_addresses: ['127.0.0.1:1', '::1:9000']}\n", "web.listen_addresses[1]", "[::1]:9000"),
+        ("web: {listen_addresses: []}\n", "web.listen_addresses", "is empty"),
         ("web: {telemetry_path: metrics}\n", "web.telemetry_path", "/metrics"),
-        ("web: {port: 1}\n", "web.port", "known keys"),
+        ("web: {telemetry_path: /}\n", "web.telemetry_path", "other than /"),
+        ("web: {port: 1}\n", "web.port", "known keys are: listen_addresses"),
         ("sources: [{path: /x}\n", "(file)", "not valid YAML at line"),
         ("- a\n- b\n", "(top level)", "mapping"),
-        ("max_reply_series: 5\n", "max_reply_series", "at least 100"),
+        ("max_reply_series: 5\n", "max_reply_series", "label sets >= 100"),
+        ("poll: true\npoll: false\n", "poll", "is given twice (lines 1 and 2)"),
+        ("sources:\n  - path: /a\n    path: /b\n", "sources[0].path", "given twice"),
         ("formats: {name: x}\n", "formats", "must be a list"),
         ("formats: [{name: haraka}]\n", "formats[0].match", "named groups code"),
         ("formats: [{name: haraka, match: 'code=(?P<code>\\d{3}'}]\n", "formats[0].match", "fix the pattern"),
@@ -54,13 +61,13 @@ def test_empty_file_gives_defaults(tmp_path):
         ("formats: [{name: q, match: '(?P<code>\\d{3})', contains: [\"\"]}]\n", "formats[0].contains", "non-empty"),
         ("formats: [{name: q, match: '(?P<code>\\d{3})', colour: red}]\n", "formats[0].colour", "unknown key"),
         ("providers: [google]\n", "providers", "mapping of provider name"),
-        ("reasons: {reason: policy}\n", "reasons", "must be a list"),
+        ("reasons: {reason: policy}\n", "reasons", "must be a list such as"),
         ("reasons: [{reason: sad, code: '550'}]\n", "reasons[0].reason", "user_unknown"),
         ("reasons: [{reason: policy, text: '(unclosed'}]\n", "reasons[0].text", "fix"),
-        ("providers: {Google: [example.com]}\n", "providers", "lowercase"),
-        ("providers: {other: [example.com]}\n", "providers", "not 'other'"),
-        ("providers: {acme: []}\n", "providers", "list of domain suffixes"),
-        ("providers: {acme: ['not a domain']}\n", "providers", "not a domain suffix"),
+        ("providers: {Google: [example.com]}\n", "providers.Google", "lowercase"),
+        ("providers: {other: [example.com]}\n", "providers.other", "not 'other'"),
+        ("providers: {acme: []}\n", "providers.acme", "list of domain suffixes"),
+        ("providers: {acme: ['not a domain']}\n", "providers.acme[0]", "not a domain suffix"),
     ],
 )
 def test_errors_name_file_key_and_fix(tmp_path, text, key, fix):
@@ -126,7 +133,32 @@ def test_commented_examples_of_the_shipped_config_load(tmp_path):
 
 
 def test_state_file_directory_must_exist_and_be_writable(tmp_path):
-    from exporter.config import state_file_problem
+    from exporter.config import check_state_file
+    from exporter.configcheck import Checker
 
-    assert state_file_problem(str(tmp_path / "state.json")) is None
-    assert "does not exist" in state_file_problem(str(tmp_path / "missing" / "state.json"))
+    checker = Checker("c.yml")
+    check_state_file(checker, "state_file", str(tmp_path / "state.json"))
+    with pytest.raises(ConfigError, match=r"^c\.yml: state_file: directory .*/missing does not exist"):
+        check_state_file(checker, "state_file", str(tmp_path / "missing" / "state.json"))
+
+
+def test_every_problem_in_the_file_is_named(tmp_path):
+    f = tmp_path / "bad.yml"
+    f.write_text(
+        "sources: [{path: /x, format: qmail}]\n"
+        "web: {listen_addresses: ['::1:9000'], telemetry_path: metrics}\n"
+        "poll: 1\n"
+        "colour: red\n"
+        "reasons: [{reason: sad, code: '550'}]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(str(f))
+    assert [(e.file, e.key) for e in info.value.every] == [
+        (str(f), "colour"),
+        (str(f), "web.listen_addresses[0]"),
+        (str(f), "web.telemetry_path"),
+        (str(f), "poll"),
+        (str(f), "reasons[0].reason"),
+        (str(f), "sources[0].format"),
+    ]
+    assert str(info.value).splitlines() == [f"{e.file}: {e.key}: {e.problem}" for e in info.value.every]

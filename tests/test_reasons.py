@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from exporter.reasons import REASONS, ReasonRuleError, ReasonRules
+from exporter.configcheck import Checker, ConfigError
+from exporter.reasons import REASONS, ReasonRules
 from exporter.replies import split_reply
 
 # Replies as MTAs log them, in the shapes real servers send: flattened
@@ -409,19 +410,20 @@ def test_user_text_is_searched_anywhere_ignoring_case() -> None:
 
 
 def test_empty_user_rules_are_the_bundled_table() -> None:
-    rules = ReasonRules.from_config([], "reasons")
+    rules = ReasonRules.from_config([])
     for _, text, expected in REAL_REPLIES[:10]:
         assert _reason(rules, text) == expected
 
 
 BAD_RULES = [
-    ({"reasons": "x"}, "reasons", "must be a list of rules"),
-    (["blocklisted"], "reasons[0]", "must be a mapping such as"),
+    ({"reasons": "x"}, "reasons", "must be a list such as [{reason: blocklisted"),
+    (["blocklisted"], "reasons[0]", "must be a mapping of a reason and matchers, such as"),
     ([{"code": "550"}], "reasons[0].reason", "missing; give one of: user_unknown, mailbox_full"),
     ([{"reason": "spam", "text": "x"}], "reasons[0].reason",
      "'spam' is not a reason; use one of: user_unknown, mailbox_full, greylisted, rate_limited, blocklisted, "
      "spam_content, auth_failed, tls_required, relay_denied, message_too_big, dns_error, policy, other"),
-    ([{"reason": "policy", "txt": "x"}], "reasons[0].txt", "unknown key; use reason, code, enhanced, text"),
+    ([{"reason": "policy", "txt": "x"}], "reasons[0].txt",
+     "unknown key (did you mean 'text'?); the known keys are: reason, code, enhanced, text"),
     ([{"reason": "policy"}], "reasons[0]", "has no matcher; give at least one of code, enhanced or text"),
     ([{"reason": "policy", "code": "600"}], "reasons[0].code", "'600' is not the code of a failed reply"),
     ([{"reason": "policy", "code": "250"}], "reasons[0].code", "use 4xx or 5xx with x for any digit"),
@@ -441,25 +443,25 @@ BAD_RULES = [
 
 @pytest.mark.parametrize("rules,key,message", BAD_RULES, ids=[b[1] + ":" + b[2][:24] for b in BAD_RULES])
 def test_bad_rule(rules, key: str, message: str) -> None:
-    with pytest.raises(ReasonRuleError) as caught:
-        ReasonRules.from_config(rules, "reasons")
+    with pytest.raises(ConfigError) as caught:
+        ReasonRules.from_config(rules, Checker("rules.yml"), "reasons")
     assert caught.value.key == key
     assert message in caught.value.problem
-    assert str(caught.value) == f"{key}: {caught.value.problem}"
+    assert str(caught.value) == f"rules.yml: {key}: {caught.value.problem}"
 
 
 def test_bad_regex_names_position_key_and_fix() -> None:
     rules = [{"reason": "policy", "code": "550"}, {"reason": "policy", "enhanced": "5.7.*"},
              {"reason": "blocklisted", "text": "(spam"}]
-    with pytest.raises(ValueError) as caught:
-        ReasonRules.from_config(rules, "reasons")
+    with pytest.raises(ConfigError) as caught:
+        ReasonRules.from_config(rules, Checker("rules.yml"), "reasons")
     assert str(caught.value) == (
-        "reasons[2].text: bad regex: missing ), unterminated subpattern at position 0; fix the pattern")
+        "rules.yml: reasons[2].text: bad regex: missing ), unterminated subpattern at position 0; fix the pattern")
 
 
 def test_errors_name_the_given_key_path() -> None:
-    with pytest.raises(ValueError, match=re.escape("classify.reasons[0].reason: 'x' is not a reason")):
-        ReasonRules.from_config([{"reason": "x", "code": "550"}], "classify.reasons")
+    with pytest.raises(ConfigError, match=re.escape("classify.reasons[0].reason: 'x' is not a reason")):
+        ReasonRules.from_config([{"reason": "x", "code": "550"}], Checker("rules.yml"), "classify.reasons")
 
 
 def test_wildcards_accepted() -> None:

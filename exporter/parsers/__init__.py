@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from exporter.configcheck import Checker
 from exporter.parsers import custom, exim, opensmtpd, postfix, sendmail
 from exporter.parsers.presence import TagFinder
 from exporter.replies import Event
@@ -62,14 +63,13 @@ def formats_for(name: str, formats: dict[str, Format] = FORMATS) -> tuple[Format
     return tuple(formats.values()) if name == AUTO else (formats[name],)
 
 
-def with_custom(items: list) -> dict[str, Format]:
-    """FORMATS plus the config's `formats:` entries (see parsers/custom.py).
-    Raises ValueError("[i].key: problem") naming the entry at fault."""
+def with_custom(items: list, checker: Checker | None = None, key: str = "formats") -> dict[str, Format]:
+    """FORMATS plus the config's `formats:` entries under key (see
+    parsers/custom.py). ConfigError names the entry at fault."""
+    checker = checker or Checker()
     formats = dict(FORMATS)
     for i, item in enumerate(items):
-        try:
-            name, parse, triggers = custom.compile_format(item, lambda n: n in formats or n == AUTO)
-        except ValueError as err:
-            raise ValueError(f"[{i}]{err}") from None
+        name, parse, triggers = custom.compile_format(checker, f"{key}[{i}]", item,
+                                                      lambda n: n in formats or n == AUTO)
         formats[name] = Format(name, parse, triggers, (), custom.ContainsAny(triggers))
     return formats

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from exporter.configcheck import Checker
 from exporter.replies import (
     ENHANCED_CODE,
     INBOUND,
@@ -35,48 +36,41 @@ _ALLOWED_KEYS = ("name", "match", "contains", "direction", "stage")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
-def compile_format(item: Any, taken: Callable[[str], bool]) -> tuple[str, Callable, tuple[str, ...]]:
-    """(name, parse, triggers) of one `formats:` entry.
-
-    Raises ValueError("key: problem; fix") for the config loader to place.
-    taken(name) says whether a format of that name already exists.
-    """
-    if not isinstance(item, dict):
-        raise ValueError(": must be a mapping with name: and match:")
-    unknown = sorted(set(item) - set(_ALLOWED_KEYS))
-    if unknown:
-        raise ValueError(f".{unknown[0]}: unknown key; use {', '.join(_ALLOWED_KEYS)}")
+def compile_format(checker: Checker, key: str, value: Any,
+                   taken: Callable[[str], bool]) -> tuple[str, Callable, tuple[str, ...]]:
+    """(name, parse, triggers) of the `formats:` entry at key; ConfigError
+    names the problem. taken(name) says whether a format of that name already exists."""
+    item = checker.mapping(key, value, _ALLOWED_KEYS, "name:, match: and options")
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(".name: give a name of lowercase letters, digits, - and _, e.g. haraka")
+        checker.fail(f"{key}.name", "give a name of lowercase letters, digits, - and _, e.g. haraka")
     if taken(name):
-        raise ValueError(f".name: {name!r} is already a format; choose another name")
+        checker.fail(f"{key}.name", f"{name!r} is already a format; choose another name")
     pattern = item.get("match")
     if not isinstance(pattern, str) or not pattern:
-        raise ValueError(".match: give a regex with named groups code and/or enhanced")
+        checker.fail(f"{key}.match", "give a regex with named groups code and/or enhanced")
     try:
         regex = re.compile(pattern)
     except re.error as err:
-        raise ValueError(f".match: not a valid regex: {err}; fix the pattern") from err
+        checker.fail(f"{key}.match", f"not a valid regex: {err}; fix the pattern")
     groups = regex.groupindex
     if "code" not in groups and "enhanced" not in groups:
-        raise ValueError(".match: the pattern needs a named group (?P<code>...) or (?P<enhanced>...)")
+        checker.fail(f"{key}.match", "the pattern needs a named group (?P<code>...) or (?P<enhanced>...)")
     unknown_groups = sorted(set(groups) - {"code", "enhanced", "direction", "stage", "host"})
     if unknown_groups:
-        raise ValueError(
-            f".match: unknown group {unknown_groups[0]!r}; groups are code, enhanced, direction, stage, host"
-        )
+        checker.fail(f"{key}.match",
+                     f"unknown group {unknown_groups[0]!r}; groups are code, enhanced, direction, stage, host")
     direction = item.get("direction", INBOUND)
     if direction not in (INBOUND, OUTBOUND):
-        raise ValueError(f".direction: got {direction!r}; expected inbound or outbound")
+        checker.fail(f"{key}.direction", f"got {direction!r}; expected inbound or outbound")
     stage = item.get("stage", "unknown")
     if stage not in STAGES:
-        raise ValueError(f".stage: got {stage!r}; expected one of {', '.join(STAGES)}")
+        checker.fail(f"{key}.stage", f"got {stage!r}; expected one of {', '.join(STAGES)}")
     contains = item.get("contains", [])
     if isinstance(contains, str):
         contains = [contains]
     if not isinstance(contains, list) or not all(isinstance(c, str) and c and "\n" not in c for c in contains):
-        raise ValueError('.contains: give a list of non-empty strings, e.g. ["code="]')
+        checker.fail(f"{key}.contains", 'give a list of non-empty strings, e.g. ["code="]')
     # Without `contains`, every line is a candidate: the newline ends each one.
     triggers = tuple(contains) or ("\n",)
     return name, _Parser(regex, direction, stage), triggers

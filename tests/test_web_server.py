@@ -1,0 +1,122 @@
+"""The WSGI app and the servers (exporter/web/app.py, server.py, address.py)
+over plain HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import socket
+
+import pytest
+from webtest import fetch, running, write_config
+
+from exporter import __version__
+from exporter.config import Settings
+from exporter.web.address import DEFAULT_PORT, parse_listen_address
+from exporter.web.config import load_web_config
+
+
+def test_landing_page_names_the_exporter_and_links_to_the_metrics(registry):
+    with running(registry) as server:
+        reply = fetch(server.ports[0], "/")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/html")
+    page = reply.body.decode()
+    assert "<h1>smtp-reply-exporter</h1>" in page
+    assert f"Version {__version__}" in page
+    assert [part.split('"')[0] for part in page.split('href="')[1:]] == ["/metrics"]
+
+
+def test_metrics_path_serves_the_registry(registry):
+    with running(registry) as server:
+        reply = fetch(server.ports[0], "/metrics")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b"webtest_events_total 3.0" in reply.body
+
+
+def test_gzip_when_asked(registry):
+    with running(registry) as server:
+        reply = fetch(server.ports[0], "/metrics", {"Accept-Encoding": "gzip"})
+    assert reply.headers["Content-Encoding"] == "gzip"
+    assert b"webtest_events_total 3.0" in gzip.decompress(reply.body)
+
+
+def test_openmetrics_when_asked(registry):
+    with running(registry) as server:
+        reply = fetch(server.ports[0], "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert reply.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert reply.body.endswith(b"# EOF\n")
+    assert b"webtest_events_total 3.0" in reply.body
+
+
+@pytest.mark.parametrize("path", ["/metric", "/metrics/", "/index.html", "/favicon.ico"])
+def test_other_paths_are_404(registry, path):
+    with running(registry) as server:
+        assert fetch(server.ports[0], path).status == 404
+
+
+def test_custom_telemetry_path(registry):
+    with running(registry, telemetry_path="/smtp/metrics") as server:
+        assert b"webtest_events_total" in fetch(server.ports[0], "/smtp/metrics").body
+        assert fetch(server.ports[0], "/metrics").status == 404
+        assert b'href="/smtp/metrics"' in fetch(server.ports[0], "/").body
+
+
+def test_head_and_wrong_methods_on_the_landing_page(registry):
+    with running(registry) as server:
+        head = fetch(server.ports[0], "/", method="HEAD")
+        post = fetch(server.ports[0], "/", method="POST")
+    assert head.status == 200 and head.body == b""
+    assert post.status == 405 and post.headers["Allow"] == "GET, HEAD"
+
+
+def test_several_listen_addresses_and_stop(registry):
+    with running(registry, addresses=("127.0.0.1:0", "127.0.0.1:0")) as server:
+        ports = server.ports
+        assert len(set(ports)) == 2
+        assert server.addresses == [f"127.0.0.1:{p}" for p in ports]
+        for port in ports:
+            assert fetch(port, "/metrics").status == 200
+    for port in ports:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@pytest.mark.parametrize(("address", "parsed"), [
+    ("127.0.0.1:9000", ("127.0.0.1", 9000)),
+    (":10925", ("", 10925)),
+    ("[::1]:9000", ("::1", 9000)),
+    ("localhost:0", ("localhost", 0)),
+])
+def test_parse_listen_address(address, parsed):
+    assert parse_listen_address(address) == parsed
+
+
+@pytest.mark.parametrize("address", ["localhost", "::1:9000", "host:http", "host:70000", "[::1]"])
+def test_parse_listen_address_rejects(address):
+    with pytest.raises(ValueError, match=re.escape(f"got {address!r}; ")):
+        parse_listen_address(address)
+
+
+def test_default_port_is_off_the_allocated_ranges():
+    assert DEFAULT_PORT == 10925
+    assert not 9100 <= DEFAULT_PORT <= 9999
+    assert Settings().listen_addresses == [f":{DEFAULT_PORT}"]  # the main config's default listen address
+
+
+def test_extra_headers_from_the_config(registry, tmp_path):
+    path = write_config(tmp_path, "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+                                  "    X-Content-Type-Options: nosniff\n")
+    with running(registry, load_web_config(str(path))) as server:
+        for target in ("/", "/metrics", "/nowhere"):
+            reply = fetch(server.ports[0], target)
+            assert reply.headers["X-Frame-Options"] == "deny"
+            assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_rate_limit_answers_429_past_the_burst(registry, tmp_path):
+    path = write_config(tmp_path, "rate_limit:\n  interval: 1h\n  burst: 2\n")
+    with running(registry, load_web_config(str(path))) as server:
+        statuses = [fetch(server.ports[0], "/metrics").status for _ in range(3)]
+    assert statuses == [200, 200, 429]
