@@ -54,9 +54,11 @@ def test_empty_file_gives_defaults(tmp_path):
         ("formats: [{name: haraka}]\n", "formats[0].match", "named groups code"),
         ("formats: [{name: haraka, match: 'code=(?P<code>\\d{3}'}]\n", "formats[0].match", "fix the pattern"),
         ("formats: [{name: haraka, match: 'code=(\\d{3})'}]\n", "formats[0].match", "(?P<code>"),
-        ("formats: [{name: haraka, match: '(?P<code>\\d{3}) (?P<who>\\w+)'}]\n", "formats[0].match", "unknown group 'who'"),
+        ("formats: [{name: haraka, match: '(?P<code>\\d{3}) (?P<who>\\w+)'}]\n", "formats[0].match",
+         "unknown group 'who'"),
         ("formats: [{name: postfix, match: '(?P<code>\\d{3})'}]\n", "formats[0].name", "already a format"),
-        ("formats: [{name: q, match: '(?P<code>\\d{3})', direction: in}]\n", "formats[0].direction", "inbound or outbound"),
+        ("formats: [{name: q, match: '(?P<code>\\d{3})', direction: in}]\n", "formats[0].direction",
+         "inbound or outbound"),
         ("formats: [{name: q, match: '(?P<code>\\d{3})', stage: RCPT}]\n", "formats[0].stage", "one of connect"),
         ("formats: [{name: q, match: '(?P<code>\\d{3})', contains: [\"\"]}]\n", "formats[0].contains", "non-empty"),
         ("formats: [{name: q, match: '(?P<code>\\d{3})', colour: red}]\n", "formats[0].colour", "unknown key"),
@@ -129,7 +131,8 @@ def test_commented_examples_of_the_shipped_config_load(tmp_path):
     reply = settings.formats["qmail-send"].parse(
         "@400000006543 delivery 42: deferral: mx.example.com said: 451 4.7.1 Greylisted, try later"
     )
-    assert [(r.code, r.enhanced, r.direction, r.host) for r in reply] == [("451", "4.7.1", "outbound", "mx.example.com")]
+    assert [(r.code, r.enhanced, r.direction, r.host) for r in reply] == [
+        ("451", "4.7.1", "outbound", "mx.example.com")]
 
 
 def test_state_file_directory_must_exist_and_be_writable(tmp_path):

@@ -43,10 +43,10 @@ class Exporter:
             try:
                 self.scrape()
                 return
-            except OSError:
+            except OSError as err:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("exporter did not start: " + self.errors())
+                    raise RuntimeError("exporter did not start: " + self.errors()) from err
                 time.sleep(0.05)
 
     def scrape(self, path: str = "/metrics") -> str:

@@ -93,7 +93,7 @@ def test_config_errors_name_the_file_the_key_and_the_fix(tmp_path, pki, text, ke
 
 def test_every_section_is_checked_and_named(tmp_path):
     path = write_config(tmp_path, "tls_server_confg: {}\nhttp_server_config:\n  http2: 'no'\n"
-                                  "basic_auth_users:\n  alice: hunter2\n  alice: hunter3\nrate_limit:\n  interval: 1s\n")
+                        "basic_auth_users:\n  alice: hunter2\n  alice: hunter3\nrate_limit:\n  interval: 1s\n")
     with pytest.raises(ConfigError) as caught:
         load_web_config(str(path))
     assert [(e.key, e.problem.split(";")[0]) for e in caught.value.every] == [

@@ -3,8 +3,8 @@
 
     formats:
       - name: haraka
-        match: 'haraka\\[\\d+\\].*?(?P<direction>inbound|outbound).*?code=(?P<code>\\d{3}) (?P<enhanced>\\d\\.\\d+\\.\\d+)?'
-        contains: ["code="]      # optional: lines without one are never matched
+        match: '(?P<direction>inbound|outbound).*?code=(?P<code>\\d{3}) (?P<enhanced>\\d\\.\\d+\\.\\d+)?'
+        contains: ["haraka["]    # optional: lines without one are never matched
         direction: inbound       # used when the pattern has no direction group
         stage: unknown           # used when the pattern has no stage group
 
