@@ -26,7 +26,7 @@ from exporter.labels import (
 )
 from exporter.providers import OTHER
 from exporter.replies import DELIVERY_STATUSES
-from exporter.tailer import SourceStats
+from exporter.source_progress import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
 
