@@ -21,7 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from exporter.tailer import BlockSink, SourceStats
+from exporter.lines import BlockSink
+from exporter.source_progress import SourceStats
 
 log = logging.getLogger(__name__)
 

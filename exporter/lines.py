@@ -9,7 +9,13 @@ log cannot make the buffer grow without end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 DEFAULT_MAX_LINE = 64 * 1024
+
+# Where a source hands what its LineBuffer gives: a block of complete lines,
+# and how many lines were cut at the limit since the last block.
+BlockSink = Callable[[bytes, int], None]
 
 
 class LineBuffer:

@@ -9,11 +9,12 @@ distinct label set rather than a prometheus_client call per line.
 from __future__ import annotations
 
 import platform
-
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter import __version__, codes
 from exporter.labels import (
@@ -26,9 +27,108 @@ from exporter.labels import (
 )
 from exporter.providers import OTHER
 from exporter.replies import DELIVERY_STATUSES
-from exporter.tailer import SourceStats
+from exporter.source_progress import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One metric of the exporter's registry.
+
+    Counters are what the state file keeps across restarts, beside the read
+    positions; gauges are set once, when the metrics are made.
+    """
+
+    kind: Literal["counter", "gauge"]
+    name: str  # as registered; a counter's samples are name + "_total"
+    documentation: str
+    labels: tuple[str, ...] = ()
+    # The batch of Counts a restored value goes into, so that the series cap
+    # knows its label set; None: the value goes straight into the counter.
+    batch: Callable[[Counts], dict[tuple[str, ...], int]] | None = None
+
+    @property
+    def sample_name(self) -> str:
+        return self.name + "_total" if self.kind == "counter" else self.name
+
+
+REPLIES = MetricDef(
+    "counter",
+    "smtp_replies",
+    "SMTP replies seen in the mail log, by direction, code, class, "
+    "enhanced status code, the SMTP stage they answered and the remote "
+    "provider (outbound; \"\" for inbound).",
+    REPLY_LABELS,
+    lambda counts: counts.replies,
+)
+REASONS = MetricDef(
+    "counter",
+    "smtp_reply_reasons",
+    "4xx and 5xx replies by the reason their code and text give "
+    "(user_unknown, greylisted, blocklisted, ...), direction and remote provider.",
+    REASON_LABELS,
+    lambda counts: counts.reasons,
+)
+DELIVERIES = MetricDef(
+    "counter",
+    "smtp_deliveries",
+    "Delivery attempts by our MTA by outcome and remote provider, including "
+    "attempts that got no reply at all (connection refused, timeout, DNS).",
+    DELIVERY_LABELS,
+    lambda counts: counts.deliveries,
+)
+REPLY_CODE_INFO = MetricDef(
+    "gauge",
+    "smtp_reply_code_info",
+    "Meaning of each SMTP reply code (RFC 5321 and extensions); value 1.",
+    ("code", "class", "meaning"),
+)
+ENHANCED_STATUS_INFO = MetricDef(
+    "gauge",
+    "smtp_enhanced_status_info",
+    "Meaning of each RFC 3463 enhanced status code (IANA registry); value 1.",
+    ("enhanced", "meaning"),
+)
+LINES = MetricDef(
+    "counter",
+    "smtp_exporter_lines",
+    "Log lines read, by result: matched (counted a reply or delivery), "
+    "ignored (carries no reply), unrecognized (looks like a reply but "
+    "no parser took it: a coverage gap).",
+    ("source", "result"),
+)
+READ_BYTES = MetricDef("counter", "smtp_exporter_read_bytes", "Bytes of log read.", ("source",))
+TRUNCATED = MetricDef(
+    "counter",
+    "smtp_exporter_lines_truncated",
+    "Lines longer than the line limit, cut at the limit.",
+    ("source",),
+)
+INVALID_UTF8 = MetricDef(
+    "counter",
+    "smtp_exporter_invalid_utf8_lines",
+    "Lines holding bytes that are not valid UTF-8 (read with replacement characters).",
+    ("source",),
+)
+LABEL_OVERFLOW = MetricDef(
+    "counter",
+    "smtp_exporter_label_overflow",
+    "Replies counted in an overflow label set (code and enhanced \"other\") "
+    "because smtp_replies_total reached max_reply_series label sets.",
+)
+BUILD_INFO = MetricDef(
+    "gauge",
+    "smtp_exporter_build_info",
+    "Build information of smtp-reply-exporter; value 1.",
+    ("version", "python_version"),
+)
+# The registry's metrics, in exposition order. The files' tailing health
+# (smtp_exporter_source_*) is read from the followers at scrape time instead.
+METRICS = (
+    REPLIES, REASONS, DELIVERIES, REPLY_CODE_INFO, ENHANCED_STATUS_INFO,
+    LINES, READ_BYTES, TRUNCATED, INVALID_UTF8, LABEL_OVERFLOW, BUILD_INFO,
+)
 
 
 class ExporterMetrics:
@@ -40,103 +140,39 @@ class ExporterMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.max_reply_series = max_reply_series
         r = self.registry
-        self.replies = Counter(
-            "smtp_replies",
-            "SMTP replies seen in the mail log, by direction, code, class, "
-            "enhanced status code, the SMTP stage they answered and the remote "
-            "provider (outbound; \"\" for inbound).",
-            REPLY_LABELS,
-            registry=r,
-        )
-        self.reasons = Counter(
-            "smtp_reply_reasons",
-            "4xx and 5xx replies by the reason their code and text give "
-            "(user_unknown, greylisted, blocklisted, ...), direction and remote provider.",
-            REASON_LABELS,
-            registry=r,
-        )
-        self.deliveries = Counter(
-            "smtp_deliveries",
-            "Delivery attempts by our MTA by outcome and remote provider, including "
-            "attempts that got no reply at all (connection refused, timeout, DNS).",
-            DELIVERY_LABELS,
-            registry=r,
-        )
-        reply_info = Gauge(
-            "smtp_reply_code_info",
-            "Meaning of each SMTP reply code (RFC 5321 and extensions); value 1.",
-            ["code", "class", "meaning"],
-            registry=r,
-        )
-        enhanced_info = Gauge(
-            "smtp_enhanced_status_info",
-            "Meaning of each RFC 3463 enhanced status code (IANA registry); value 1.",
-            ["enhanced", "meaning"],
-            registry=r,
-        )
-        self.lines = Counter(
-            "smtp_exporter_lines",
-            "Log lines read, by result: matched (counted a reply or delivery), "
-            "ignored (carries no reply), unrecognized (looks like a reply but "
-            "no parser took it: a coverage gap).",
-            ["source", "result"],
-            registry=r,
-        )
-        self.read_bytes = Counter(
-            "smtp_exporter_read_bytes", "Bytes of log read.", ["source"], registry=r
-        )
-        self.truncated = Counter(
-            "smtp_exporter_lines_truncated",
-            "Lines longer than the line limit, cut at the limit.",
-            ["source"],
-            registry=r,
-        )
-        self.invalid_utf8 = Counter(
-            "smtp_exporter_invalid_utf8_lines",
-            "Lines holding bytes that are not valid UTF-8 (read with replacement characters).",
-            ["source"],
-            registry=r,
-        )
-        self.label_overflow = Counter(
-            "smtp_exporter_label_overflow",
-            "Replies counted in an overflow label set (code and enhanced \"other\") "
-            "because smtp_replies_total reached max_reply_series label sets.",
-            registry=r,
-        )
-        build = Gauge(
-            "smtp_exporter_build_info",
-            "Build information of smtp-reply-exporter; value 1.",
-            ["version", "python_version"],
-            registry=r,
-        )
-        build.labels(__version__, platform.python_version()).set(1)
+        # Every counter is persistent: these are what snapshot() saves.
+        self._counters: dict[MetricDef, Counter] = {}
+        gauges: dict[MetricDef, Gauge] = {}
+        for d in METRICS:
+            if d.kind == "counter":
+                self._counters[d] = Counter(d.name, d.documentation, d.labels, registry=r)
+            else:
+                gauges[d] = Gauge(d.name, d.documentation, d.labels, registry=r)
+        self.replies = self._counters[REPLIES]
+        self.reasons = self._counters[REASONS]
+        self.deliveries = self._counters[DELIVERIES]
+        self.lines = self._counters[LINES]
+        self.read_bytes = self._counters[READ_BYTES]
+        self.truncated = self._counters[TRUNCATED]
+        self.invalid_utf8 = self._counters[INVALID_UTF8]
+        self.label_overflow = self._counters[LABEL_OVERFLOW]
+        gauges[BUILD_INFO].labels(__version__, platform.python_version()).set(1)
         for code, reply_class, meaning in codes.iter_reply_codes():
-            reply_info.labels(code, reply_class, meaning).set(1)
+            gauges[REPLY_CODE_INFO].labels(code, reply_class, meaning).set(1)
         for enhanced, meaning in codes.iter_enhanced_codes():
-            enhanced_info.labels(enhanced, meaning).set(1)
+            gauges[ENHANCED_STATUS_INFO].labels(enhanced, meaning).set(1)
 
-        self._source_stats: dict[str, SourceStats] = {}
-        r.register(_SourceStatsCollector(self))
+        self._sources = _SourceStatsCollector()
+        r.register(self._sources)
 
         # Zero series for every label value known in advance, so rates and
         # ratios exist before the first event.
-        self._delivery_children = {
+        self._delivery_children: dict[tuple[str, ...], Counter] = {
             (s, OTHER): self.deliveries.labels(s, OTHER) for s in DELIVERY_STATUSES
         }
         self._reason_children: dict[tuple[str, ...], Counter] = {}
         self._reply_children: dict[tuple[str, ...], Counter] = {}
         self._sinks: dict[str, SourceSink] = {}
-        # What a state file keeps across restarts, beside the read positions.
-        self._persistent = {
-            "smtp_replies_total": self.replies,
-            "smtp_reply_reasons_total": self.reasons,
-            "smtp_deliveries_total": self.deliveries,
-            "smtp_exporter_lines_total": self.lines,
-            "smtp_exporter_read_bytes_total": self.read_bytes,
-            "smtp_exporter_lines_truncated_total": self.truncated,
-            "smtp_exporter_invalid_utf8_lines_total": self.invalid_utf8,
-            "smtp_exporter_label_overflow_total": self.label_overflow,
-        }
 
     def sink_for(self, source: str) -> SourceSink:
         """The sink a scanner of one source (a log file path) feeds."""
@@ -172,16 +208,16 @@ class ExporterMetrics:
 
     def update_sources(self, stats: Iterable[tuple[str, SourceStats]]) -> None:
         """The followed files and what their followers saw (read at scrape time)."""
-        self._source_stats = dict(stats)
+        self._sources.stats = dict(stats)
 
     def snapshot(self) -> list[list]:
-        """The persistent counters' values, as [name, labels, value] rows."""
+        """The counters' values, as [sample name, labels, value] rows."""
         rows = []
-        for name, counter in self._persistent.items():
+        for d, counter in self._counters.items():
             for family in counter.collect():
                 for sample in family.samples:
-                    if sample.name == name and sample.value:
-                        rows.append([name, sample.labels, sample.value])
+                    if sample.name == d.sample_name and sample.value:
+                        rows.append([d.sample_name, sample.labels, sample.value])
         return rows
 
     def restore(self, rows: list[list]) -> None:
@@ -189,22 +225,17 @@ class ExporterMetrics:
         # Replies, reasons and deliveries go in as if counted now, so the
         # series cap knows them and holds across restarts.
         counted = Counts()
-        batches = {
-            "smtp_replies_total": counted.replies,
-            "smtp_reply_reasons_total": counted.reasons,
-            "smtp_deliveries_total": counted.deliveries,
-        }
+        by_name = {d.sample_name: (d, counter) for d, counter in self._counters.items()}
         for name, labels, value in rows:
-            counter = self._persistent.get(name)
-            if counter is None:
-                continue
+            if name not in by_name:
+                continue  # a counter this version no longer has
+            d, counter = by_name[name]
             # A state file written before a label existed lacks it: "".
-            names = counter._labelnames  # noqa: SLF001 - prometheus_client has no public accessor
-            values = tuple(labels.get(n, "") for n in names)
-            if name in batches:
-                batches[name][values] = value
+            values = tuple(labels.get(label, "") for label in d.labels)
+            if d.batch is not None:
+                d.batch(counted)[values] = value
             else:
-                (counter.labels(*values) if names else counter).inc(value)
+                (counter.labels(*values) if d.labels else counter).inc(value)
         self.add_counts(counted)
 
     def totals(
@@ -248,14 +279,13 @@ class SourceSink:
 class _SourceStatsCollector:
     """Per-file tailing health, read from the followers when scraped."""
 
-    def __init__(self, metrics: ExporterMetrics) -> None:
-        self._metrics = metrics
+    def __init__(self) -> None:
+        self.stats: dict[str, SourceStats] = {}
 
-    def describe(self) -> list:
+    def describe(self) -> list[Metric]:
         return []
 
-    def collect(self):
-        stats = self._metrics._source_stats  # noqa: SLF001 - same module
+    def collect(self) -> Iterator[Metric]:
         families = {
             "rotations": CounterMetricFamily(
                 "smtp_exporter_source_rotations",
@@ -278,7 +308,7 @@ class _SourceStatsCollector:
             "When data was last read from the file (Unix time; 0: never). Alert when it is old.",
             labels=["source"],
         )
-        for source, st in sorted(stats.items()):
+        for source, st in sorted(self.stats.items()):
             for attr, family in families.items():
                 family.add_metric([source], getattr(st, attr))
             last_read.add_metric([source], st.last_read_time)

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from exporter.tailer import Position
+from exporter.source_progress import Position
 
 log = logging.getLogger(__name__)
 

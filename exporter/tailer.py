@@ -38,9 +38,9 @@ import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from exporter.lines import DEFAULT_MAX_LINE, LineBuffer
+from exporter.lines import DEFAULT_MAX_LINE, BlockSink, LineBuffer
+from exporter.source_progress import Position, SourceStats
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +51,6 @@ READ_SIZE = 1 << 20
 MAX_READ_PER_POLL = 16 << 20
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 LEDGER_SIZE = 256
-
-BlockSink = Callable[[bytes, int], None]  # (complete lines, lines cut at the limit)
-
-
-@dataclass(frozen=True)
-class Position:
-    """How far one file has been counted, and how to recognise that file."""
-
-    dev: int
-    ino: int
-    fingerprint: bytes  # the file's first bytes, up to FINGERPRINT_BYTES
-    offset: int
-    skipping: bool = False  # offset is inside the cut-off rest of a long line
-
-    def to_json(self) -> dict:
-        return {
-            "dev": self.dev, "ino": self.ino, "fingerprint": self.fingerprint.hex(), "offset": self.offset,
-            "skipping": self.skipping,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict) -> Position:
-        return cls(
-            int(data["dev"]), int(data["ino"]), bytes.fromhex(data["fingerprint"]), int(data["offset"]),
-            bool(data.get("skipping", False)),  # older state files do not have it
-        )
-
-    def same_file(self, dev: int, ino: int, head: bytes) -> bool:
-        """Is the file (dev, ino) whose first bytes are head the one we read?"""
-        if (dev, ino) != (self.dev, self.ino):
-            return False
-        n = min(len(head), len(self.fingerprint))
-        # A shorter head than we knew means the file was truncated.
-        return head[:n] == self.fingerprint[:n] and len(head) >= len(self.fingerprint)
 
 
 class Ledger:
@@ -113,17 +79,6 @@ class Ledger:
 
     def positions(self) -> list[Position]:
         return list(self._by_identity.values())
-
-
-class SourceStats:
-    """What a follower saw of its files, for the self-metrics."""
-
-    def __init__(self) -> None:
-        self.rotations = 0
-        self.truncations = 0
-        self.read_errors = 0
-        self.last_read_time = 0.0  # wall clock of the last read that returned data
-        self.bytes_read = 0
 
 
 class _OpenFile:

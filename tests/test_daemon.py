@@ -2,20 +2,29 @@
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
+from helpers import POSTFIX_SENT, metric_by, run_once
+from prometheus_client import generate_latest
+
 from exporter.config import Settings, SourceConfig
 from exporter.daemon import Daemon
-from exporter.metrics import ExporterMetrics
+from exporter.labels import REASON_LABELS, REPLY_LABELS
+from exporter.metrics import METRICS, ExporterMetrics
 
 REJECT = (
     "Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.{o}]: "
     "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
     "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n"
 )
-FAKE_JOURNALCTL = Path(__file__).parent / "data" / "fake_journalctl.py"
+DATA = Path(__file__).parent / "data"
+FAKE_JOURNALCTL = DATA / "fake_journalctl.py"
+# The state file the daemon of format 1 (before its counters came from one
+# table) wrote after reading tests/data/once.log whole, kept as it was written.
+STATE_V1 = DATA / "state-v1.json"
 KEY = {"direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt",
        "remote": ""}
 
@@ -68,6 +77,45 @@ def test_restart_with_state_file_counts_each_line_once(tmp_path):
     write(tmp_path / "mail.log", 17, 1)
     e.poll()
     assert rejects(e) == 18
+
+
+def rows(snapshot):
+    """A snapshot's rows in an order that does not depend on counting order."""
+    return sorted(json.dumps(row, sort_keys=True) for row in snapshot)
+
+
+def test_restart_restores_every_counter(tmp_path):
+    log = tmp_path / "mail.log"
+    distinct = REJECT.replace("550 5.1.1", "550 5.1.{n}")  # a reply label set per line
+    with open(log, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.writelines(distinct.format(s=n % 60, n=n, o=n % 250) for n in range(120))  # past the series cap
+        f.write(POSTFIX_SENT + "\n")  # a delivery
+        f.write("x" * 2000 + "\n")  # past max_line_bytes
+        f.write("Nov  3 17:45:00 mx postfix/smtpd[1]: connect from \udcff.example[192.0.2.1]\n")  # not UTF-8
+    settings = Settings(sources=[SourceConfig(path=str(log))], state_file=str(tmp_path / "state.json"),
+                        from_beginning=True, max_line_bytes=1024)
+    d = Daemon(settings, ExporterMetrics(max_reply_series=100))
+    d.poll()
+    d.save_state()
+    before = d.metrics.snapshot()
+    counters = {m.sample_name for m in METRICS if m.kind == "counter"}
+    assert {name for name, _, _ in before} == counters  # the log moved every counter
+    e = Daemon(settings, ExporterMetrics(max_reply_series=100))
+    assert rows(e.metrics.snapshot()) == rows(before)
+
+
+def test_a_state_file_of_format_1_restores_its_counts(tmp_path):
+    state = tmp_path / "state.json"
+    shutil.copy(STATE_V1, state)
+    d = Daemon(Settings(sources=[], state_file=str(state)), ExporterMetrics())
+    assert rows(d.metrics.snapshot()) == rows(json.loads(STATE_V1.read_text())["counters"])
+    # What it saved is what reading the same log in one go counts.
+    once = run_once("tests/data/once.log")
+    assert once.returncode == 0, once.stderr
+    restored = generate_latest(d.metrics.registry).decode()
+    for name, labels in (("smtp_replies_total", REPLY_LABELS), ("smtp_reply_reasons_total", REASON_LABELS),
+                         ("smtp_deliveries_total", ("status", "remote")), ("smtp_exporter_lines_total", ("result",))):
+        assert metric_by(restored, name, *labels) == metric_by(once.stdout.decode(), name, *labels), name
 
 
 def test_a_partial_line_at_save_time_is_counted_once(tmp_path):

@@ -1,4 +1,4 @@
-"""Lint of the Grafana dashboards in grafana/, and helpers to run their queries.
+"""Lint of the Grafana dashboards in grafana/.
 
 Every dashboard, provisioned (grafana/dashboards/) and import copy
 (grafana/import/), must be valid JSON with `editable: false`, its fixed uid, the
@@ -13,48 +13,38 @@ grafana/build_import.py makes of the provisioned ones, and the threshold lines
 must be the alert rules' default thresholds. With promtool, a few panels are
 also evaluated on synthetic series, before and after the first reply.
 
-Helpers for other tests (`from test_dashboards import ...`; none is a test):
-
-- load_dashboards(kind="provisioned") -> {file name: dashboard dict};
-  kind is "provisioned", "import" or "all" (keys then "dashboards/NAME", "import/NAME").
-- iter_panels(dashboard): every panel, rows and the panels inside rows included.
-- iter_targets(dashboard) -> [Query(panel_title, expr, ref_id, instant, legend_format)];
-  instant is True for instant queries (stat and table totals over `$__range`).
-- iter_queries(dashboard) -> [(panel_title, expr)], the same as pairs.
-- iter_variable_queries(dashboard) -> [(variable name, "label_values(selector, label)")].
-- label_values_selector(query) -> (selector, label) of a label_values() query.
-- fill_variables(expr, job=".*", instance=".*", *, rate_interval="5m",
-  range_="1h", interval="1m", **variables) -> PromQL that Prometheus accepts.
-- known_metric_names() -> frozenset of metric names the dashboards may use.
-- metric_selectors(expr) -> [Selector(metric, matchers)], range_selectors(expr) -> ["$__rate_interval", ...].
+The helpers that read dashboards are in dashboards.py, the PromQL scanner
+and metric names in promql.py.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 import yaml
-from helpers import REPO, run_once
-from prometheus_client import (
-    CollectorRegistry,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
+from dashboards import (
+    DASHBOARD_DIR,
+    GRAFANA,
+    IMPORT_DIR,
+    fill_variables,
+    iter_panels,
+    iter_queries,
+    iter_targets,
+    iter_variable_queries,
+    label_values_selector,
+    load_dashboards,
+    variables_used,
 )
+from helpers import REPO
+from promql import Selector, known_metric_names, metric_selectors, range_selectors, scan
 
-GRAFANA = REPO / "grafana"
-DASHBOARD_DIR = GRAFANA / "dashboards"
-IMPORT_DIR = GRAFANA / "import"
 PROVISIONING_DIR = GRAFANA / "provisioning"
 
 # File name -> uid. Uids are in links and bookmarks: change one only on purpose.
@@ -65,329 +55,6 @@ EXPECTED_UIDS = {
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 # Grafana's own variables that a query may use, besides the dashboard's.
 BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval"}
-# Values fill_variables gives the drill-down's variables unless told otherwise:
-# the dashboards' "All" (their allValue).
-DEFAULT_VARIABLE_VALUES = {"direction": ".*", "remote": ".*", "code": ".*", "enhanced": ".*"}
-# Series that Prometheus itself adds for every target.
-PROMETHEUS_SERIES = {
-    "up",
-    "scrape_duration_seconds",
-    "scrape_samples_scraped",
-    "scrape_samples_post_metric_relabeling",
-    "scrape_series_added",
-}
-
-
-# --------------------------------------------------------------------------
-# Loading and walking dashboards
-
-
-def load_dashboards(kind: str = "provisioned") -> dict[str, dict]:
-    """{file name: dashboard} of grafana/dashboards ("provisioned"),
-    grafana/import ("import"), or both ("all": keys "dashboards/NAME", "import/NAME")."""
-    dirs = {"provisioned": [DASHBOARD_DIR], "import": [IMPORT_DIR], "all": [DASHBOARD_DIR, IMPORT_DIR]}[kind]
-    out = {}
-    for directory in dirs:
-        for path in sorted(directory.glob("*.json")):
-            key = f"{directory.name}/{path.name}" if kind == "all" else path.name
-            out[key] = json.loads(path.read_text(encoding="utf-8"))
-    return out
-
-
-def iter_panels(dashboard: dict) -> Iterator[dict]:
-    def walk(panels):
-        for panel in panels:
-            yield panel
-            yield from walk(panel.get("panels", []))
-
-    yield from walk(dashboard.get("panels", []))
-
-
-class Query(NamedTuple):
-    panel_title: str
-    expr: str
-    ref_id: str
-    instant: bool
-    legend_format: str
-
-
-def iter_targets(dashboard: dict) -> list[Query]:
-    """Every panel query (hidden ones too), in panel order."""
-    out = []
-    for panel in iter_panels(dashboard):
-        for t in panel.get("targets", []):
-            if "expr" in t:
-                out.append(Query(panel.get("title", ""), t["expr"], t.get("refId", ""),
-                                 bool(t.get("instant")) and not t.get("range"), t.get("legendFormat", "")))
-    return out
-
-
-def iter_queries(dashboard: dict) -> list[tuple[str, str]]:
-    """[(panel title, PromQL with Grafana variables)] of every panel query."""
-    return [(q.panel_title, q.expr) for q in iter_targets(dashboard)]
-
-
-def _variable_query_text(variable: dict) -> str:
-    query = variable.get("query", "")
-    return query.get("query", "") if isinstance(query, dict) else query
-
-
-def iter_variable_queries(dashboard: dict) -> list[tuple[str, str]]:
-    """[(variable name, query)] of the dashboard's query variables."""
-    return [
-        (v["name"], _variable_query_text(v))
-        for v in dashboard.get("templating", {}).get("list", [])
-        if v.get("type") == "query"
-    ]
-
-
-_LABEL_VALUES_RE = re.compile(r"^\s*label_values\(\s*(?P<selector>.+?)\s*,\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.DOTALL)
-
-
-def label_values_selector(query: str) -> tuple[str, str]:
-    """(selector, label) of `label_values(selector, label)`; ValueError otherwise."""
-    m = _LABEL_VALUES_RE.match(query)
-    if not m:
-        raise ValueError(f"not a label_values(selector, label) query: {query!r}")
-    return m["selector"], m["label"]
-
-
-# --------------------------------------------------------------------------
-# Grafana variables
-
-
-_VARIABLE_RE = re.compile(r"\$\{(?P<braced>\w+)(?::(?P<fmt>\w+))?\}|\$(?P<plain>\w+)")
-_REGEX_SPECIAL = set("$^*{}[]'+?.()|")
-
-
-def _regex_escape(value: str) -> str:
-    """Grafana's escaping of one value of a multi-value variable in PromQL."""
-    out = []
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\\\\\")
-        elif ch in _REGEX_SPECIAL:
-            out.append("\\\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _format_value(value) -> str:
-    if isinstance(value, str):
-        return value
-    values = [_regex_escape(v) for v in value]
-    return values[0] if len(values) == 1 else "(" + "|".join(values) + ")"
-
-
-def variables_used(expr: str) -> set[str]:
-    """Names of the Grafana variables in expr (not label_replace's $1, $2)."""
-    return {
-        m["braced"] or m["plain"]
-        for m in _VARIABLE_RE.finditer(expr)
-        if not (m["braced"] or m["plain"]).isdigit()
-    }
-
-
-def fill_variables(
-    expr: str,
-    job: str | list[str] = ".*",
-    instance: str | list[str] = ".*",
-    *,
-    rate_interval: str = "5m",
-    range_: str = "1h",
-    interval: str = "1m",
-    **variables: str | list[str],
-) -> str:
-    """expr with its Grafana variables replaced, as Grafana would send it.
-
-    A str value is put in as it is: it is a regex (".*" is "All"). A list of
-    str is a multi-value selection of literal values, escaped and joined as
-    Grafana does ("(a|b)"). The drill-down's direction, remote, code and
-    enhanced default to ".*" (their "All"). rate_interval, range_ and interval stand
-    for $__rate_interval, $__range and $__interval: give rate_interval at least
-    four scrape intervals. label_replace's "$1" is left alone; any other
-    unknown variable raises ValueError.
-    """
-    values = {
-        **DEFAULT_VARIABLE_VALUES,
-        **variables,
-        "job": job,
-        "instance": instance,
-        "__rate_interval": rate_interval,
-        "__range": range_,
-        "__interval": interval,
-    }
-
-    def replace(m: re.Match) -> str:
-        name = m["braced"] or m["plain"]
-        if name.isdigit():
-            return m[0]
-        if name not in values:
-            raise ValueError(f"no value for Grafana variable ${name} in {expr!r}")
-        return _format_value(values[name])
-
-    return _VARIABLE_RE.sub(replace, expr)
-
-
-# --------------------------------------------------------------------------
-# A small PromQL scanner: enough to find metric selectors and ranges
-
-
-_TOKEN_RE = re.compile(
-    r"""
-      (?P<ws>\s+)
-    | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
-    | (?P<var>\$\{[^}]*\}|\$\w+)
-    | (?P<duration>(?:\d+(?:ms|[smhdwy]))+(?![\w.]))
-    | (?P<number>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
-    | (?P<ident>[A-Za-z_:][\w:]*)
-    | (?P<punct>[(){}\[\],])
-    | (?P<op>=~|!~|==|!=|<=|>=|[-+*/%^<>=@:])
-    """,
-    re.VERBOSE,
-)
-# Keywords followed by a list of label names in parentheses.
-_LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
-_AGGREGATIONS = {
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
-}
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"}
-
-
-class Selector(NamedTuple):
-    metric: str  # "" for a selector without a metric name
-    matchers: tuple[tuple[str, str, str], ...]  # (label, op, value)
-
-
-class _Scan(NamedTuple):
-    selectors: list[Selector]
-    ranges: list[str]
-    calls: list[str]
-
-
-def _tokens(expr: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
-    while pos < len(expr):
-        m = _TOKEN_RE.match(expr, pos)
-        if not m:
-            raise ValueError(f"cannot read PromQL at {expr[pos:pos + 30]!r} in {expr!r}")
-        if m.lastgroup != "ws":
-            out.append((m.lastgroup, m[0]))
-        pos = m.end()
-    return out
-
-
-def _closing(tokens: list[tuple[str, str]], start: int, open_: str, close: str) -> int:
-    depth = 0
-    for i in range(start, len(tokens)):
-        if tokens[i] == ("punct", open_):
-            depth += 1
-        elif tokens[i] == ("punct", close):
-            depth -= 1
-            if depth == 0:
-                return i
-    raise ValueError(f"unbalanced {open_!r}")
-
-
-def _matchers(tokens: list[tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
-    out, i = [], 0
-    while i < len(tokens):
-        if tokens[i] == ("punct", ","):
-            i += 1
-            continue
-        if i + 3 > len(tokens):
-            raise ValueError(f"bad label matcher {tokens[i:]}")
-        (k1, label), (k2, op), (k3, value) = tokens[i:i + 3]
-        if k1 != "ident" or k2 != "op" or k3 != "string":
-            raise ValueError(f"bad label matcher {label}{op}{value}")
-        out.append((label, op, value[1:-1]))
-        i += 3
-    return tuple(out)
-
-
-def _scan(expr: str) -> _Scan:
-    tokens = _tokens(expr)
-    selectors, ranges, calls = [], [], []
-    i = 0
-    while i < len(tokens):
-        kind, text = tokens[i]
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
-        if kind == "ident":
-            if text in _LABEL_LIST_KEYWORDS:
-                i = _closing(tokens, i + 1, "(", ")") + 1 if nxt == ("punct", "(") else i + 1
-                continue
-            if text.lower() in _KEYWORDS:
-                i += 1
-                continue
-            if text in _AGGREGATIONS or nxt == ("punct", "("):
-                calls.append(text)
-                i += 1
-                continue
-            if nxt == ("punct", "{"):
-                end = _closing(tokens, i + 1, "{", "}")
-                selectors.append(Selector(text, _matchers(tokens[i + 2:end])))
-                i = end + 1
-            else:
-                selectors.append(Selector(text, ()))
-                i += 1
-            continue
-        if (kind, text) == ("punct", "{"):
-            end = _closing(tokens, i, "{", "}")
-            selectors.append(Selector("", _matchers(tokens[i + 1:end])))
-            i = end + 1
-            continue
-        if (kind, text) == ("punct", "["):
-            end = _closing(tokens, i, "[", "]")
-            ranges.append("".join(t for _, t in tokens[i + 1:end]))
-            i = end + 1
-            continue
-        i += 1
-    return _Scan(selectors, ranges, calls)
-
-
-def metric_selectors(expr: str) -> list[Selector]:
-    return _scan(expr).selectors
-
-
-def range_selectors(expr: str) -> list[str]:
-    """The text inside every [...] of expr: "$__rate_interval", "5m", "5m:1m"."""
-    return _scan(expr).ranges
-
-
-# --------------------------------------------------------------------------
-# Metric names
-
-
-def _exposition_names(text: str) -> set[str]:
-    names = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(None, 3)
-            names.add(name)
-            if kind == "counter" and not name.endswith("_total"):
-                names.add(name + "_total")
-            if kind in ("histogram", "summary"):
-                names.update(name + s for s in ("_bucket", "_sum", "_count"))
-        elif line and not line.startswith("#"):
-            names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
-    return names
-
-
-@functools.lru_cache(maxsize=1)
-def known_metric_names() -> frozenset[str]:
-    """Metric names a dashboard may use: what `--once` exposes on tests/data/once.log,
-    the process and platform collectors the daemon adds, and Prometheus's `up` & co."""
-    proc = run_once("tests/data/once.log")
-    assert proc.returncode == 0, proc.stderr.decode()
-    names = _exposition_names(proc.stdout.decode())
-    # The daemon registers these two collectors besides the exporter's metrics.
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    names |= _exposition_names(generate_latest(registry).decode())
-    return frozenset(names | PROMETHEUS_SERIES)
 
 
 # --------------------------------------------------------------------------
@@ -526,9 +193,9 @@ def test_queries_use_grafana_intervals(name):
             if r not in allowed:
                 problems.append(f"{q.panel_title}: [{r}] in a {'instant' if q.instant else 'range'} query "
                                 f"(allowed: {sorted(allowed)})")
-        scan = _scan(q.expr)
-        ranged = [c for c in scan.calls if c in ("rate", "irate", "increase")]
-        if len(ranged) > len(scan.ranges):
+        scanned = scan(q.expr)
+        ranged = [c for c in scanned.calls if c in ("rate", "irate", "increase")]
+        if len(ranged) > len(scanned.ranges):
             problems.append(f"{q.panel_title}: rate/increase without a range")
     assert not problems, "\n".join(problems)
 
@@ -691,7 +358,7 @@ def test_provisioning_files():
 
 
 # --------------------------------------------------------------------------
-# The scanner and fill_variables themselves
+# The helpers' scanner and fill_variables themselves
 
 
 def test_scanner_finds_selectors_and_ranges():

@@ -29,8 +29,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import pathspec
 import pytest
 import yaml
+from dockerfile_parse import DockerfileParser
 
 from exporter.config import DEFAULT_PORT
 from helpers import REPO, replies_by, run_once
@@ -78,42 +80,28 @@ def exporter_help() -> str:
 # --- Dockerfiles ---------------------------------------------------------------
 
 
-@dataclass
-class Instruction:
-    keyword: str
-    args: str
-
-
 @functools.cache
-def exporter_stages() -> list[list[Instruction]]:
+def exporter_stages() -> list[list[dict]]:
     """The exporter image's stages: read once for the tests that look at them."""
     return dockerfile_stages(EXPORTER_DOCKERFILE)
 
 
-def dockerfile_stages(path: Path) -> list[list[Instruction]]:
-    """The instructions of each build stage, continuation lines joined."""
-    logical, pending = [], ""
-    for line in path.read_text().splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    stages: list[list[Instruction]] = []
-    for line in logical:
-        keyword, _, args = line.strip().partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
+def dockerfile_stages(path: Path) -> list[list[dict]]:
+    """The instructions of each build stage (continuation lines joined), as
+    dockerfile-parse reads them: {"instruction": "COPY", "value": "a b", ...}."""
+    with path.open("rb") as f:  # by content: a path not named Dockerfile would be taken for a directory
+        parsed = DockerfileParser(fileobj=f).structure
+    stages: list[list[dict]] = []
+    for instruction in parsed:
+        if instruction["instruction"] == "FROM":
             stages.append([])
-        if stages:
-            stages[-1].append(Instruction(keyword, args.strip()))
+        if stages and instruction["instruction"] != "COMMENT":
+            stages[-1].append(instruction)
     return stages
 
 
-def instructions(stage: list[Instruction], keyword: str) -> list[str]:
-    return [i.args for i in stage if i.keyword == keyword]
+def instructions(stage: list[dict], keyword: str) -> list[str]:
+    return [i["value"] for i in stage if i["instruction"] == keyword]
 
 
 def exec_form(args: str) -> list[str]:
@@ -123,7 +111,7 @@ def exec_form(args: str) -> list[str]:
     return value
 
 
-def copy_sources(stage: list[Instruction]) -> list[tuple[list[str], str]]:
+def copy_sources(stage: list[dict]) -> list[tuple[list[str], str]]:
     """(sources, destination) of each COPY from the build context."""
     out = []
     for args in instructions(stage, "COPY"):
@@ -135,60 +123,45 @@ def copy_sources(stage: list[Instruction]) -> list[tuple[list[str], str]]:
     return out
 
 
-def dockerignore_patterns() -> list[str]:
-    path = REPO / ".dockerignore"
-    if not path.exists():
-        return []
-    lines = (line.strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+def dockerignore(patterns: list[str]) -> pathspec.PathSpec:
+    """A .dockerignore's patterns as a matcher of paths in the build context.
 
-
-def _glob_regex(pattern: str) -> re.Pattern:
-    out = ""
-    for part in re.split(r"(\*\*/?|\*|\?)", pattern.strip("/")):
-        if part in ("**", "**/"):
-            out += "(?:.*/)?" if part == "**/" else ".*"
-        elif part == "*":
-            out += "[^/]*"
-        elif part == "?":
-            out += "[^/]"
-        else:
-            out += re.escape(part)
-    return re.compile(out + r"\Z")
-
-
-def excluded_from_context(relpath: str, patterns: list[str]) -> bool:
-    """Whether .dockerignore keeps a path out of the build context: as Docker
-    does, a pattern matches the path or one of its parent directories, and
-    the last matching pattern wins ('!' re-includes)."""
-    parts = PurePosixPath(relpath).parts
-    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-    excluded = False
+    Docker reads them as gitignore does (the last match wins, "!" re-includes,
+    even below an excluded directory), except that every pattern is anchored
+    at the context's root: "tests" is ./tests only, never exporter/tests.
+    """
+    anchored = []
     for pattern in patterns:
         negate = pattern.startswith("!")
-        regex = _glob_regex(pattern[1:] if negate else pattern)
-        if any(regex.match(p) for p in prefixes):
-            excluded = not negate
-    return excluded
+        anchored.append(("!" if negate else "") + "/" + pattern.removeprefix("!").lstrip("/"))
+    return pathspec.PathSpec.from_lines("gitignore", anchored)
 
 
-def context_files(context: Path, source: str, patterns: list[str]) -> list[Path]:
+def context_ignores() -> pathspec.PathSpec:
+    path = REPO / ".dockerignore"
+    lines = (line.strip() for line in path.read_text().splitlines()) if path.exists() else ()
+    return dockerignore([line for line in lines if line and not line.startswith("#")])
+
+
+def context_files(context: Path, source: str, ignores: pathspec.PathSpec) -> list[Path]:
     """The files of a COPY source (a file or a directory) that .dockerignore
     leaves in the build context."""
     path = context / source
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return [f for f in files if not excluded_from_context(str(f.relative_to(context)), patterns)]
+    return [f for f in files if not ignores.match_file(str(f.relative_to(context)))]
 
 
-def test_dockerignore_matcher_follows_docker_rules():
-    patterns = [".git", "**/__pycache__", "tests", "docs/*.md", "!docs/keep.md"]
-    assert excluded_from_context(".git/config", patterns)
-    assert excluded_from_context("exporter/parsers/__pycache__/x.pyc", patterns)
-    assert excluded_from_context("tests/data/a.log", patterns)
-    assert excluded_from_context("docs/a.md", patterns)
-    assert not excluded_from_context("docs/keep.md", patterns)
-    assert not excluded_from_context("exporter/tests.py", patterns)
-    assert not excluded_from_context("docs/sub/a.md", patterns)
+def test_dockerignore_follows_docker_rules():
+    ignores = dockerignore([".git", "**/__pycache__", "tests", "docs/*.md", "!docs/keep.md", "/build"])
+    assert ignores.match_file(".git/config")
+    assert ignores.match_file("exporter/parsers/__pycache__/x.pyc")
+    assert ignores.match_file("tests/data/a.log")
+    assert ignores.match_file("docs/a.md")
+    assert ignores.match_file("build/lib/x.py")
+    assert not ignores.match_file("docs/keep.md")
+    assert not ignores.match_file("exporter/tests.py")
+    assert not ignores.match_file("docs/sub/a.md")
+    assert not ignores.match_file("exporter/tests/x.py")  # anchored, unlike .gitignore
 
 
 def build_contexts(compose: dict) -> list[tuple[Path, Path]]:
@@ -209,7 +182,7 @@ def test_compose_builds_the_exporter_image_and_postfix(compose):
 
 
 def test_every_copy_source_is_in_the_build_context(compose):
-    patterns = dockerignore_patterns()
+    ignores = context_ignores()
     checked = 0
     for context, dockerfile in build_contexts(compose):
         for stage in dockerfile_stages(dockerfile):
@@ -217,7 +190,7 @@ def test_every_copy_source_is_in_the_build_context(compose):
                 for source in sources:
                     assert (context / source).exists(), (
                         f"{dockerfile.relative_to(REPO)}: COPY {source}: not in the repository")
-                    assert context_files(context, source, patterns), f"{dockerfile.relative_to(REPO)}: COPY {source}: .dockerignore excludes it"
+                    assert context_files(context, source, ignores), f"{dockerfile.relative_to(REPO)}: COPY {source}: .dockerignore excludes it"
                     checked += 1
     assert checked >= 5
 
@@ -269,12 +242,12 @@ def test_build_stage_copies_enough_to_build_the_package(tmp_path):
     build = exporter_stages()[0]
     workdir = PurePosixPath(instructions(build, "WORKDIR")[-1])
     root = tmp_path / "image"
-    patterns = dockerignore_patterns()
+    ignores = context_ignores()
     for sources, dest in copy_sources(build):
         target = root / (workdir / dest).relative_to("/")
         for source in sources:
             src = REPO / source
-            for f in context_files(REPO, source, patterns):
+            for f in context_files(REPO, source, ignores):
                 if src.is_dir():
                     out = target / f.relative_to(src)
                 else:

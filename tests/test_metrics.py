@@ -109,3 +109,11 @@ def test_series_cap_holds_across_restarts():
     assert sum(s.value for s in reply_series(m)) == 1500
     overflow = value(m, "smtp_exporter_label_overflow_total")
     assert overflow == sum(s.value for s in reply_series(m) if s.labels["code"] == "other") > 0
+
+
+def test_restore_skips_counters_this_version_does_not_have():
+    n = ExporterMetrics()
+    n.restore([["smtp_retired_total", {"source": "/var/log/mail.log"}, 3],
+               ["smtp_exporter_read_bytes_total", {"source": "/var/log/mail.log"}, 99]])
+    assert value(n, "smtp_exporter_read_bytes_total", source="/var/log/mail.log") == 99
+    assert value(n, "smtp_retired_total", source="/var/log/mail.log") is None

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import pytest
 import yaml
 
+from dashboards import fill_variables, iter_targets, iter_variable_queries, label_values_selector, load_dashboards
 from exporter.labels import Counts, Labeller
 from exporter.parsers import postfix
 from exporter.providers import OTHER
@@ -34,7 +35,6 @@ from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply
 from helpers import REPO
 from prometheus_server import PROMETHEUS, PrometheusError, PrometheusServer
 from test_daemon_e2e import Exporter
-from test_dashboards import fill_variables, iter_targets, iter_variable_queries, label_values_selector, load_dashboards
 
 sys.path.insert(0, str(REPO / "deploy" / "prometheus"))
 from rules_for_tests import write_test_rules  # noqa: E402

@@ -5,7 +5,8 @@ The tests step the followers by hand and move a fake clock, so nothing sleeps.
 
 import os
 
-from exporter.tailer import FileFollower, Ledger, LogSource, Position
+from exporter.source_progress import Position
+from exporter.tailer import FileFollower, Ledger, LogSource
 
 
 class Clock:
