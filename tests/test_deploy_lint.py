@@ -125,3 +125,15 @@ def test_prometheusrule_groups_pass_promtool(tmp_path):
     rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     rc, out = promtool("check", "rules", str(rules))
     assert rc == 0 and "SUCCESS" in out, out
+
+
+# --- Grafana -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "grafana").glob("*/*.json")), ids=lambda p: str(p.relative_to(REPO)))
+def test_dashboard_job_and_instance_all_is_any_value(path):
+    # Grafana's own "All" lists every value it loaded into the query, which
+    # grows with the fleet and misses hosts added since; ".+" matches any.
+    variables = {v["name"]: v for v in yaml.safe_load(path.read_text())["templating"]["list"]}
+    for name in ("job", "instance"):
+        assert variables[name].get("includeAll") and variables[name].get("allValue") == ".+", f"{path.name}: {name}"
