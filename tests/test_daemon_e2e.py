@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -29,13 +30,14 @@ SOURCE_LOG = LAB_LOG if LAB_LOG.exists() else DEMO_LOG
 
 
 class Exporter:
-    """One exporter process on 127.0.0.1, stopped by PID at the end."""
+    """One exporter process on 127.0.0.1, stopped by PID at the end: this
+    checkout's, or an installed one given as `command`."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, command: Sequence[str] = (sys.executable, "-m", "exporter")) -> None:
         self.port = free_port()
         self.stderr = open(tmp / f"exporter-{self.port}.err", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{self.port}", *args],
+            [*command, "--web.listen-address", f"127.0.0.1:{self.port}", *args],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr,
         )
         deadline = time.monotonic() + 20

@@ -130,14 +130,14 @@ def test_every_alert_is_tested_firing_and_silent():
 
 def test_firing_expectations_check_annotations():
     # promtool compares annotations only as given: every firing expectation
-    # names both, so a broken template fails a test.
+    # names all three, so a broken template or link fails a test.
     missing = [
         (f, c["alertname"], c["eval_time"])
         for f, c in alert_rule_tests()
         for a in c.get("exp_alerts") or []
-        if set((a.get("exp_annotations") or {})) != {"summary", "description"}
+        if set((a.get("exp_annotations") or {})) != {"summary", "description", "runbook_url"}
     ]
-    assert not missing, f"firing expectations without summary and description: {missing}"
+    assert not missing, f"firing expectations without summary, description and runbook_url: {missing}"
 
 
 def test_unit_tests_fix_the_group_evaluation_order():
@@ -166,6 +166,36 @@ def test_alerts_are_named_labelled_and_annotated():
             assert isinstance(ann.get(key), str) and len(ann[key].strip()) > 20, f"{name}: {key}"
         assert "Look first" in ann["description"], f"{name}: the description says what to look at first"
         assert r.get("for"), f"{name}: no `for:`"
+
+
+RUNBOOK = PROM / "RUNBOOK.md"
+RUNBOOK_PARTS = ("**What it means.**", "**Check first.**", "**Silence it**")
+
+
+def runbook_sections() -> dict[str, str]:
+    """GitHub's anchor of each `## ` heading of the runbook -> its text."""
+    sections = RUNBOOK.read_text().split("\n## ")[1:]
+    return {s.split("\n", 1)[0].strip().lower(): s for s in sections}
+
+
+def test_every_alert_links_to_its_runbook_section():
+    sections = runbook_sections()
+    for r in rules("alert"):
+        url = (r.get("annotations") or {}).get("runbook_url", "")
+        path, _, anchor = url.partition("#")
+        assert path.endswith("/deploy/prometheus/RUNBOOK.md"), f"{r['alert']}: runbook_url {url!r}"
+        assert anchor == r["alert"].lower() and anchor in sections, f"{r['alert']}: no section #{anchor} in {RUNBOOK.name}"
+        missing = [part for part in RUNBOOK_PARTS if part not in sections[anchor]]
+        assert not missing, f"{RUNBOOK.name} #{anchor} does not say {missing}"
+    assert set(sections) == {r["alert"].lower() for r in rules("alert")}, "runbook sections for alerts that do not exist"
+
+
+def test_no_alert_names_a_job():
+    # Scrape configurations name their jobs as they like (the Prometheus
+    # Operator names them namespace/monitor): an alert must find the
+    # exporter by its metrics.
+    for r in rules("alert"):
+        assert not re.search(r"\bjob\s*!?=~?\s*\"", r["expr"]), f"{r['alert']}: selects a job by name"
 
 
 def test_alert_names_are_unique():
