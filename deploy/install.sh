@@ -170,7 +170,16 @@ else
     mv "$prefix$CONFIG.new" "$prefix$CONFIG"
     say "wrote $CONFIG (reading ${journal_unit:-$log})"
 fi
-"$prefix$VENV/bin/$NAME" --config "$prefix$CONFIG" --check-config
+# The state directory, which systemd's StateDirectory= would also make: here
+# so that the check below, and a start without systemd, find it.
+if [ -n "$prefix" ]; then
+    install -d -m 0750 "$prefix$STATE_DIR"
+    # A staged config still names the real paths; check it against the staged state directory.
+    "$prefix$VENV/bin/$NAME" --config "$prefix$CONFIG" --state-file "$prefix$STATE_DIR/state.json" --check-config
+else
+    install -d -m 0750 -o "$NAME" -g "$NAME" "$STATE_DIR"
+    "$prefix$VENV/bin/$NAME" --config "$CONFIG" --check-config
+fi
 
 # 4. Read access to the log.
 if [ -n "$journal_unit" ]; then

@@ -75,7 +75,11 @@ def test_the_unit_starts_the_installed_program_with_the_installed_config(staged)
     assert args == ["--config", f"/{CONFIG}"]
     version = subprocess.run([str(under(prefix, program)), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.split() == [NAME, __version__]
-    check = subprocess.run([str(under(prefix, program)), "--config", str(prefix / CONFIG), "--check-config"],
+    # The staged config names the real state directory; the staged one stands in for it.
+    state = prefix / f"var/lib/{NAME}"
+    assert state.is_dir()
+    check = subprocess.run([str(under(prefix, program)), "--config", str(prefix / CONFIG),
+                            "--state-file", str(state / "state.json"), "--check-config"],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith("configuration OK"), check.stdout
