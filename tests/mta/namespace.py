@@ -226,24 +226,50 @@ class PrivateLab:
             smtp.sendmail(sender, recipients, message)  # a str: smtplib sends its lines with CRLF
 
 
+# A classic syslog time stamp. The day is two characters wide: padded with a
+# space by syslog daemons ("Dec  6"), with a zero by Postfix's own maillog_file
+# ("Dec 06"), so a line's fields cannot be told by splitting at spaces.
+CLASSIC_STAMP = r"(?P<month>[A-Z][a-z]{2}) (?P<day>[ \d]\d) (?P<time>\d\d:\d\d:\d\d)"
+# An RFC 3339 one, as Debian 12's rsyslog writes: "2026-12-06T10:00:00.123456+01:00".
+RFC3339_STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)"
+_SYSLOG_LINE = re.compile(
+    rf"(?P<stamp>{CLASSIC_STAMP}|{RFC3339_STAMP}) (?P<host>\S+) (?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ")
+
+
+def syslog_tag(line: str) -> str | None:
+    """The tag of a syslog line ("smtpd" of "Dec  6 10:00:00 mx3 smtpd[7]: ..."),
+    read by pattern whatever its time stamp; None for a line of another shape."""
+    m = _SYSLOG_LINE.match(line)
+    return m["tag"] if m else None
+
+
+def classic_stamp(when: float) -> str:
+    """`when` (seconds since the epoch) as a syslog daemon stamps a line, in local time."""
+    return time.strftime("%b %e %H:%M:%S", time.localtime(when))
+
+
 class SyslogReceiver:
     """A /dev/log stand-in: reads syslog(3) datagrams, writes classic syslog lines.
 
     glibc sends "<PRI>Mmm dd HH:MM:SS tag[pid]: message"; a syslog daemon
-    inserts its host name after the time stamp, and so does this one.
+    writes the time it received the message (rsyslog's default for the local
+    socket) and its host name before the tag, and so does this one. `clock`
+    gives that time: a test can make it any date.
     """
 
-    def __init__(self, socket_path: Path, log_path: Path, hostname: str) -> None:
+    def __init__(self, socket_path: Path, log_path: Path, hostname: str,
+                 clock: Callable[[], float] = time.time) -> None:
         self.socket_path = socket_path
         self.log_path = log_path
         self.hostname = hostname
+        self.clock = clock
         self.lines = 0
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
-    _HEAD = re.compile(r"<\d+>(?P<stamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ")
+    _HEAD = re.compile(rf"<\d+>{CLASSIC_STAMP} ")
 
     def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
@@ -269,10 +295,9 @@ class SyslogReceiver:
                     self.lines += 1
 
     def format(self, datagram: str) -> str:
-        m = self._HEAD.match(datagram)
-        if m is None:  # not from syslog(3); keep it whole, stamped now
-            return time.strftime("%b %e %H:%M:%S ") + f"{self.hostname} {datagram.rstrip()}\n"
-        return f"{m['stamp']} {self.hostname} {datagram[m.end():].rstrip(chr(10))}\n"
+        m = self._HEAD.match(datagram)  # none when not from syslog(3): kept whole
+        message = datagram[m.end():] if m else datagram
+        return f"{classic_stamp(self.clock())} {self.hostname} {message.rstrip(chr(10))}\n"
 
     def count(self) -> int:
         with self._lock:
