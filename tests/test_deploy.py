@@ -34,7 +34,7 @@ import yaml
 
 from exporter.config import DEFAULT_PORT
 from helpers import REPO, replies_by, run_once
-from mta.namespace import free_port
+from mta.namespace import free_port, private_dir
 from test_daemon_e2e import Exporter
 from test_rules import PROMTOOL, needs_promtool
 
@@ -695,13 +695,12 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
     master_cf = Path("/usr/share/postfix/master.cf.dist")
     if os.geteuid() != 0 or not postfix.exists() or not master_cf.exists():
         pytest.skip("needs root and the Debian package postfix")
-    name = f"smtp-reply-deploy-{os.getpid()}"
-    base, logdir = Path("/var/tmp") / name, Path("/var/log") / name
+    base = private_dir("smtp-reply-deploy")
+    logdir = base / "log"
     conf, queue, data = base / "conf", base / "queue", base / "data"
     port = free_port()
     for d in (conf, queue, data):
-        d.mkdir(parents=True)
-    base.chmod(0o755)
+        d.mkdir()
     queue.chmod(0o755)
     shutil.chown(data, "postfix", "postfix")
     shutil.copy(POSTFIX_MAIN_CF, conf / "main.cf")
@@ -755,4 +754,3 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
         finally:
             server.stderr.close()
             shutil.rmtree(base, ignore_errors=True)
-            shutil.rmtree(logdir, ignore_errors=True)

@@ -3,7 +3,7 @@
 The exim4 packages conflict with postfix, so they are not installed: they are
 fetched and unpacked into a private root (tests/mta/debian.py), and that
 binary runs as a foreground daemon (`-bdf`) on 127.0.0.1 with its own
-configuration, spool and logs under /var/tmp/<name>.
+configuration, spool and logs in a private directory under /var/tmp.
 
 Debian's binary is setuid root, looks up the user Debian-exim before it reads
 any configuration, and keeps root with `-C FILE` only when FILE is listed in
@@ -259,10 +259,6 @@ begin retry
 
     def start(self) -> EximLab:
         PACKAGES.unpacked()
-        self.daemon.stop_leftover(self.conf)
-        shutil.rmtree(self.base, ignore_errors=True)
-        self.base.mkdir(parents=True)
-        self.base.chmod(0o755)
         self.uid = add_users(self.etc, {EXIM_USER: str(self.spool)}, "Exim lab", range(64_990, 60_000, -1))[EXIM_USER]
         for d in (self.spool, self.logs):
             d.mkdir(mode=0o750)

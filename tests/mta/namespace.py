@@ -19,10 +19,10 @@ import pwd
 import re
 import shlex
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -62,18 +62,9 @@ def answers_smtp(port: int) -> bool:
         return False
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 class NamespaceDaemon:
     """One daemon started by `setup` (shell lines) and then `command`,
-    inside `unshare --mount`. Its output goes to base/daemon.out and its pid
-    to base/daemon.pid."""
+    inside `unshare --mount`. Its output goes to base/daemon.out."""
 
     def __init__(self, base: Path, what: str) -> None:
         self.base = base
@@ -81,26 +72,8 @@ class NamespaceDaemon:
         self.process: subprocess.Popen | None = None
 
     @property
-    def pid_file(self) -> Path:
-        return self.base / "daemon.pid"
-
-    @property
     def output_file(self) -> Path:
         return self.base / "daemon.out"
-
-    def stop_leftover(self, marker: Path) -> None:
-        """A run that died may have left its daemon running: stop it, if the
-        pid still belongs to a process whose command line names `marker`."""
-        try:
-            pid = int(self.pid_file.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return
-        if str(marker).encode() in cmdline:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
 
     def start(self, setup: str, command: list[str], env: dict[str, str] | None = None) -> None:
         script = "set -e\n" + setup + "exec " + shlex.join(command) + "\n"
@@ -108,7 +81,6 @@ class NamespaceDaemon:
             self.process = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                 env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.pid_file.write_text(f"{self.process.pid}\n")
 
     def output(self) -> str:
         return read_text(self.output_file)
@@ -157,11 +129,35 @@ def wait_settled(progress: Callable[[], int], done: Callable[[], bool], describe
         time.sleep(0.05)
 
 
+# Sockets holding the ports free_port gave out, for the life of this process.
+_reserved: list[socket.socket] = []
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that no other process gets while this one runs,
+    so a test run beside this one cannot take it between now and the moment a
+    daemon of this run listens there, nor answer on a port meant to refuse.
+
+    A socket bound to it with SO_REUSEADDR, never listening, holds it: the
+    kernel hands the port to no other bind to port 0 and to no outgoing
+    connection, connections to it are refused until a daemon listens, and a
+    daemon may bind and listen there when it sets SO_REUSEADDR too, as
+    Postfix, Exim, Sendmail, OpenSMTPD, Prometheus and the exporter do."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    _reserved.append(s)
+    return s.getsockname()[1]
+
+
+def private_dir(name: str) -> Path:
+    """A new directory /var/tmp/<name>-<random> for one lab of one run, so runs
+    side by side never share one. Under /var: Postfix writes its maillog_file
+    only there (maillog_file_prefixes). Readable by all: the daemons' users
+    walk into it."""
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/var/tmp"))
+    path.chmod(0o755)
+    return path
 
 
 def add_users(etc: Path, homes: dict[str, str], gecos: str, candidates: Iterable[int]) -> dict[str, int]:
@@ -191,13 +187,13 @@ def read_text(path: Path) -> str:
 
 
 class PrivateLab:
-    """What the namespace labs share: the directory /var/tmp/<name> holding
-    everything of one run, the daemon, and the port it listens on at
+    """What the namespace labs share: a directory of its own (private_dir)
+    holding everything of one run, the daemon, and the port it listens on at
     127.0.0.1. Use as a context manager or start()/cleanup()."""
 
     def __init__(self, name: str, what: str) -> None:
         self.name = name
-        self.base = Path("/var/tmp") / name
+        self.base = private_dir(name)
         self.port = 0
         self.daemon = NamespaceDaemon(self.base, what)
 
@@ -208,12 +204,16 @@ class PrivateLab:
         self.daemon.stop()
 
     def cleanup(self) -> None:
-        """Stop the daemon and remove everything under /var/tmp/<name>."""
+        """Stop the daemon and remove its directory."""
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.cleanup()

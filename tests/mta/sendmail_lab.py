@@ -12,7 +12,7 @@ classic syslog lines ("Mmm dd HH:MM:SS host sm-mta[pid]: ...") to the lab's
 log file. The host's /dev is not touched.
 
 The instance is private: its own sendmail.cf (generated with m4 from
-sendmail-cf), queue, maps and pid file under /var/tmp/<name>, one listener
+sendmail-cf), queue, maps and pid file in a directory of its own, one listener
 on 127.0.0.1 at a free port, no DNS (service switch "hosts files"). Test
 domains are routed by a mailertable to the scripted peer's listeners, each
 through its own copy of the esmtp mailer whose only difference is the port.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 from collections.abc import Callable
@@ -183,9 +182,7 @@ MAILER(`smtp')dnl
 
     def start(self) -> SendmailLab:
         PACKAGES.unpacked()
-        self.daemon.stop_leftover(self.base / "sendmail.cf")
-        shutil.rmtree(self.base, ignore_errors=True)
-        self.queue.mkdir(parents=True, mode=0o700)
+        self.queue.mkdir(mode=0o700)
         self.port = free_port()
         cf = self._write_config()
         self.syslog.start()
