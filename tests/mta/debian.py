@@ -56,6 +56,18 @@ class Packages:
         self.root = store / "root"
         self._marker = self.root / ".smtp-reply-lab-packages"  # which packages the root holds
 
+    def linker_setup(self, etc: Path) -> str:
+        """Shell lines making the dynamic linker find the root's libraries, also
+        for setuid and setgid binaries (which ignore LD_LIBRARY_PATH): an
+        ld.so.conf.d entry written into `etc`, the upper of the namespace's
+        overlay on /etc, then ldconfig, whose cache lands in that overlay."""
+        conf = etc / "ld.so.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        # "zz": read last, so the host's own libraries come first.
+        (conf / "zz-smtp-reply-lab.conf").write_text(
+            "".join(f"{d}\n" for d in sorted(self.root.glob("usr/lib/*-linux-gnu"))))
+        return "ldconfig\n"
+
     def _ready(self) -> bool:
         return self._marker.exists() and self._marker.read_text() == " ".join(self.names)
 

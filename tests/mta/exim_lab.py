@@ -248,9 +248,6 @@ begin retry
         passwd and group (written when the lab's user got its id)."""
         up = self.etc
         (up / "exim4").mkdir(parents=True)
-        (up / "ld.so.conf.d").mkdir()
-        for multiarch in (self.root / "usr" / "lib").glob("*-linux-gnu"):
-            (up / "ld.so.conf.d" / "zz-smtp-reply-exim-lab.conf").write_text(f"{multiarch}\n")
         trusted = up / "exim4" / "trusted_configs"
         trusted.write_text(f"{self.conf}\n")
         trusted.chmod(0o644)
@@ -268,7 +265,8 @@ begin retry
         self.conf.write_text(self._config())
         self.conf.chmod(0o644)
         self._prepare_etc()
-        self.daemon.start(overlay("/etc", self.etc) + "ldconfig\n", [str(self.exim), "-C", str(self.conf), "-bdf"])
+        self.daemon.start(overlay("/etc", self.etc) + PACKAGES.linker_setup(self.etc),
+                          [str(self.exim), "-C", str(self.conf), "-bdf"])
         # Exim logs "daemon started ... listening" once its socket is bound.
         self.daemon.wait_ready(lambda: "daemon started" in self.log_text(),
                                details=lambda: self.log_text()[-2000:] + read_text(self.logs / "paniclog"))
