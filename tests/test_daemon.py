@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from exporter.config import Settings, SourceConfig
 from exporter.daemon import Daemon
 from exporter.metrics import ExporterMetrics
@@ -163,6 +165,7 @@ def test_a_source_removed_and_added_back_resumes_where_it_stopped(tmp_path):
     assert rejects(e) == 6
 
 
+@pytest.mark.slow
 def test_a_journal_removed_and_added_back_resumes_after_its_cursor(tmp_path, monkeypatch):
     journal = tmp_path / "journal.jsonl"
     with open(journal, "w") as f:

@@ -35,7 +35,6 @@ import functools
 import importlib.util
 import json
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from typing import NamedTuple
 
 import pytest
 import yaml
-from helpers import REPO, run_once
+from helpers import PROMTOOL, REPO, needs_promtool, run_once
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -722,10 +721,6 @@ def test_fill_variables():
 
 # --------------------------------------------------------------------------
 # PromQL validity and behaviour, with promtool
-
-
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (Debian package prometheus)")
 
 
 def _all_promql() -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ import gzip
 import os
 from pathlib import Path
 
+import pytest
 from helpers import REPO, run_once, samples
 
 DATA = Path(__file__).parent / "data"
@@ -42,6 +43,7 @@ def test_gzip_and_stdin_read_the_same(tmp_path):
     assert counted(run_once("-", stdin=LOG.read_bytes()).stdout) == plain
 
 
+@pytest.mark.slow
 def test_parallel_workers_count_the_same_as_one(tmp_path):
     big = tmp_path / "big.log"
     with open(big, "wb") as f:

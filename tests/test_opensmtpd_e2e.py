@@ -21,7 +21,7 @@ from mta import opensmtpd_lab
 from mta.checks import AgainstTheWire, Wire, lab_fixture, skip_if, unrecognized
 from mta.namespace import syslog_tag
 
-pytestmark = skip_if(opensmtpd_lab.unavailable())
+pytestmark = [pytest.mark.e2e, *skip_if(opensmtpd_lab.unavailable())]
 lab = lab_fixture(opensmtpd_lab.run, "opensmtpd-e2e")
 
 

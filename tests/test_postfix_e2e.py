@@ -16,7 +16,7 @@ from mta import postfix_lab, scenario
 from mta.checks import AgainstTheWire, Wire, skip_if
 from mta.namespace import CLASSIC_STAMP
 
-pytestmark = [pytest.mark.postfix, *skip_if(postfix_lab.unavailable())]
+pytestmark = [pytest.mark.e2e, *skip_if(postfix_lab.unavailable())]
 
 
 @pytest.fixture(scope="module")

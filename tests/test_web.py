@@ -637,6 +637,7 @@ def test_example_file_is_valid(tmp_path, pki):
     assert config.headers["X-Frame-Options"] == "deny"
 
 
+@pytest.mark.slow
 def test_concurrent_scrapes_with_auth(registry, auth_config):
     with running(registry, auth_config) as server:
         results: list[int] = []
