@@ -1,8 +1,8 @@
 """Start and stop a real Postfix with a test configuration, loopback only.
 
 The instance is private: its own config directory (`postfix -c DIR`), queue,
-data directory and log in a directory of its own under /var/tmp (namespace.
-private_dir), logging with Postfix's own logger (`maillog_file` must live
+data directory and log in a new directory under /var/tmp (private_dir in
+namespace.py), logging with Postfix's own logger (`maillog_file` must live
 under `maillog_file_prefixes`, /var by default), on smtpd ports of its own.
 /etc/postfix and /var/spool/postfix are not touched, so a Postfix the machine
 runs on port 25 is left alone.
