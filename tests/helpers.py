@@ -3,6 +3,7 @@ pieces every parser's table test uses."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -15,6 +16,14 @@ from exporter.replies import Reply
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+PROMTOOL = shutil.which("promtool")
+
+
+def needs_promtool(test):  # noqa: ANN001, ANN201 - a test function
+    """Marks a test that runs promtool: e2e, and skipped where promtool is missing."""
+    missing = pytest.mark.skipif(PROMTOOL is None, reason="promtool not found on PATH (Debian package `prometheus`)")
+    return pytest.mark.e2e(missing(test))
 
 
 def run_once(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:

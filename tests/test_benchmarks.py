@@ -9,7 +9,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO
+
+pytestmark = pytest.mark.slow
 
 
 def test_bench_once_runs_and_prints_the_floor(tmp_path):

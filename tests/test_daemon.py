@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import POSTFIX_SENT, metric_by, run_once
 from prometheus_client import generate_latest
 
@@ -211,6 +212,7 @@ def test_a_source_removed_and_added_back_resumes_where_it_stopped(tmp_path):
     assert rejects(e) == 6
 
 
+@pytest.mark.slow
 def test_a_journal_removed_and_added_back_resumes_after_its_cursor(tmp_path, monkeypatch):
     journal = tmp_path / "journal.jsonl"
     with open(journal, "w") as f:

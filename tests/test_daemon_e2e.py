@@ -24,6 +24,8 @@ import pytest
 from helpers import REPO, SHARED, replies_by, run_once, samples
 from mta.namespace import free_port
 
+pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
+
 LAB_LOG = SHARED / "corpus" / "postfix-lab" / "postfix.log"
 DEMO_LOG = REPO / "exporter" / "demo" / "postfix.log"
 SOURCE_LOG = LAB_LOG if LAB_LOG.exists() else DEMO_LOG

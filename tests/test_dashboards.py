@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +41,7 @@ from dashboards import (
     load_dashboards,
     variables_used,
 )
-from helpers import REPO
+from helpers import PROMTOOL, REPO, needs_promtool
 from promql import Selector, known_metric_names, metric_selectors, range_selectors, scan
 
 PROVISIONING_DIR = GRAFANA / "provisioning"
@@ -389,10 +388,6 @@ def test_fill_variables():
 
 # --------------------------------------------------------------------------
 # PromQL validity and behaviour, with promtool
-
-
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (Debian package prometheus)")
 
 
 def _all_promql() -> list[tuple[str, str]]:

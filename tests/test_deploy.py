@@ -35,10 +35,9 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from exporter.config import DEFAULT_PORT
-from helpers import REPO, replies_by, run_once
-from mta.namespace import free_port
+from helpers import PROMTOOL, REPO, needs_promtool, replies_by, run_once
+from mta.namespace import free_port, private_dir
 from test_daemon_e2e import Exporter
-from test_rules import PROMTOOL, needs_promtool
 
 DEPLOY = REPO / "deploy"
 COMPOSE_DIR = DEPLOY / "compose"
@@ -236,6 +235,7 @@ def test_exporter_image_healthcheck_runs_the_copied_script():
     assert command[-1] in destinations
 
 
+@pytest.mark.slow
 def test_build_stage_copies_enough_to_build_the_package(tmp_path):
     """Replay the build stage's COPY instructions from the filtered context,
     then build the wheel there: it must hold the console script."""
@@ -304,6 +304,7 @@ def exporter_argument_lists(compose: dict, k8s: list[dict]) -> dict[str, list[st
     }
 
 
+@pytest.mark.slow
 def test_exporter_flags_in_deploy_files_exist(compose, k8s, exporter_help, tmp_path):
     known = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9.-]*)", exporter_help))
     for where, args in exporter_argument_lists(compose, k8s).items():
@@ -327,6 +328,7 @@ def maillog_file() -> PurePosixPath:
     return PurePosixPath(match.group(1))
 
 
+@pytest.mark.e2e
 def test_postfix_main_cf_has_no_unknown_parameters(tmp_path):
     postconf = shutil.which("postconf") or "/usr/sbin/postconf"
     master = next((p for p in (Path("/usr/share/postfix/master.cf.dist"), Path("/etc/postfix/master.cf"))
@@ -489,6 +491,7 @@ def test_compose_alertmanager_routes_reach_defined_receivers(compose, tmp_path):
             assert urllib.parse.urlsplit(webhook["url"]).hostname.endswith(".invalid"), webhook
 
 
+@pytest.mark.e2e
 def test_compose_alertmanager_config_passes_amtool(compose, tmp_path):
     amtool = shutil.which("amtool")
     if amtool is None:
@@ -611,6 +614,7 @@ def healthcheck(url: str) -> subprocess.CompletedProcess:
                           check=False, timeout=30)
 
 
+@pytest.mark.slow
 def test_healthcheck_passes_while_the_exporter_serves_and_fails_after(tmp_path):
     log = tmp_path / "mail.log"
     log.write_bytes(b"")
@@ -625,6 +629,7 @@ def test_healthcheck_passes_while_the_exporter_serves_and_fails_after(tmp_path):
     assert result.returncode == 1 and "unhealthy" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status, healthy", [(200, True), (401, True), (429, True), (503, False)])
 def test_healthcheck_judges_http_status(status, healthy):
     """Basic auth (401) and the rate limit (429) still prove the exporter serves."""
@@ -663,7 +668,7 @@ def wait_for(predicate, what: str, timeout: float = 20) -> None:  # noqa: ANN001
         time.sleep(0.1)
 
 
-@pytest.mark.postfix
+@pytest.mark.e2e
 def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
     """The image's main.cf, master.cf edits and entrypoint, run on this
     machine: Postfix must start, write the log where the exporter looks, with
@@ -673,13 +678,12 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
     master_cf = Path("/usr/share/postfix/master.cf.dist")
     if os.geteuid() != 0 or not postfix.exists() or not master_cf.exists():
         pytest.skip("needs root and the Debian package postfix")
-    name = f"smtp-reply-deploy-{os.getpid()}"
-    base, logdir = Path("/var/tmp") / name, Path("/var/log") / name
+    base = private_dir("smtp-reply-deploy")
+    logdir = base / "log"
     conf, queue, data = base / "conf", base / "queue", base / "data"
     port = free_port()
     for d in (conf, queue, data):
-        d.mkdir(parents=True)
-    base.chmod(0o755)
+        d.mkdir()
     queue.chmod(0o755)
     shutil.chown(data, "postfix", "postfix")
     shutil.copy(POSTFIX_MAIN_CF, conf / "main.cf")
@@ -733,4 +737,3 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
         finally:
             server.stderr.close()
             shutil.rmtree(base, ignore_errors=True)
-            shutil.rmtree(logdir, ignore_errors=True)

@@ -18,7 +18,7 @@ from mta import exim_lab
 from mta.checks import AgainstTheWire, Wire, lab_fixture, only, skip_if
 from mta.scenario import diff, exported
 
-pytestmark = skip_if(exim_lab.unavailable())
+pytestmark = [pytest.mark.e2e, *skip_if(exim_lab.unavailable())]
 lab = lab_fixture(exim_lab.run, "exim-e2e")
 
 

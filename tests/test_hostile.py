@@ -25,6 +25,8 @@ from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
 sys.path.insert(0, str(REPO / "benchmarks"))
 import hostile_log_gen  # a sibling directory, not a package
 
+pytestmark = pytest.mark.slow
+
 LINES = 150_000
 SEED = 1
 

@@ -192,6 +192,7 @@ def test_other_parsers_leave_opensmtpd_lines_alone():
     assert_left_alone(CASES, postfix, exim, sendmail)
 
 
+@pytest.mark.slow
 def test_mixed_log_in_auto_mode_counts_each_line_by_its_own_parser(tmp_path):
     """OpenSMTPD, Postfix and Exim lines interleaved in one file: the auto
     mode counts each line once, by its own parser, exactly as each MTA's

@@ -14,8 +14,9 @@ import time
 import pytest
 from mta import postfix_lab, scenario
 from mta.checks import AgainstTheWire, Wire, skip_if
+from mta.namespace import CLASSIC_STAMP
 
-pytestmark = [pytest.mark.postfix, *skip_if(postfix_lab.unavailable())]
+pytestmark = [pytest.mark.e2e, *skip_if(postfix_lab.unavailable())]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_lab_covers_every_stage_and_class(lab):
     assert set(lab.expected.deliveries) == {"sent", "deferred", "bounced"}
 
 
-_CLASSIC = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) (?P<time>\d\d:\d\d:\d\d) ")
+_CLASSIC = re.compile(CLASSIC_STAMP + " ")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -63,7 +64,7 @@ def rfc3339(text: str, year: int) -> str:
     for n, line in enumerate(text.splitlines(keepends=True)):
         m = _CLASSIC.match(line)
         assert m, f"not a Postfix maillog_file line: {line!r}"
-        month = _MONTHS.index(m["mon"]) + 1
+        month = _MONTHS.index(m["month"]) + 1
         stamp = f"{year:04d}-{month:02d}-{int(m['day']):02d}T{m['time']}.{(n * 7919) % 10**6:06d}+01:00 "
         out.append(stamp + line[m.end():])
     return "".join(out)

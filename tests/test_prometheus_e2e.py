@@ -39,9 +39,9 @@ from test_daemon_e2e import Exporter
 sys.path.insert(0, str(REPO / "deploy" / "prometheus"))
 from rules_for_tests import write_test_rules  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus not found on PATH (Debian package `prometheus`): end-to-end test skipped"
-)
+)]
 
 DEMO_LOG = REPO / "exporter" / "demo" / "postfix.log"
 JOB = "smtp-reply-exporter"  # the job name SmtpReplyExporterDown/Absent select

@@ -163,6 +163,7 @@ def test_manifest_lists_every_file():
     assert {relative(p) for p in corpus_files()} == listed
 
 
+@pytest.mark.slow
 def test_line_by_line_sorting_agrees_with_the_scanner_and_the_cli(reports, cli_lines):
     """The per-line view the gap check relies on counts what the real
     scanner and the CLI count, file by file."""

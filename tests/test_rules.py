@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 import subprocess
 import sys
 
@@ -14,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import PROMTOOL, REPO, needs_promtool
 
-REPO = Path(__file__).resolve().parents[1]
 PROM = REPO / "deploy" / "prometheus"
 RULES_DIR = PROM / "rules"
 TESTS_DIR = PROM / "tests"
@@ -25,12 +24,6 @@ THRESHOLDS_FILE = RULES_DIR / "smtp-reply-exporter.thresholds.yml"
 ALERTS_FILE = RULES_DIR / "smtp-reply-exporter.rules.yml"
 README = PROM / "README.md"
 SEVERITIES = {"critical", "warning"}
-
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None,
-    reason="promtool not found on PATH (Debian package `prometheus`): rule checks and promtool unit tests skipped",
-)
 
 
 def promtool(*args: str, cwd: Path | None = None) -> tuple[int, str]:

@@ -46,7 +46,7 @@ from mta.smtp_peer import Reply, SmtpPeer
 
 from exporter.labels import REPLY_LABELS
 
-pytestmark = skip_if(sl.unavailable())
+pytestmark = [pytest.mark.e2e, *skip_if(sl.unavailable())]
 
 R = Reply.make
 SENDER = "lab@lab.test"  # an alias of /dev/null: bounces are delivered there

@@ -189,6 +189,7 @@ def test_other_parsers_leave_sendmail_lines_alone():
     assert_left_alone(CASES, postfix, exim)
 
 
+@pytest.mark.slow
 def test_mixed_log_in_auto_mode_counts_each_line_by_its_own_parser(tmp_path):
     """Sendmail, Postfix and Exim lines in one file: each is counted once, by
     its own parser, exactly as in a file of its own."""

@@ -106,6 +106,7 @@ def test_long_password_is_refused_without_calling_bcrypt(monkeypatch):
     assert checked == []
 
 
+@pytest.mark.slow
 def test_concurrent_scrapes_with_auth(registry, auth_config):
     with running(registry, auth_config) as server:
         results: list[int] = []

@@ -3,16 +3,20 @@
 Exim, OpenSMTPD and Sendmail each conflict with the installed Postfix, so
 their packages are fetched with `apt-get download` into a store under
 /var/tmp and unpacked with `dpkg -x` into a private root there, both kept
-between runs. Nothing is installed and the host's package state is untouched.
+between runs and shared by runs side by side: one at a time fetches and
+unpacks, under a lock. Nothing is installed and the host's package state is
+untouched.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -52,31 +56,59 @@ class Packages:
         self.root = store / "root"
         self._marker = self.root / ".smtp-reply-lab-packages"  # which packages the root holds
 
+    def linker_setup(self, etc: Path) -> str:
+        """Shell lines making the dynamic linker find the root's libraries, also
+        for setuid and setgid binaries (which ignore LD_LIBRARY_PATH): an
+        ld.so.conf.d entry written into `etc`, the upper of the namespace's
+        overlay on /etc, then ldconfig, whose cache lands in that overlay."""
+        conf = etc / "ld.so.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        # "zz": read last, so the host's own libraries come first.
+        (conf / "zz-smtp-reply-lab.conf").write_text(
+            "".join(f"{d}\n" for d in sorted(self.root.glob("usr/lib/*-linux-gnu"))))
+        return "ldconfig\n"
+
+    def _ready(self) -> bool:
+        return self._marker.exists() and self._marker.read_text() == " ".join(self.names)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's lock: a run beside this one waits until this
+        one's download and unpacking are done, and then finds them."""
+        self.store.mkdir(parents=True, exist_ok=True)
+        with open(self.store / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def unpacked(self) -> Path:
         """The private root holding every package, unpacking it the first time."""
-        if self._marker.exists() and self._marker.read_text() == " ".join(self.names):
+        if self._ready():
             return self.root
-        debs = self.fetch()
-        # Unpack beside the root and rename it into place: a run that dies
-        # halfway, or a lab starting at the same time, never sees half a root.
-        staging = Path(tempfile.mkdtemp(prefix="root.", dir=self.store))
-        for deb in debs:
-            subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True, capture_output=True, timeout=120)
-        (staging / self._marker.name).write_text(" ".join(self.names))
-        staging.chmod(0o755)
-        shutil.rmtree(self.root, ignore_errors=True)
-        try:
-            staging.rename(self.root)
-        except OSError:  # another run put its root there first
+        with self._locked():
+            if self._ready():  # unpacked by a run that held the lock before this one
+                return self.root
+            debs = self.fetch()
+            # Unpack beside the root and rename it into place: a run that dies
+            # halfway leaves no half a root behind.
+            staging = self.store / "root.partial"
             shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(mode=0o755)
+            for deb in debs:
+                subprocess.run(["dpkg", "-x", str(deb), str(staging)], check=True, capture_output=True, timeout=120)
+            (staging / self._marker.name).write_text(" ".join(self.names))
+            shutil.rmtree(self.root, ignore_errors=True)
+            staging.rename(self.root)
         return self.root
 
     def _cached(self) -> list[Path | None]:
         return [max(self.debs.glob(f"{name}_*.deb"), default=None) for name in self.names]
 
     def fetch(self) -> list[Path]:
-        """The .deb file of each package, downloaded once."""
+        """The .deb file of each package, downloaded once; called under the lock."""
         self.debs.mkdir(parents=True, exist_ok=True)
+        # Downloaded beside debs/ and renamed into it, so that a download cut
+        # short never leaves a partial .deb there to be taken for a whole one.
+        download = self.store / "debs.partial"
         output = ""
         # A machine whose package lists are missing or stale learns the current
         # versions from one `apt-get update` and tries again.
@@ -85,10 +117,15 @@ class Packages:
                 return self._cached()
             if refresh:
                 subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, check=False)
+            shutil.rmtree(download, ignore_errors=True)
+            download.mkdir()
             result = subprocess.run(
                 ["apt-get", "download", "-o", "APT::Sandbox::User=root", *self.names],
-                cwd=self.debs, capture_output=True, text=True, timeout=300, check=False)
+                cwd=download, capture_output=True, text=True, timeout=300, check=False)
             output = result.stdout + result.stderr
+            for deb in download.glob("*.deb"):
+                deb.rename(self.debs / deb.name)
+            shutil.rmtree(download)
             offline = [line for line in output.splitlines() if any(w in line for w in _NETWORK_FAILURES)]
             if offline:
                 reason = re.sub(r"\S+://\S+ *", "", offline[0])  # the archive's address says nothing here

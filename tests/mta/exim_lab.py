@@ -3,7 +3,7 @@
 The exim4 packages conflict with postfix, so they are not installed: they are
 fetched and unpacked into a private root (tests/mta/debian.py), and that
 binary runs as a foreground daemon (`-bdf`) on 127.0.0.1 with its own
-configuration, spool and logs under /var/tmp/<name>.
+configuration, spool and logs in a private directory under /var/tmp.
 
 Debian's binary is setuid root, looks up the user Debian-exim before it reads
 any configuration, and keeps root with `-C FILE` only when FILE is listed in
@@ -248,9 +248,6 @@ begin retry
         passwd and group (written when the lab's user got its id)."""
         up = self.etc
         (up / "exim4").mkdir(parents=True)
-        (up / "ld.so.conf.d").mkdir()
-        for multiarch in (self.root / "usr" / "lib").glob("*-linux-gnu"):
-            (up / "ld.so.conf.d" / "zz-smtp-reply-exim-lab.conf").write_text(f"{multiarch}\n")
         trusted = up / "exim4" / "trusted_configs"
         trusted.write_text(f"{self.conf}\n")
         trusted.chmod(0o644)
@@ -259,10 +256,6 @@ begin retry
 
     def start(self) -> EximLab:
         PACKAGES.unpacked()
-        self.daemon.stop_leftover(self.conf)
-        shutil.rmtree(self.base, ignore_errors=True)
-        self.base.mkdir(parents=True)
-        self.base.chmod(0o755)
         self.uid = add_users(self.etc, {EXIM_USER: str(self.spool)}, "Exim lab", range(64_990, 60_000, -1))[EXIM_USER]
         for d in (self.spool, self.logs):
             d.mkdir(mode=0o750)
@@ -272,7 +265,8 @@ begin retry
         self.conf.write_text(self._config())
         self.conf.chmod(0o644)
         self._prepare_etc()
-        self.daemon.start(overlay("/etc", self.etc) + "ldconfig\n", [str(self.exim), "-C", str(self.conf), "-bdf"])
+        self.daemon.start(overlay("/etc", self.etc) + PACKAGES.linker_setup(self.etc),
+                          [str(self.exim), "-C", str(self.conf), "-bdf"])
         # Exim logs "daemon started ... listening" once its socket is bound.
         self.daemon.wait_ready(lambda: "daemon started" in self.log_text(),
                                details=lambda: self.log_text()[-2000:] + read_text(self.logs / "paniclog"))

@@ -19,10 +19,10 @@ import pwd
 import re
 import shlex
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -62,18 +62,9 @@ def answers_smtp(port: int) -> bool:
         return False
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 class NamespaceDaemon:
     """One daemon started by `setup` (shell lines) and then `command`,
-    inside `unshare --mount`. Its output goes to base/daemon.out and its pid
-    to base/daemon.pid."""
+    inside `unshare --mount`. Its output goes to base/daemon.out."""
 
     def __init__(self, base: Path, what: str) -> None:
         self.base = base
@@ -81,26 +72,8 @@ class NamespaceDaemon:
         self.process: subprocess.Popen | None = None
 
     @property
-    def pid_file(self) -> Path:
-        return self.base / "daemon.pid"
-
-    @property
     def output_file(self) -> Path:
         return self.base / "daemon.out"
-
-    def stop_leftover(self, marker: Path) -> None:
-        """A run that died may have left its daemon running: stop it, if the
-        pid still belongs to a process whose command line names `marker`."""
-        try:
-            pid = int(self.pid_file.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return
-        if str(marker).encode() in cmdline:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
 
     def start(self, setup: str, command: list[str], env: dict[str, str] | None = None) -> None:
         script = "set -e\n" + setup + "exec " + shlex.join(command) + "\n"
@@ -108,7 +81,6 @@ class NamespaceDaemon:
             self.process = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                 env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.pid_file.write_text(f"{self.process.pid}\n")
 
     def output(self) -> str:
         return read_text(self.output_file)
@@ -157,11 +129,35 @@ def wait_settled(progress: Callable[[], int], done: Callable[[], bool], describe
         time.sleep(0.05)
 
 
+# Sockets holding the ports free_port gave out, for the life of this process.
+_reserved: list[socket.socket] = []
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that no other process gets while this one runs,
+    so a test run beside this one cannot take it between now and the moment a
+    daemon of this run listens there, nor answer on a port meant to refuse.
+
+    A socket bound to it with SO_REUSEADDR, never listening, holds it: the
+    kernel hands the port to no other bind to port 0 and to no outgoing
+    connection, connections to it are refused until a daemon listens, and a
+    daemon may bind and listen there when it sets SO_REUSEADDR too, as
+    Postfix, Exim, Sendmail, OpenSMTPD, Prometheus and the exporter do."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    _reserved.append(s)
+    return s.getsockname()[1]
+
+
+def private_dir(name: str) -> Path:
+    """A new directory /var/tmp/<name>-<random> for one lab of one run, so runs
+    side by side never share one. Under /var: Postfix writes its maillog_file
+    only there (maillog_file_prefixes). Readable by all: the daemons' users
+    walk into it."""
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/var/tmp"))
+    path.chmod(0o755)
+    return path
 
 
 def add_users(etc: Path, homes: dict[str, str], gecos: str, candidates: Iterable[int]) -> dict[str, int]:
@@ -191,13 +187,13 @@ def read_text(path: Path) -> str:
 
 
 class PrivateLab:
-    """What the namespace labs share: the directory /var/tmp/<name> holding
-    everything of one run, the daemon, and the port it listens on at
+    """What the namespace labs share: a directory of its own (private_dir)
+    holding everything of one run, the daemon, and the port it listens on at
     127.0.0.1. Use as a context manager or start()/cleanup()."""
 
     def __init__(self, name: str, what: str) -> None:
         self.name = name
-        self.base = Path("/var/tmp") / name
+        self.base = private_dir(name)
         self.port = 0
         self.daemon = NamespaceDaemon(self.base, what)
 
@@ -208,12 +204,16 @@ class PrivateLab:
         self.daemon.stop()
 
     def cleanup(self) -> None:
-        """Stop the daemon and remove everything under /var/tmp/<name>."""
+        """Stop the daemon and remove its directory."""
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
@@ -226,24 +226,50 @@ class PrivateLab:
             smtp.sendmail(sender, recipients, message)  # a str: smtplib sends its lines with CRLF
 
 
+# A classic syslog time stamp. The day is two characters wide: padded with a
+# space by syslog daemons ("Dec  6"), with a zero by Postfix's own maillog_file
+# ("Dec 06"), so a line's fields cannot be told by splitting at spaces.
+CLASSIC_STAMP = r"(?P<month>[A-Z][a-z]{2}) (?P<day>[ \d]\d) (?P<time>\d\d:\d\d:\d\d)"
+# An RFC 3339 one, as Debian 12's rsyslog writes: "2026-12-06T10:00:00.123456+01:00".
+RFC3339_STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)"
+_SYSLOG_LINE = re.compile(
+    rf"(?P<stamp>{CLASSIC_STAMP}|{RFC3339_STAMP}) (?P<host>\S+) (?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ")
+
+
+def syslog_tag(line: str) -> str | None:
+    """The tag of a syslog line ("smtpd" of "Dec  6 10:00:00 mx3 smtpd[7]: ..."),
+    read by pattern whatever its time stamp; None for a line of another shape."""
+    m = _SYSLOG_LINE.match(line)
+    return m["tag"] if m else None
+
+
+def classic_stamp(when: float) -> str:
+    """`when` (seconds since the epoch) as a syslog daemon stamps a line, in local time."""
+    return time.strftime("%b %e %H:%M:%S", time.localtime(when))
+
+
 class SyslogReceiver:
     """A /dev/log stand-in: reads syslog(3) datagrams, writes classic syslog lines.
 
     glibc sends "<PRI>Mmm dd HH:MM:SS tag[pid]: message"; a syslog daemon
-    inserts its host name after the time stamp, and so does this one.
+    writes the time it received the message (rsyslog's default for the local
+    socket) and its host name before the tag, and so does this one. `clock`
+    gives that time: a test can make it any date.
     """
 
-    def __init__(self, socket_path: Path, log_path: Path, hostname: str) -> None:
+    def __init__(self, socket_path: Path, log_path: Path, hostname: str,
+                 clock: Callable[[], float] = time.time) -> None:
         self.socket_path = socket_path
         self.log_path = log_path
         self.hostname = hostname
+        self.clock = clock
         self.lines = 0
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
-    _HEAD = re.compile(r"<\d+>(?P<stamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ")
+    _HEAD = re.compile(rf"<\d+>{CLASSIC_STAMP} ")
 
     def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
@@ -269,10 +295,9 @@ class SyslogReceiver:
                     self.lines += 1
 
     def format(self, datagram: str) -> str:
-        m = self._HEAD.match(datagram)
-        if m is None:  # not from syslog(3); keep it whole, stamped now
-            return time.strftime("%b %e %H:%M:%S ") + f"{self.hostname} {datagram.rstrip()}\n"
-        return f"{m['stamp']} {self.hostname} {datagram[m.end():].rstrip(chr(10))}\n"
+        m = self._HEAD.match(datagram)  # none when not from syslog(3): kept whole
+        message = datagram[m.end():] if m else datagram
+        return f"{classic_stamp(self.clock())} {self.hostname} {message.rstrip(chr(10))}\n"
 
     def count(self) -> int:
         with self._lock:

@@ -159,9 +159,6 @@ class OpenSmtpdLab(SyslogLab):
 
     def start(self) -> OpenSmtpdLab:
         PACKAGES.unpacked()
-        self.daemon.stop_leftover(self.conf)
-        shutil.rmtree(self.base, ignore_errors=True)
-        self.base.mkdir(parents=True)
         missing = [line.split()[0] for line in subprocess.run(
             ["ldd", str(self.smtpd)], capture_output=True, text=True, check=False).stdout.splitlines()
             if "not found" in line]

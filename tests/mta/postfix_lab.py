@@ -1,10 +1,11 @@
 """Start and stop a real Postfix with a test configuration, loopback only.
 
 The instance is private: its own config directory (`postfix -c DIR`), queue,
-data directory and smtpd ports under /var/tmp/<name>, logging with Postfix's
-own logger to /var/log/<name>.log (`maillog_file` must live under
-`maillog_file_prefixes`, /var by default). /etc/postfix and /var/spool/postfix
-are not touched, so a Postfix the machine runs on port 25 is left alone.
+data directory and log in a new directory under /var/tmp (private_dir in
+namespace.py), logging with Postfix's own logger (`maillog_file` must live
+under `maillog_file_prefixes`, /var by default), on smtpd ports of its own.
+/etc/postfix and /var/spool/postfix are not touched, so a Postfix the machine
+runs on port 25 is left alone.
 Needs root and the Debian package postfix (only built-in map types are used:
 inline: and regexp:, so postfix-pcre is not needed).
 
@@ -30,7 +31,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .namespace import free_port, read_text, wait_settled
+from .namespace import free_port, private_dir, read_text, wait_settled
 
 POSTFIX = "/usr/sbin/postfix"
 SENDMAIL = "/usr/sbin/sendmail"
@@ -70,7 +71,7 @@ class PostfixLabError(RuntimeError):
 def unavailable() -> str | None:
     """Why this machine cannot run the lab, or None when it can."""
     if os.geteuid() != 0:
-        return "the Postfix lab needs root (postfix start, private queue, /var/log)"
+        return "the Postfix lab needs root (postfix start, private queue)"
     for tool in (POSTFIX, SENDMAIL, POSTQUEUE, "/usr/lib/postfix/sbin/master"):
         if not os.path.exists(tool):
             return f"Postfix is not installed ({tool} missing; apt-get install postfix)"
@@ -87,16 +88,16 @@ def _inline(entries: dict[str, str]) -> str:
 
 
 class PostfixLab:
-    """One private Postfix instance. Use as a context manager or start()/stop()."""
+    """One private Postfix instance. Use as a context manager or start()/cleanup()."""
 
     def __init__(self, name: str = "smtp-reply-lab", routes: dict[str, str] | None = None,
                  tls_required: list[str] | None = None) -> None:
         self.name = name
-        self.base = Path("/var/tmp") / name
+        self.base = private_dir(name)
         self.conf = self.base / "conf"
         self.queue = self.base / "queue"
         self.data = self.base / "data"
-        self.log = Path("/var/log") / f"{name}.log"
+        self.log = self.base / "maillog"
         self.routes = dict(routes or {})  # domain -> transport:nexthop
         self.tls_required = list(tls_required or [])  # nexthops ([127.0.0.1]:port)
         self.port = self.strict_port = self.screen_port = 0
@@ -253,18 +254,9 @@ class PostfixLab:
         return pid
 
     def start(self) -> PostfixLab:
-        # A run that died may have left its instance running: stop that first.
-        if (self.conf / "main.cf").exists() and self._master_pid():
-            self._postfix("stop", check=False)
-            self._wait_master_gone()
-        if self.base.exists():
-            shutil.rmtree(self.base)
-        self.base.mkdir(parents=True)
-        self.base.chmod(0o755)  # the postfix user walks into the queue below
-        self.queue.mkdir(mode=0o755)
+        self.queue.mkdir(mode=0o755)  # the postfix user walks into it
         self.data.mkdir()
         shutil.chown(self.data, "postfix", "postfix")
-        self.log.unlink(missing_ok=True)
         self.port, self.strict_port, self.screen_port = free_port(), free_port(), free_port()
         self._write_config()
         self._postfix("check")  # creates the queue directories (post-install create-missing)
@@ -304,13 +296,16 @@ class PostfixLab:
             time.sleep(0.05)
 
     def cleanup(self) -> None:
-        """Remove the private instance (queue, config) and its log."""
+        """Stop the instance and remove its directory (queue, config, log)."""
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
-        self.log.unlink(missing_ok=True)
 
     def __enter__(self) -> PostfixLab:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.cleanup()

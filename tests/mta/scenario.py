@@ -104,7 +104,7 @@ class Lab:
         try:
             self.postfix.start()
         except BaseException:
-            self.peer.close()
+            self.__exit__()
             raise
         return self
 

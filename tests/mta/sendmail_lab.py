@@ -2,17 +2,21 @@
 
 The sendmail packages conflict with postfix, so they are not installed: they
 are fetched and unpacked into a private root (tests/mta/debian.py). The m4
-that builds sendmail.cf comes the same way, so nothing on the host changes.
+that builds sendmail.cf comes the same way, and libwrap0, which the daemon
+links against and a machine without tcp wrappers lacks, so nothing on the
+host changes.
 
 Sendmail logs through syslog(3) only, and glibc sends to /dev/log with no way
 to choose another socket. The daemon therefore runs in a private mount
 namespace (tests/mta/namespace.py) whose /dev/log is this lab's own datagram
-socket. A thread (namespace.SyslogReceiver) reads that socket and writes
-classic syslog lines ("Mmm dd HH:MM:SS host sm-mta[pid]: ...") to the lab's
-log file. The host's /dev is not touched.
+socket, and whose /etc overlay holds the lab's hosts and nsswitch.conf and
+lets the dynamic linker find the private root's libraries. A thread
+(namespace.SyslogReceiver) reads that socket and writes classic syslog lines
+("Mmm dd HH:MM:SS host sm-mta[pid]: ...") to the lab's log file. The host's
+/dev and /etc are not touched.
 
 The instance is private: its own sendmail.cf (generated with m4 from
-sendmail-cf), queue, maps and pid file under /var/tmp/<name>, one listener
+sendmail-cf), queue, maps and pid file in a directory of its own, one listener
 on 127.0.0.1 at a free port, no DNS (service switch "hosts files"). Test
 domains are routed by a mailertable to the scripted peer's listeners, each
 through its own copy of the esmtp mailer whose only difference is the port.
@@ -25,16 +29,15 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from . import debian
-from .namespace import SyslogLab, answers_smtp, bind, free_port, private_dev_log, wait_settled
+from .namespace import SyslogLab, answers_smtp, free_port, overlay, private_dev_log, wait_settled
 
-PACKAGES = debian.Packages(Path("/var/tmp/smtp-reply-sendmail"), "sendmail-bin", "sendmail-cf", "m4")
+PACKAGES = debian.Packages(Path("/var/tmp/smtp-reply-sendmail"), "sendmail-bin", "sendmail-cf", "m4", "libwrap0")
 ROOT = PACKAGES.root
 SENDMAIL = ROOT / "usr/libexec/sendmail/sendmail"
 MAKEMAP = ROOT / "usr/libexec/sendmail/makemap"
@@ -79,7 +82,7 @@ class SendmailLabError(RuntimeError):
 def unavailable() -> str | None:
     """Why this machine cannot run the lab, or None when it can. The packages
     are fetched when the lab starts (PackagesUnavailable without network)."""
-    return debian.unavailable("the Sendmail lab needs root (unshare --mount, a private /dev/log)")
+    return debian.unavailable("the Sendmail lab needs root (unshare --mount, a private /dev/log)", "ldconfig")
 
 
 class SendmailLab(SyslogLab):
@@ -94,6 +97,7 @@ class SendmailLab(SyslogLab):
                  routes: dict[str, tuple[str, int]] | None = None) -> None:
         super().__init__(name, "Sendmail", SYSLOG_HOST, log)
         self.queue = self.base / "queue"
+        self.etc = self.base / "etc"  # what the overlay adds to /etc
         self.log = log
         self.routes = dict(routes or {})
 
@@ -107,7 +111,7 @@ VERSIONID(`smtp-reply-exporter lab')dnl
 OSTYPE(`linux')dnl
 define(`confDOMAIN_NAME', `{MYHOSTNAME}')dnl
 define(`confSERVICE_SWITCH_FILE', `{b}/service.switch')dnl
-define(`confHOSTS_FILE', `{b}/hosts')dnl
+define(`confHOSTS_FILE', `{self.etc}/hosts')dnl
 define(`QUEUE_DIR', `{self.queue}')dnl
 define(`confPID_FILE', `{b}/sendmail.pid')dnl
 define(`STATUS_FILE', `{b}/sendmail.st')dnl
@@ -156,8 +160,9 @@ MAILER(`smtp')dnl
         # Sendmail looks up the machine's own name at start and waits until it
         # resolves: the namespace's /etc/hosts names it, and no name or
         # address lookup goes to DNS.
-        (b / "hosts").write_text(f"127.0.0.1\t{MYHOSTNAME} {socket.gethostname()} localhost\n")
-        (b / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+        self.etc.mkdir()
+        (self.etc / "hosts").write_text(f"127.0.0.1\t{MYHOSTNAME} {socket.gethostname()} localhost\n")
+        (self.etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
         (b / "local-host-names").write_text(f"{LOCAL_DOMAIN}\n{MYHOSTNAME}\n")
         (b / "aliases").write_text("".join(f"{u}: /dev/null\n" for u in LOCAL_USERS))
         (b / "access").write_text("".join(f"{k}\t{v}\n" for k, v in ACCESS.items()))
@@ -183,16 +188,14 @@ MAILER(`smtp')dnl
 
     def start(self) -> SendmailLab:
         PACKAGES.unpacked()
-        self.daemon.stop_leftover(self.base / "sendmail.cf")
-        shutil.rmtree(self.base, ignore_errors=True)
-        self.queue.mkdir(parents=True, mode=0o700)
+        self.queue.mkdir(mode=0o700)
         self.port = free_port()
         cf = self._write_config()
         self.syslog.start()
         # Outside, Sendmail waits a minute for the machine's own name to
         # resolve: name lookups are private too. Then the alias database.
         setup = (private_dev_log(self.syslog.socket_path, self.base / "dev")
-                 + bind(self.base / "hosts", "/etc/hosts") + bind(self.base / "nsswitch.conf", "/etc/nsswitch.conf")
+                 + overlay("/etc", self.etc) + PACKAGES.linker_setup(self.etc)
                  + shlex.join([str(SENDMAIL), "-C", str(cf), "-bi"]) + "\n")
         self.daemon.start(setup, [str(SENDMAIL), "-C", str(cf), "-L", SYSLOG_TAG, "-bD"])
         self.daemon.wait_ready(lambda: answers_smtp(self.port), timeout=20)
