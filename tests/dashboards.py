@@ -90,7 +90,8 @@ def iter_variable_queries(dashboard: dict) -> list[tuple[str, str]]:
     ]
 
 
-_LABEL_VALUES_RE = re.compile(r"^\s*label_values\(\s*(?P<selector>.+?)\s*,\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.DOTALL)
+_LABEL_VALUES_RE = re.compile(
+    r"^\s*label_values\(\s*(?P<selector>.+?)\s*,\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.DOTALL)
 
 
 def label_values_selector(query: str) -> tuple[str, str]:

@@ -295,7 +295,8 @@ def test_thresholds_match_alert_defaults(name):
 def test_known_metric_names_cover_the_contract():
     known = known_metric_names()
     for name in (
-        "smtp_replies_total", "smtp_reply_reasons_total", "smtp_deliveries_total", "smtp_reply_code_info", "smtp_enhanced_status_info",
+        "smtp_replies_total", "smtp_reply_reasons_total", "smtp_deliveries_total",
+        "smtp_reply_code_info", "smtp_enhanced_status_info",
         "smtp_exporter_lines_total", "smtp_exporter_read_bytes_total",
         "smtp_exporter_source_last_read_timestamp_seconds", "smtp_exporter_source_read_errors_total",
         "smtp_exporter_source_rotations_total", "smtp_exporter_source_truncations_total",
@@ -376,7 +377,8 @@ def test_scanner_finds_selectors_and_ranges():
 
 
 def test_fill_variables():
-    expr = 'sum(rate(m{job=~"$job", instance=~"${instance}", code=~"$code"}[$__rate_interval])) or label_replace(x, "a", "$1", "b", "(.*)")'
+    expr = ('sum(rate(m{job=~"$job", instance=~"${instance}", code=~"$code"}[$__rate_interval]))'
+            ' or label_replace(x, "a", "$1", "b", "(.*)")')
     assert fill_variables(expr, "smtp", ["127.0.0.1:10925", "mx2:10925"], code="550", rate_interval="1m") == (
         'sum(rate(m{job=~"smtp", instance=~"(127\\\\.0\\\\.0\\\\.1:10925|mx2:10925)", code=~"550"}[1m]))'
         ' or label_replace(x, "a", "$1", "b", "(.*)")'
@@ -481,10 +483,13 @@ def test_ratios_are_zero_before_first_error(tmp_path):
     series = {
         f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
         # 3 outbound 250 replies a minute from the start, 550s (1 a minute) only from minute 15.
-        f'smtp_replies_total{{{T}, direction="outbound", code="250", class="2xx", enhanced="2.0.0", stage="end_of_data"}}': "0+3x30",
-        f'smtp_replies_total{{{T}, direction="outbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt"}}': "_x15 1+1x15",
+        f'smtp_replies_total{{{T}, direction="outbound", code="250", class="2xx", enhanced="2.0.0", '
+        f'stage="end_of_data"}}': "0+3x30",
+        f'smtp_replies_total{{{T}, direction="outbound", code="550", class="5xx", enhanced="5.1.1", '
+        f'stage="rcpt"}}': "_x15 1+1x15",
         # A cleanup reject: only an enhanced code was logged, so code is empty.
-        f'smtp_replies_total{{{T}, direction="inbound", code="", class="5xx", enhanced="5.7.1", stage="end_of_data"}}': "0+1x30",
+        f'smtp_replies_total{{{T}, direction="inbound", code="", class="5xx", enhanced="5.7.1", '
+        f'stage="end_of_data"}}': "0+1x30",
         f"smtp_reply_code_info{{{T}, code=\"550\", class=\"5xx\", meaning=\"Mailbox unavailable\"}}": "1x30",
         f"smtp_reply_code_info{{{T}, code=\"250\", class=\"2xx\", meaning=\"Completed\"}}": "1x30",
     }
@@ -501,7 +506,8 @@ def test_ratios_are_zero_before_first_error(tmp_path):
             ('{direction="outbound", code="550", class="5xx", meaning="Mailbox unavailable"}', 10),
             ('{direction="inbound", class="5xx"}', 10),
         ]),
-        (_panel_query(ov, "5xx ratio in range", range_="10m"), "30m", [('{direction="outbound"}', 0.25), ('{direction="inbound"}', 1)]),
+        (_panel_query(ov, "5xx ratio in range", range_="10m"), "30m",
+         [('{direction="outbound"}', 0.25), ('{direction="inbound"}', 1)]),
         (_panel_query(ov, "Outbound replies by class"), "10m", [('{class="2xx"}', 0.05)]),
     ])
 
@@ -514,13 +520,18 @@ def test_provider_and_reason_panels(tmp_path):
     series = {
         f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
         # 3 replies a minute each from google and microsoft; google refuses 3 more a minute from minute 15.
-        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", remote="google"}}': "0+3x30",
-        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", remote="microsoft"}}': "0+3x30",
-        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.7.1", stage="rcpt", remote="google"}}': "_x15 3+3x15",
+        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", '
+        f'remote="google"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", '
+        f'remote="microsoft"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.7.1", stage="rcpt", '
+        f'remote="google"}}': "_x15 3+3x15",
         f'smtp_reply_reasons_total{{{outbound}, class="5xx", reason="blocklisted", remote="google"}}': "_x15 3+3x15",
         # Our MTA refuses unknown users, 3 a minute; inbound has remote="".
-        f'smtp_replies_total{{{T}, direction="inbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt", remote=""}}': "0+3x30",
-        f'smtp_reply_reasons_total{{{T}, direction="inbound", class="5xx", reason="user_unknown", remote=""}}': "0+3x30",
+        f'smtp_replies_total{{{T}, direction="inbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt", '
+        f'remote=""}}': "0+3x30",
+        f'smtp_reply_reasons_total{{{T}, direction="inbound", class="5xx", reason="user_unknown", '
+        f'remote=""}}': "0+3x30",
     }
     ov = "smtp-reply-overview.json"
     ratio = _panel_query(ov, "Outbound 5xx ratio by provider")
@@ -548,10 +559,14 @@ def test_drilldown_remote_selection(tmp_path):
     outbound = f'{T}, direction="outbound"'
     series = {
         f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
-        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", remote="google"}}': "0+3x30",
-        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.7.1", stage="rcpt", remote="google"}}': "0+3x30",
-        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.1.1", stage="rcpt", remote="microsoft"}}': "0+3x30",
-        f'smtp_replies_total{{{T}, direction="inbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt", remote=""}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="250", class="2xx", enhanced="2.0.0", stage="end_of_data", '
+        f'remote="google"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.7.1", stage="rcpt", '
+        f'remote="google"}}': "0+3x30",
+        f'smtp_replies_total{{{outbound}, code="550", class="5xx", enhanced="5.1.1", stage="rcpt", '
+        f'remote="microsoft"}}': "0+3x30",
+        f'smtp_replies_total{{{T}, direction="inbound", code="550", class="5xx", enhanced="5.1.1", stage="rcpt", '
+        f'remote=""}}': "0+3x30",
     }
     dd = "smtp-reply-drilldown.json"
     _promtool_eval(tmp_path, series, [

@@ -42,7 +42,8 @@ ENABLED_LINK = Path("/etc/systemd/system/multi-user.target.wants") / f"{NAME}.se
 HELPER_STATE = Path("/var/lib/systemd/deb-systemd-helper-enabled") / f"{NAME}.service.dsh-also"
 DEBIAN_PYTHON = Path("/usr/lib/python3/dist-packages")
 
-needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed: not a Debian system")
+needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None,
+                                reason="dpkg-deb is not installed: not a Debian system")
 
 
 @pytest.fixture(scope="module")

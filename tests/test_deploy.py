@@ -189,7 +189,8 @@ def test_every_copy_source_is_in_the_build_context(compose):
                 for source in sources:
                     assert (context / source).exists(), (
                         f"{dockerfile.relative_to(REPO)}: COPY {source}: not in the repository")
-                    assert context_files(context, source, ignores), f"{dockerfile.relative_to(REPO)}: COPY {source}: .dockerignore excludes it"
+                    assert context_files(context, source, ignores), \
+                        f"{dockerfile.relative_to(REPO)}: COPY {source}: .dockerignore excludes it"
                     checked += 1
     assert checked >= 5
 

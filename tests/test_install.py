@@ -91,7 +91,8 @@ def test_the_service_user_is_made_in_group_adm(staged):
     assert sysusers.read_text() == (REPO / "deploy/systemd" / f"{NAME}.sysusers.conf").read_text()
     passwd = {line.split(":")[0]: line.split(":") for line in (prefix / "etc/passwd").read_text().splitlines()}
     assert passwd[NAME][5:] == [f"/var/lib/{NAME}", "/usr/sbin/nologin"]
-    groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in (prefix / "etc/group").read_text().splitlines()}
+    group_lines = (prefix / "etc/group").read_text().splitlines()
+    groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in group_lines}
     assert NAME in groups["adm"]
 
 

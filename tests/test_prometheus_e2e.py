@@ -175,7 +175,8 @@ def alert_inputs(prom: PrometheusServer, instance: str) -> dict[str, float | Non
     ratio, the replies a minute and the volume guard (None when absent)."""
     target = f'job="{JOB}", instance="{instance}"'
     return {
-        "ratio": scalar(prom, f'instance_direction_class:smtp_replies:ratio_rate5m{{{target}, direction="outbound", class="5xx"}}'),
+        "ratio": scalar(prom, 'instance_direction_class:smtp_replies:ratio_rate5m'
+                              f'{{{target}, direction="outbound", class="5xx"}}'),
         "per_minute": scalar(prom, f'instance_direction:smtp_replies:rate5m{{{target}, direction="outbound"}} * 60'),
         "guard": scalar(prom, f"instance:smtp_threshold_reply_min_per_minute:effective{{{target}}}"),
     }

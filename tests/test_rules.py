@@ -128,7 +128,7 @@ def test_firing_expectations_check_annotations():
         (f, c["alertname"], c["eval_time"])
         for f, c in alert_rule_tests()
         for a in c.get("exp_alerts") or []
-        if set((a.get("exp_annotations") or {})) != {"summary", "description", "runbook_url"}
+        if set(a.get("exp_annotations") or {}) != {"summary", "description", "runbook_url"}
     ]
     assert not missing, f"firing expectations without summary, description and runbook_url: {missing}"
 
@@ -177,10 +177,12 @@ def test_every_alert_links_to_its_runbook_section():
         url = (r.get("annotations") or {}).get("runbook_url", "")
         path, _, anchor = url.partition("#")
         assert path.endswith("/deploy/prometheus/RUNBOOK.md"), f"{r['alert']}: runbook_url {url!r}"
-        assert anchor == r["alert"].lower() and anchor in sections, f"{r['alert']}: no section #{anchor} in {RUNBOOK.name}"
+        assert anchor == r["alert"].lower(), f"{r['alert']}: runbook anchor #{anchor}"
+        assert anchor in sections, f"{r['alert']}: no section #{anchor} in {RUNBOOK.name}"
         missing = [part for part in RUNBOOK_PARTS if part not in sections[anchor]]
         assert not missing, f"{RUNBOOK.name} #{anchor} does not say {missing}"
-    assert set(sections) == {r["alert"].lower() for r in rules("alert")}, "runbook sections for alerts that do not exist"
+    alerts = {r["alert"].lower() for r in rules("alert")}
+    assert set(sections) == alerts, "runbook sections for alerts that do not exist"
 
 
 def test_no_alert_names_a_job():
@@ -354,11 +356,11 @@ tests:
   # 2 replies/min, half of them 5xx: under the shipped volume guard.
   - interval: 1m
     input_series:
-      - series: 'smtp_exporter_build_info{{job="smtp-reply-exporter", instance="mx:10925", version="0", python_version="3"}}'
+      - series: 'smtp_exporter_build_info{{{target}, version="0", python_version="3"}}'
         values: '1+0x20'
-      - series: 'smtp_replies_total{{job="smtp-reply-exporter", instance="mx:10925", direction="outbound", code="250", class="2xx", enhanced="", stage="end_of_data"}}'
+      - series: 'smtp_replies_total{{{target}, {outbound}, code="250", class="2xx", enhanced="", stage="end_of_data"}}'
         values: '0+1x20'
-      - series: 'smtp_replies_total{{job="smtp-reply-exporter", instance="mx:10925", direction="outbound", code="550", class="5xx", enhanced="", stage="rcpt"}}'
+      - series: 'smtp_replies_total{{{target}, {outbound}, code="550", class="5xx", enhanced="", stage="rcpt"}}'
         values: '0+1x20'
     promql_expr_test:
       - expr: ALERTS{{alertname="SmtpReply5xxRatioHigh", alertstate="firing"}}
@@ -379,11 +381,13 @@ def test_rewritten_rules_fire_sooner_under_promtool(tmp_path):
     groups = [g["name"] for p in paths for g in load(p)["groups"]]
     firing = (
         "[{labels: 'ALERTS{alertname=\"SmtpReply5xxRatioHigh\", alertstate=\"firing\", class=\"5xx\", "
-        "direction=\"outbound\", instance=\"mx:10925\", job=\"smtp-reply-exporter\", severity=\"critical\"}', value: 1}]"
+        "direction=\"outbound\", instance=\"mx:10925\", job=\"smtp-reply-exporter\", "
+        "severity=\"critical\"}', value: 1}]"
     )
     for name, rule_dir, expected in (("copy", tmp_path / "rules", firing), ("shipped", RULES_DIR, "[]")):
         test = tmp_path / f"{name}.test.yml"
         test.write_text(QUIET_SERVER_TEST.format(
-            rules=", ".join(str(rule_dir / p.name) for p in paths), groups=groups, expected=expected))
+            rules=", ".join(str(rule_dir / p.name) for p in paths), groups=groups, expected=expected,
+            target='job="smtp-reply-exporter", instance="mx:10925"', outbound='direction="outbound"'))
         rc, out = promtool("test", "rules", str(test))
         assert rc == 0, f"{name} rules:\n{out}"

@@ -170,7 +170,8 @@ def build(wheel: Path, out: Path) -> Path:
         doc = Path("usr/share/doc") / NAME
         put(root, doc / "copyright", (HERE / "copyright").read_bytes())
         put(root, doc / "changelog.gz", changelog(version))
-        put(root, doc / "examples" / "web-config.example.yml", (REPO / "config" / "web-config.example.yml").read_bytes())
+        web_config = REPO / "config" / "web-config.example.yml"
+        put(root, doc / "examples" / web_config.name, web_config.read_bytes())
         for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
             d.chmod(0o755)
 

@@ -172,7 +172,8 @@ def write_test_rules(
     files = [Path(p) for p in rule_files] if rule_files is not None else sorted(RULES_DIR.glob("*.yml"))
     docs = [(f, yaml.safe_load(f.read_text())) for f in files]
 
-    seen_alerts = {r["alert"] for _, d in docs for g in d.get("groups") or [] for r in g.get("rules") or [] if "alert" in r}
+    seen_alerts = {r["alert"] for _, d in docs for g in d.get("groups") or []
+                   for r in g.get("rules") or [] if "alert" in r}
     if isinstance(for_, Mapping):
         unknown = sorted(set(for_) - seen_alerts)
         if unknown:
@@ -186,14 +187,15 @@ def write_test_rules(
     ]
     for key in thresholds or {}:
         name, labels = _parse_threshold_key(key)
-        if not any(n == name and all(l.get(k) == v for k, v in labels.items()) for n, l in defaults):
+        if not any(n == name and all(have.get(k) == v for k, v in labels.items()) for n, have in defaults):
             raise ValueError(f"thresholds: no default smtp:threshold:{key} in {', '.join(map(str, files))}")
 
     written = []
     for src, doc in docs:
         new = rewrite_rules(doc, for_=for_, windows=windows, thresholds=thresholds, interval=interval)
         dst = out / src.name
-        dst.write_text(f"# Test copy of {src.name}, rewritten by rules_for_tests.py: not for production.\n" + dump_rules(new))
+        header = f"# Test copy of {src.name}, rewritten by rules_for_tests.py: not for production.\n"
+        dst.write_text(header + dump_rules(new))
         written.append(dst)
     return written
 
@@ -209,7 +211,8 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*", help="rule files (default: every *.yml in deploy/prometheus/rules)")
     ap.add_argument("--out", required=True, help="directory to write the test copies to")
     ap.add_argument("--for", dest="for_", action="append", default=[], metavar="DURATION|ALERT=DURATION",

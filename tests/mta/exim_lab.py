@@ -434,7 +434,7 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         messages = messages_to.get(listener, [])
         if len(refusals) != len(messages):
             raise AssertionError(f"{listener}: {len(refusals)} refused sessions for {len(messages)} messages")
-        for (reply, stage), n in zip(refusals, messages):
+        for (reply, stage), n in zip(refusals, messages, strict=True):
             if stage == "starttls":
                 # "a TLS session is required, but an attempt to start TLS failed":
                 # a deferral whose log line holds no reply.

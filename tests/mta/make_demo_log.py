@@ -61,9 +61,13 @@ DEMO_DOMAINS = {
 TROUBLED = ["busy.example", "blocklisted.example", "legacy.example", "secure.example",
             "picky.example", "flaky.example", "unreachable.example", "defunct.example"]
 
-FIRST = ["maria", "james", "anna", "david", "laura", "peter", "sofia", "daniel", "emma", "lucas", "olivia", "noah", "mia", "liam", "eva", "jonas", "clara", "felix", "nina", "oscar", "ines", "paul", "rosa", "samuel", "tara", "victor"]
-LAST = ["garcia", "smith", "muller", "rossi", "novak", "silva", "jensen", "kowalski", "dubois", "brown", "martin", "nielsen", "costa", "weber", "lopez", "berg", "moreau", "fischer", "santos", "walker"]
-MAILBOXES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter"]
+FIRST = ["maria", "james", "anna", "david", "laura", "peter", "sofia", "daniel", "emma", "lucas", "olivia", "noah",
+         "mia", "liam", "eva", "jonas", "clara", "felix", "nina", "oscar", "ines", "paul", "rosa", "samuel", "tara",
+         "victor"]
+LAST = ["garcia", "smith", "muller", "rossi", "novak", "silva", "jensen", "kowalski", "dubois", "brown", "martin",
+        "nielsen", "costa", "weber", "lopez", "berg", "moreau", "fischer", "santos", "walker"]
+MAILBOXES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj",
+             "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter"]
 SENDERS = ("newsletter@bounces.lab.test", "alerts@bounces.lab.test",
            "billing@bounces.lab.test", "")
 
@@ -143,8 +147,13 @@ def outbound(lab: Lab, rng: random.Random, pool: list[str], messages: int) -> No
 def inbound_probes(rng: random.Random, sessions: int) -> list[Probe]:
     outside = [f"127.0.0.{n}" for n in (5, 6, 7, 8, 21, 22, 23, 24, 25, 31, 32, 33)]
     helos = ["mail.example.org", "smtp.example.com", "mx2.example.net", "out.example.org"]
-    mailbox = lambda: f"{rng.choice(MAILBOXES[:14])}@hosted.example"
-    external = lambda: person(rng, rng.choice(["example.com", "example.org"]))
+
+    def mailbox() -> str:
+        return f"{rng.choice(MAILBOXES[:14])}@hosted.example"
+
+    def external() -> str:
+        return person(rng, rng.choice(["example.com", "example.org"]))
+
     kinds = [
         (40, "deliver"), (10, "relay-trusted"), (8, "relay-denied"), (6, "unknown-user"),
         (4, "greylisted"), (2, "moved"), (3, "warned"), (3, "blocked-connect"),

@@ -623,6 +623,6 @@ def diff(expected: Counter, got: Counter) -> str:
     rows = []
     for key in sorted(set(expected) | set(got)):
         if expected[key] != got[key]:
-            label = dict(zip(LABELS, key)) if isinstance(key, tuple) else key
+            label = dict(zip(LABELS, key, strict=True)) if isinstance(key, tuple) else key
             rows.append(f"  {label}: expected {expected[key]}, got {got[key]}")
     return "\n".join(rows)

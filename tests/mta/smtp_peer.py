@@ -13,9 +13,10 @@ chooses what the remote side answers our Postfix, one recipient at a time:
 
 The enhanced part is optional for every kind (`x451_<tag>`, `d250_<tag>`), and
 <tag> must start with a letter. `SmtpPeer.script` can also map whole addresses
-to a (kind, Reply), for traffic whose addresses should look like real ones. Whole-session behaviour (greeting, EHLO/HELO,
-STARTTLS and MAIL FROM replies, LMTP) is chosen per listener, each on its own
-port: Postfix has already sent MAIL before the recipients are known.
+to a (kind, Reply), for traffic whose addresses should look like real ones.
+Whole-session behaviour (greeting, EHLO/HELO, STARTTLS and MAIL FROM replies,
+LMTP) is chosen per listener, each on its own port: Postfix has already sent
+MAIL before the recipients are known.
 
 Every reply sent is recorded twice: flat in `SmtpPeer.sent` as (listener, stage,
 code, enhanced), and structured per session and transaction in
@@ -296,7 +297,10 @@ class SmtpPeer:
 
     def _serve(self, conn: socket.socket, listener: Listener, session: Session) -> None:
         reader = conn.makefile("rb")
-        send = lambda stage, reply: self._send(conn, listener, stage, reply)
+
+        def send(stage: str, reply: Reply) -> None:
+            self._send(conn, listener, stage, reply)
+
         send("connect", session.greeting)
         if session.greeting.code == 421:
             return  # 421: the server closes the channel
