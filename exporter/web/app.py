@@ -1,7 +1,8 @@
 """The WSGI app: rate limit and basic auth in front of the metrics and the landing page.
 
 The metrics come from prometheus_client's WSGI app, which negotiates gzip and
-OpenMetrics itself.
+OpenMetrics itself. HEAD never reaches the app: the server runs it as GET and
+leaves the body out (handler.py).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def make_app(registry: CollectorRegistry, telemetry_path: str = DEFAULT_TELEMETR
         def reply(status: str, body: bytes, content_type: str = "text/plain; charset=utf-8",
                   *headers: tuple[str, str]) -> list[bytes]:
             start(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
-            return [] if method == "HEAD" else [body]
+            return [body]
 
         if limiter is not None and not limiter.allow():
             return reply("429 Too Many Requests", b"Too Many Requests\n")
@@ -68,7 +69,7 @@ def make_app(registry: CollectorRegistry, telemetry_path: str = DEFAULT_TELEMETR
         if path == telemetry_path:
             return metrics_app(environ, start)
         if path == "/":
-            if method not in ("GET", "HEAD"):
+            if method != "GET":
                 return reply("405 Method Not Allowed", b"Method Not Allowed\n", "text/plain; charset=utf-8",
                              ("Allow", "GET, HEAD"))
             return reply("200 OK", page, "text/html; charset=utf-8")
