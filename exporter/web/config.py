@@ -15,7 +15,7 @@ from typing import Any
 
 from exporter.configcheck import Checker, Problems, child, describe, load_yaml
 from exporter.web.ratelimit import RateLimit
-from exporter.web.stamp import FileStamp, file_stamp
+from exporter.web.contents import file_contents
 from exporter.web.tls import (
     ALWAYS_HAS_CLIENT_CERT,
     CIPHER_SUITES,
@@ -67,18 +67,18 @@ class WebConfig:
     headers: dict[str, str] = field(default_factory=dict)
     http2: bool = True
     rate_limit: RateLimit | None = None
-    stamp: FileStamp = field(default=None, repr=False, compare=False)  # the file's, taken before it was read
+    contents: bytes | None = field(default=None, repr=False, compare=False)  # the file's, read before parsing
 
 
 def load_web_config(path: str) -> WebConfig:
     """Reads and checks an exporter-toolkit web config file; ConfigError
     names every problem found, each section checked apart."""
     problems = Problems()
-    stamp = file_stamp(path)
+    contents = file_contents(path)
     data = load_yaml(path, "--web.config.file or web.config_file", problems)
     config = _WebReader(path).web_config(data, problems)
     problems.raise_any()
-    config.stamp = stamp
+    config.contents = contents
     return config
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from exporter.configcheck import ConfigError
-from exporter.web.stamp import FileStamp, file_stamp
+from exporter.web.contents import file_contents
 
 log = logging.getLogger(__name__)
 
@@ -236,20 +236,20 @@ class TLSConnections:
         self._tls, self._path = tls, path
         self._files = [p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p]
         self._lock = threading.Lock()
-        self._stamp = self._file_stamp()
+        self._contents = self._file_contents()
         self._context = build_ssl_context(tls, path)
         self._allowed_sans = (
             {_normal_san(s) for s in tls.client_allowed_sans} if tls.client_allowed_sans is not None else None
         )
 
-    def _file_stamp(self) -> tuple[FileStamp, ...]:
-        return tuple(file_stamp(name) for name in self._files)
+    def _file_contents(self) -> tuple[bytes | None, ...]:
+        return tuple(file_contents(name) for name in self._files)
 
     def context(self) -> ssl.SSLContext:
-        stamp = self._file_stamp()
+        contents = self._file_contents()
         with self._lock:
-            if stamp != self._stamp:
-                self._stamp = stamp
+            if contents != self._contents:
+                self._contents = contents
                 try:
                     self._context = build_ssl_context(self._tls, self._path)
                     log.info("TLS certificate files changed; loaded them")
