@@ -261,5 +261,5 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
         log.info("stopped; state saved to %s", state_file)
     else:
         log.error("stopped; the state could NOT be saved to %s (see the warning above): the next start "
-                  "resumes from the last state saved there, if any", state_file)
+                  "resumes from the last state written there, if any", state_file)
     return 0

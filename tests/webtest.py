@@ -29,6 +29,14 @@ class Response(NamedTuple):
     body: bytes
 
 
+def request(conn: http.client.HTTPConnection, path: str = "/", headers: dict | None = None,
+            method: str = "GET") -> Response:
+    """One request on a connection, which stays open if the server keeps it alive."""
+    conn.request(method, path, headers=headers or {})
+    reply = conn.getresponse()
+    return Response(reply.status, reply.headers, reply.read())
+
+
 def fetch(port: int, path: str = "/", headers: dict | None = None,
           context: ssl.SSLContext | None = None, method: str = "GET") -> Response:
     if context is None:
@@ -36,9 +44,7 @@ def fetch(port: int, path: str = "/", headers: dict | None = None,
     else:
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
     try:
-        conn.request(method, path, headers=headers or {})
-        reply = conn.getresponse()
-        return Response(reply.status, reply.headers, reply.read())
+        return request(conn, path, headers, method)
     finally:
         conn.close()
 

@@ -15,6 +15,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
+from exporter.web.app import answer_of
+
 if TYPE_CHECKING:
     from exporter.web.connections import Slot
     from exporter.web.server import Listener
@@ -113,21 +115,8 @@ class ConnectionHandler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def _run_app(self, method: str, body_in: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
-        started: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            started[:] = [status, headers]
-            return None
-
         try:
-            result = self.server.site.current().app(self._environ(method, body_in), start_response)
-            try:
-                body = b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-            return started[0], started[1], body
+            return answer_of(self.server.site.current().app, self._environ(method, body_in))
         except Exception:
             log.exception("error answering %s %s", self.command, self.path)
             self.close_connection = True
