@@ -18,7 +18,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 from test_daemon_e2e import Exporter
-from webtest import PASSWORD, basic, client_context, request
+from webtest import PASSWORD, basic, client_context, request, wait_for
 
 from exporter.web.connections import MAX_CONNECTIONS
 from exporter.web.server import listen_backlog
@@ -51,15 +51,6 @@ def _threads(pid: int) -> int:
     match = re.search(r"^Threads:\s+(\d+)$", status, re.M)
     assert match, status
     return int(match.group(1))
-
-
-def _wait_for(condition, timeout: float = 10.0) -> bool:  # noqa: ANN001 - any callable
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _closed_by_server(sock: socket.socket, timeout: float) -> bool:
@@ -168,7 +159,7 @@ def test_a_flood_of_idle_connections_cannot_use_up_threads(tmp_path, log):
         assert not _closed_by_server(flood[-1], timeout=0.2)
         # ...so there is at most one thread per connection allowed (and one
         # more for a connection being closed).
-        assert _wait_for(lambda: _threads(exporter.proc.pid) <= threads_before + MAX_CONNECTIONS)
+        assert wait_for(lambda: _threads(exporter.proc.pid) <= threads_before + MAX_CONNECTIONS)
         assert exporter.stop() == 0
     finally:
         for sock in flood:
@@ -222,7 +213,7 @@ def test_sighup_applies_listen_address_and_metrics_path(tmp_path, log):
         kept_alive = socket.create_connection(("127.0.0.1", old_port))
         _write_config(config, log, f"127.0.0.1:{new_port}", "/smtp/metrics")
         exporter.proc.send_signal(signal.SIGHUP)
-        assert _wait_for(lambda: _answers(exporter, new_port, "/smtp/metrics")), exporter.errors()
+        assert wait_for(lambda: _answers(exporter, new_port, "/smtp/metrics")), exporter.errors()
         assert exporter.fetch("/metrics", port=new_port).status == 404
         with pytest.raises(ConnectionRefusedError):
             exporter.fetch("/smtp/metrics", port=old_port)
@@ -252,7 +243,7 @@ def test_sighup_to_an_address_in_use_changes_nothing(tmp_path, log):
     try:
         _write_config(config, log, f"127.0.0.1:{busy.getsockname()[1]}", "/other")
         exporter.proc.send_signal(signal.SIGHUP)
-        assert _wait_for(lambda: "reload failed" in exporter.errors()), exporter.errors()
+        assert wait_for(lambda: "reload failed" in exporter.errors()), exporter.errors()
         assert "Address already in use" in exporter.errors()
         assert "smtp_exporter_build_info" in exporter.scrape("/metrics")
         assert exporter.stop() == 0
@@ -288,7 +279,7 @@ def test_stopping_when_the_state_cannot_be_saved_says_so(tmp_path, log):
     state_dir.mkdir()
     exporter = Exporter(tmp_path, "--log.level", "warn", "--state-file", str(state_dir / "state.json"), str(log))
     try:
-        assert _wait_for(lambda: (state_dir / "state.json").exists())
+        assert wait_for(lambda: (state_dir / "state.json").exists())
         shutil.rmtree(state_dir)  # the saves fail from now on
     finally:
         assert exporter.stop() == 0
