@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from test_daemon_e2e import Exporter
 
 from exporter.logformat import PromslogFormatter
 from helpers import REPO
+from mta.namespace import free_port
 
 LOGFMT_LINE = re.compile(r'time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(DEBUG|INFO|WARN|ERROR) '
                          r'source=[\w.]+\.py:\d+ msg=("(?:[^"\\]|\\.)*"|\S+)( err=.*)?')
@@ -93,6 +95,25 @@ def test_systemd_socket_activation(tmp_path):
         assert "smtp_exporter_build_info" in daemon.scrape()
         assert daemon.fetch("/metrics", method="HEAD").status == 200
         assert f"metrics on 127.0.0.1:{port}/metrics" in daemon.errors()
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop(signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_systemd_socket_activate_starts_it(tmp_path):
+    # systemd's own tool for trying socket activation: it listens, and runs
+    # the exporter with the socket when the first connection comes.
+    tool = shutil.which("systemd-socket-activate")
+    if tool is None:
+        pytest.skip("needs systemd-socket-activate (the systemd package)")
+    log = tmp_path / "mail.log"
+    log.touch()
+    port = free_port()
+    daemon = Exporter(tmp_path, "--web.systemd-socket", str(log), port=port,
+                      wrapper=[tool, "--listen", f"127.0.0.1:{port}"])
+    try:
+        assert "smtp_exporter_build_info" in daemon.scrape()
         assert daemon.stop() == 0
     finally:
         daemon.stop(signal.SIGKILL)
