@@ -47,10 +47,6 @@ class Connections:
         self._open: list[Slot] = []
         self._changed = threading.Condition()
 
-    def __len__(self) -> int:
-        with self._changed:
-            return len(self._open)
-
     def admit(self, sock: socket.socket, listener: object) -> Slot | None:
         """A slot for a new connection; None if all stayed busy for ADMIT_WAIT seconds."""
         deadline = time.monotonic() + ADMIT_WAIT
