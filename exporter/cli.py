@@ -26,6 +26,9 @@ from exporter.config import (
     repeated_rejectlogs,
 )
 from exporter.configcheck import Checker, ConfigError, Problems
+from exporter.logformat import FORMATS as LOG_FORMATS
+from exporter.logformat import LEVELS as LOG_LEVELS
+from exporter.logformat import setup_logging
 from exporter.metrics import ExporterMetrics
 from exporter.once import UnreadableLog, scan_files
 from exporter.parsers import formats_for
@@ -49,11 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         "logfiles", nargs="*", metavar="LOGFILE",
         help="log files or glob patterns to follow (with --once: files to read; '-' is stdin)",
     )
-    p.add_argument("--config", metavar="FILE", help="YAML configuration file; flags override it")
+    p.add_argument("--config.file", "--config", dest="config", metavar="FILE",
+                   help="YAML configuration file; flags override it")
     p.add_argument("--format", metavar="NAME",
                    help="log format of the LOGFILE arguments: auto (default), postfix, exim, ... "
                    "or a format the config defines")
-    p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    p.add_argument("--config.check", "--check-config", dest="check_config", action="store_true",
+                   help="make every check the start makes (config, flags, web config, state file) and exit")
     once = p.add_argument_group("batch mode")
     once.add_argument(
         "--once", action="store_true",
@@ -75,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
                      help="path of the metrics (default /metrics)")
     web.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
-                     help="exporter-toolkit web config: TLS and basic auth")
+                     help="exporter-toolkit web config: TLS and basic auth; read again when it changes")
+    web.add_argument("--web.systemd-socket", dest="systemd_socket", action="store_true",
+                     help="listen on the sockets systemd passes (socket activation) instead of "
+                     "--web.listen-address")
     tail = p.add_argument_group("tailing")
     tail.add_argument("--from-beginning", action="store_true", default=None,
                       help="read files present at start-up from their first byte, not their end")
@@ -85,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="poll files instead of inotify (NFS, CIFS)")
     tail.add_argument("--max-line-bytes", type=int, metavar="N",
                       help="cut longer lines at this many bytes (default 65536)")
-    p.add_argument("--log.level", dest="log_level", default="info",
-                   choices=("debug", "info", "warning", "error"), help="log verbosity")
+    p.add_argument("--log.level", dest="log_level", default="info", choices=(*LOG_LEVELS, "warning"),
+                   help="log verbosity (default info; warning is taken for warn)")
+    p.add_argument("--log.format", dest="log_format", default="logfmt", choices=LOG_FORMATS,
+                   help="log lines as logfmt (default) or JSON, each with time, level, source and msg")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -152,9 +162,7 @@ def daemon_config(args: argparse.Namespace) -> tuple[Settings, WebConfig | None]
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_level, args.log_format)
     disable_created_metrics()
     try:
         settings, web_config = (settings_from(args), None) if args.once else daemon_config(args)
@@ -194,8 +202,15 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
 
     from exporter.daemon import Daemon, Waker
     from exporter.web.server import serve
+    from exporter.web.systemd import systemd_sockets
 
     log = logging.getLogger("smtp-reply-exporter")
+    try:
+        # Before anything starts a child (journalctl), which must not inherit them.
+        sockets = systemd_sockets() if args.systemd_socket else None
+    except ValueError as err:
+        print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
+        return 1
     metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
     ProcessCollector(registry=metrics.registry)
     PlatformCollector(registry=metrics.registry)
@@ -218,18 +233,33 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     # up knows every line written from then on will be counted.
     daemon.poll()
     try:
-        server = serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config)
+        server = serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config, sockets)
     except OSError as err:
         print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
         return 1
     log.info(
         "smtp-reply-exporter %s: following %s; metrics on %s%s",
         __version__, ", ".join(s.name for s in settings.sources),
-        ", ".join(settings.listen_addresses), settings.telemetry_path,
+        ", ".join(server.addresses), settings.telemetry_path,
     )
+
+    def reload() -> Settings:
+        """SIGHUP: the start's checks again; the web front takes its part
+        first, so that an address it cannot listen on fails the whole reload."""
+        new_settings, new_web_config = daemon_config(args)
+        server.reconfigure(new_settings.listen_addresses, new_settings.telemetry_path, new_web_config)
+        return new_settings
+
     try:
-        daemon.run(stop, waker, reload_requested, lambda: settings_from(args))
+        daemon.run(stop, waker, reload_requested, reload)
     finally:
         server.stop()
-    log.info("stopped; state saved")
+    state_file = daemon.settings.state_file
+    if not state_file:
+        log.info("stopped; no --state-file, so counting starts afresh at the next start")
+    elif daemon.state_saved:
+        log.info("stopped; state saved to %s", state_file)
+    else:
+        log.error("stopped; the state could NOT be saved to %s (see the warning above): the next start "
+                  "resumes from the last state written there, if any", state_file)
     return 0

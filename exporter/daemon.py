@@ -205,6 +205,11 @@ class Daemon:
         else:
             self._save_failing = False
 
+    @property
+    def state_saved(self) -> bool:
+        """Whether the last save of the state file succeeded."""
+        return bool(self.settings.state_file) and not self._save_failing
+
     def run(
         self,
         stop: threading.Event,

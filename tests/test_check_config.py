@@ -123,3 +123,14 @@ def test_once_does_not_need_the_web_config(tmp_path):
     result = exporter("--once", "--web.config.file", str(tmp_path / "absent.yml"), str(log))
     assert result.returncode == 0, result.stderr
 
+
+
+def test_config_file_and_check_have_prometheus_names_and_keep_the_old_ones(tmp_path):
+    config = tmp_path / "config.yml"
+    config.write_text(f"sources: [{{path: {tmp_path / 'mail.log'}}}]\n")
+    named = exporter("--config.check", "--config.file", str(config))
+    old = exporter("--check-config", "--config", str(config))
+    assert (named.returncode, named.stdout) == (old.returncode, old.stdout) == (0, "configuration OK: 1 source(s)\n")
+    usage = exporter("--help").stdout
+    assert "--config.file FILE, --config FILE" in usage
+    assert "--config.check, --check-config" in usage

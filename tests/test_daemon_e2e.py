@@ -8,18 +8,20 @@ the same log, which test_corpus checks against the lab's truth.
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from webtest import Response, request
 
 from helpers import REPO, SHARED, replies_by, run_once, samples
 from mta.namespace import free_port
@@ -32,20 +34,29 @@ SOURCE_LOG = LAB_LOG if LAB_LOG.exists() else DEMO_LOG
 
 
 class Exporter:
-    """One exporter process on 127.0.0.1, stopped by PID at the end: this
-    checkout's, or an installed one given as `command`."""
+    """One exporter process on 127.0.0.1, stopped by PID at the end.
 
-    def __init__(self, tmp: Path, *args: str, command: Sequence[str] = (sys.executable, "-m", "exporter")) -> None:
-        self.port = free_port()
+    Without a port it gets --web.listen-address 127.0.0.1:<a free port>;
+    with one, the arguments say where it listens (a config file, a socket
+    passed to it). context: scrape over HTTPS. command: the exporter to run,
+    this checkout's by default or an installed one. wrapper: a command that
+    runs the exporter's (to set up what it inherits)."""
+
+    def __init__(self, tmp: Path, *args: str, port: int | None = None, context: ssl.SSLContext | None = None,
+                 command: Sequence[str] = (sys.executable, "-m", "exporter"),
+                 wrapper: Sequence[str] = (), pass_fds: Sequence[int] = ()) -> None:
+        self.port = port or free_port()
+        self.context = context
+        listen = () if port else ("--web.listen-address", f"127.0.0.1:{self.port}")
         self.stderr = open(tmp / f"exporter-{self.port}.err", "wb")
         self.proc = subprocess.Popen(
-            [*command, "--web.listen-address", f"127.0.0.1:{self.port}", *args],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr,
+            [*wrapper, *command, *listen, *args],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr, pass_fds=pass_fds,
         )
         deadline = time.monotonic() + 20
         while True:
             try:
-                self.scrape()
+                self.fetch("/")  # any answer (a 401 too) means it is up
                 return
             except OSError as err:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -53,12 +64,28 @@ class Exporter:
                     raise RuntimeError("exporter did not start: " + self.errors()) from err
                 time.sleep(0.05)
 
-    def scrape(self, path: str = "/metrics") -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-            return r.read().decode()
+    def connection(self, port: int | None = None) -> http.client.HTTPConnection:
+        """A connection to it (kept alive across requests)."""
+        if self.context is None:
+            return http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=5)
+        return http.client.HTTPSConnection("127.0.0.1", port or self.port, timeout=5, context=self.context)
+
+    def fetch(self, path: str = "/metrics", headers: dict | None = None, method: str = "GET",
+              port: int | None = None) -> Response:
+        conn = self.connection(port)
+        try:
+            return request(conn, path, headers, method)
+        finally:
+            conn.close()
+
+    def scrape(self, path: str = "/metrics", headers: dict | None = None, port: int | None = None) -> str:
+        reply = self.fetch(path, headers, port=port)
+        if reply.status != 200:
+            raise AssertionError(f"{path}: {reply.status} {reply.body[:200]!r}")
+        return reply.body.decode()
 
     def errors(self) -> str:
-        self.stderr.flush()
+        """What it has logged so far (it writes to the file itself: readable after stop() too)."""
         return Path(self.stderr.name).read_text()
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

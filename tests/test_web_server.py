@@ -4,12 +4,19 @@ over plain HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import re
 import socket
+import threading
+import time
 
 import pytest
-from webtest import fetch, running, write_config
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from webtest import fetch, request, running, wait_for, write_config
 
+import exporter.web.handler
 from exporter import __version__
 from exporter.config import Settings
 from exporter.web.address import DEFAULT_PORT, parse_listen_address
@@ -63,12 +70,72 @@ def test_custom_telemetry_path(registry):
         assert b'href="/smtp/metrics"' in fetch(server.ports[0], "/").body
 
 
-def test_head_and_wrong_methods_on_the_landing_page(registry):
+@pytest.mark.parametrize(("path", "status"), [("/", 200), ("/metrics", 200), ("/nowhere", 404)])
+def test_head_is_get_without_the_body(registry, path, status):
     with running(registry) as server:
-        head = fetch(server.ports[0], "/", method="HEAD")
+        head = fetch(server.ports[0], path, method="HEAD")
+        get = fetch(server.ports[0], path)
+    assert (head.status, get.status) == (status, status)
+    assert head.body == b"" and int(head.headers["Content-Length"]) == len(get.body) > 0
+    assert head.headers["Content-Type"] == get.headers["Content-Type"]
+
+
+def test_other_methods_on_the_landing_page(registry):
+    with running(registry) as server:
         post = fetch(server.ports[0], "/", method="POST")
-    assert head.status == 200 and head.body == b""
     assert post.status == 405 and post.headers["Allow"] == "GET, HEAD"
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_the_idle_timeout(registry, monkeypatch):
+    monkeypatch.setattr(exporter.web.handler, "IDLE_TIMEOUT", 0.5)
+    with running(registry) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=5)
+        try:
+            assert request(conn, "/metrics").status == 200
+            sock = conn.sock
+            assert sock is not None
+            started = time.monotonic()
+            assert sock.recv(1) == b""  # the server's end of file
+            assert 0.4 < time.monotonic() - started < 3
+        finally:
+            conn.close()
+
+
+class _SlowCollector(Collector):
+    """A gauge whose value is read when an exposition starts; making it takes a while."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.collections = 0
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's Collector
+        self.collections += 1
+        value = self.value
+        time.sleep(0.3)
+        yield GaugeMetricFamily("slow_value", "A value read at the start of an exposition.", value=value)
+
+
+def test_scrapes_that_come_together_share_one_exposition_made_after_they_came():
+    registry = CollectorRegistry()
+    slow = _SlowCollector()
+    registry.register(slow)
+    with running(registry) as server:
+        bodies: list[bytes] = []
+
+        def scrape() -> None:
+            bodies.append(fetch(server.ports[0], "/metrics").body)
+
+        first = threading.Thread(target=scrape)
+        first.start()
+        assert wait_for(lambda: slow.collections == 1)
+        slow.value = 1  # changed while the first exposition is being made
+        together = [threading.Thread(target=scrape) for _ in range(10)]
+        for thread in together:
+            thread.start()
+        for thread in [first, *together]:
+            thread.join()
+    assert slow.collections == 2  # the first scrape's, and one for the ten that came during it
+    assert sorted(body.count(b"slow_value 1.0") for body in bodies) == [0] + [1] * 10
 
 
 def test_several_listen_addresses_and_stop(registry):

@@ -53,10 +53,11 @@ def test_relative_cert_paths_are_read_from_the_config_directory(registry, pki, t
         assert fetch(server.ports[0], "/metrics", context=client_context(pki)).status == 200
 
 
-def test_plain_http_client_gets_nothing_from_the_tls_port(registry, pki, tmp_path):
+def test_plain_http_client_is_told_to_use_https(registry, pki, tmp_path):
     with running(registry, tls_config(tmp_path, pki)) as server:
-        with pytest.raises((OSError, http.client.HTTPException)):
-            fetch(server.ports[0], "/metrics")
+        plain = fetch(server.ports[0], "/metrics")
+        assert (plain.status, plain.body) == (400, b"Client sent an HTTP request to an HTTPS server.\n")
+        assert b"webtest" not in plain.body
         assert fetch(server.ports[0], "/metrics", context=client_context(pki)).status == 200
 
 

@@ -12,6 +12,8 @@ import base64
 import http.client
 import ssl
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,6 +31,14 @@ class Response(NamedTuple):
     body: bytes
 
 
+def request(conn: http.client.HTTPConnection, path: str = "/", headers: dict | None = None,
+            method: str = "GET") -> Response:
+    """One request on a connection, which stays open if the server keeps it alive."""
+    conn.request(method, path, headers=headers or {})
+    reply = conn.getresponse()
+    return Response(reply.status, reply.headers, reply.read())
+
+
 def fetch(port: int, path: str = "/", headers: dict | None = None,
           context: ssl.SSLContext | None = None, method: str = "GET") -> Response:
     if context is None:
@@ -36,11 +46,19 @@ def fetch(port: int, path: str = "/", headers: dict | None = None,
     else:
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
     try:
-        conn.request(method, path, headers=headers or {})
-        reply = conn.getresponse()
-        return Response(reply.status, reply.headers, reply.read())
+        return request(conn, path, headers, method)
     finally:
         conn.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether condition() comes true within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def basic(user: str, password: str | bytes) -> dict:

@@ -1,12 +1,15 @@
 """The WSGI app: rate limit and basic auth in front of the metrics and the landing page.
 
 The metrics come from prometheus_client's WSGI app, which negotiates gzip and
-OpenMetrics itself.
+OpenMetrics itself. Scrapes that come together share one exposition
+(SharedScrapes). HEAD never reaches the app: the server runs it as GET and
+leaves the body out (handler.py).
 """
 
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,10 +41,82 @@ def landing_page(telemetry_path: str = DEFAULT_TELEMETRY_PATH) -> bytes:
     ).encode()
 
 
+class _Batch:
+    """Scrapes that will share one exposition."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.made: tuple[str, list[tuple[str, str]], bytes] | None = None
+        self.error: BaseException | None = None
+
+
+class SharedScrapes:
+    """The metrics app, made once for scrapes that come together.
+
+    Making the exposition takes milliseconds of the one core Python has, so
+    20 scrapers arriving at once would each wait for 20 of them. A scrape
+    that arrives while an exposition is being made waits for it to end and
+    then shares the next one with every scrape that came meanwhile (and asks
+    for the same format and encoding): what a scrape gets is never made
+    before it arrived. Scrapes with a query (name[] filters) are made alone.
+    """
+
+    def __init__(self, metrics_app: Callable) -> None:
+        self._app = metrics_app
+        self._making = threading.Lock()  # one exposition at a time
+        self._lock = threading.Lock()  # guards _next
+        self._next: dict[tuple[str, str], _Batch] = {}  # (Accept, Accept-Encoding) -> the batch still open
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("QUERY_STRING") or environ.get("REQUEST_METHOD") != "GET":
+            return self._app(environ, start_response)
+        key = (environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", ""))
+        with self._lock:
+            batch = self._next.get(key)
+            leads = batch is None
+            if batch is None:
+                batch = self._next[key] = _Batch()
+        if leads:
+            with self._making:
+                with self._lock:
+                    del self._next[key]  # scrapes from now on wait for the next exposition
+                try:
+                    batch.made = answer_of(self._app, environ)
+                except BaseException as err:
+                    batch.error = err
+                    raise
+                finally:
+                    batch.done.set()
+        else:
+            batch.done.wait()
+        if batch.made is None:
+            raise RuntimeError("the shared exposition failed") from batch.error
+        status, headers, body = batch.made
+        start_response(status, headers)
+        return [body]
+
+
+def answer_of(app: Callable, environ: dict) -> tuple[str, list[tuple[str, str]], bytes]:
+    """A WSGI app's answer to a request: status, headers and the whole body."""
+    started: list = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started[:] = [status, headers]
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return started[0], started[1], body
+
+
 def make_app(registry: CollectorRegistry, telemetry_path: str = DEFAULT_TELEMETRY_PATH,
              config: WebConfig | None = None) -> Callable:
     """The WSGI app: rate limit, basic auth, then the metrics or landing page."""
-    metrics_app = make_wsgi_app(registry)
+    metrics_app = SharedScrapes(make_wsgi_app(registry))
     page = landing_page(telemetry_path)
     config = config or WebConfig()
     auth = BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
@@ -57,7 +132,7 @@ def make_app(registry: CollectorRegistry, telemetry_path: str = DEFAULT_TELEMETR
         def reply(status: str, body: bytes, content_type: str = "text/plain; charset=utf-8",
                   *headers: tuple[str, str]) -> list[bytes]:
             start(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers])
-            return [] if method == "HEAD" else [body]
+            return [body]
 
         if limiter is not None and not limiter.allow():
             return reply("429 Too Many Requests", b"Too Many Requests\n")
@@ -68,7 +143,7 @@ def make_app(registry: CollectorRegistry, telemetry_path: str = DEFAULT_TELEMETR
         if path == telemetry_path:
             return metrics_app(environ, start)
         if path == "/":
-            if method not in ("GET", "HEAD"):
+            if method != "GET":
                 return reply("405 Method Not Allowed", b"Method Not Allowed\n", "text/plain; charset=utf-8",
                              ("Allow", "GET, HEAD"))
             return reply("200 OK", page, "text/html; charset=utf-8")

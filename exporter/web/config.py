@@ -1,9 +1,9 @@
 """The exporter-toolkit web configuration file, read and checked.
 
-http2 is accepted and ignored: this server speaks HTTP/1.x. Certificates and
+http2 is accepted and ignored: this server speaks HTTP/1.1. Certificates and
 keys are loaded while the file is read, so that a mistake stops the exporter
-at start-up (and fails --check-config) rather than failing every scrape. The
-rest of the file is read once, at start-up.
+at start-up (and fails --config.check) rather than failing every scrape. The
+running server reads the file again when it changes (exporter/web/site.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from exporter.configcheck import Checker, Problems, child, describe, load_yaml
 from exporter.web.ratelimit import RateLimit
+from exporter.web.contents import file_contents
 from exporter.web.tls import (
     ALWAYS_HAS_CLIENT_CERT,
     CIPHER_SUITES,
@@ -66,15 +67,18 @@ class WebConfig:
     headers: dict[str, str] = field(default_factory=dict)
     http2: bool = True
     rate_limit: RateLimit | None = None
+    contents: bytes | None = field(default=None, repr=False, compare=False)  # the file's, read before parsing
 
 
 def load_web_config(path: str) -> WebConfig:
     """Reads and checks an exporter-toolkit web config file; ConfigError
     names every problem found, each section checked apart."""
     problems = Problems()
+    contents = file_contents(path)
     data = load_yaml(path, "--web.config.file or web.config_file", problems)
     config = _WebReader(path).web_config(data, problems)
     problems.raise_any()
+    config.contents = contents
     return config
 
 

@@ -1,9 +1,12 @@
-"""The HTTP(S) servers: one thread per listen address, one per connection.
+"""The HTTP(S) servers: one listener thread per listen address, one thread per connection.
 
-Hand-written on wsgiref for what the standard servers do not do: the TLS
-handshake runs in the connection's own thread with a deadline (a slow client
-cannot stall the accept loop), certificate files are re-read when they change,
-and one exporter listens on several addresses.
+Hand-written on socketserver and http.server for what the standard servers
+do not do: HTTP/1.1 keep-alive with a cap on the connection threads
+(connections.py), the TLS handshake in the connection's own thread with a
+deadline (a slow client cannot stall the accept loop), certificate and web
+config files re-read when they change (site.py), several listen addresses,
+sockets passed by systemd, and listen addresses and metrics path changed
+while running (reconfigure, on SIGHUP).
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import socket
 import socketserver
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, final
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry
 
@@ -26,94 +28,110 @@ from exporter.web.address import (
     parse_listen_address,
     parse_telemetry_path,
 )
-from exporter.web.app import make_app
 from exporter.web.config import WebConfig
-from exporter.web.tls import TLSConnections, close_quietly
+from exporter.web.connections import Connections, Slot
+from exporter.web.handler import ConnectionHandler
+from exporter.web.site import LiveSite
+from exporter.web.tls import close_quietly
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to finish the TLS handshake
-REQUEST_TIMEOUT = 30.0  # seconds a connection may stall while sending its request
+SOMAXCONN_FILE = "/proc/sys/net/core/somaxconn"
 
 
-class _Handler(WSGIRequestHandler):
-    timeout = REQUEST_TIMEOUT  # applied to the connection by StreamRequestHandler.setup
-    server: _ThreadingWSGIServer
+def listen_backlog() -> int:
+    """The longest listen queue the kernel allows (net.core.somaxconn), as Go
+    asks for. socketserver's 5 makes the kernel drop the SYNs of a sixth
+    scraper connecting at once, which then waits a second to try again."""
+    try:
+        with open(SOMAXCONN_FILE, encoding="ascii") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
-    def setup(self) -> None:
-        tls = self.server.tls
-        if tls is not None:
-            # The handshake runs here, in this connection's own thread and
-            # with a deadline: a slow client cannot stall the accept loop.
-            self.request.settimeout(HANDSHAKE_TIMEOUT)
-            self.request = tls.accept(self.request)
-        super().setup()
 
-    def finish(self) -> None:
+def listening_socket(address: str) -> socket.socket:
+    """A socket listening on a listen address ("" host: every interface, IPv4 ones too)."""
+    host, port = parse_listen_address(address)
+    if host == "":
+        if socket.has_ipv6:
+            try:
+                return socket.create_server(("::", port), family=socket.AF_INET6, backlog=listen_backlog(),
+                                            dualstack_ipv6=True)
+            except OSError as err:
+                if err.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):  # no IPv6 here
+                    raise
+        return socket.create_server(("0.0.0.0", port), backlog=listen_backlog())
+    family, _, _, _, sockaddr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_NUMERICSERV
+    )[0]
+    return socket.create_server((str(sockaddr[0]), int(sockaddr[1])), family=family, backlog=listen_backlog())
+
+
+class Listener(socketserver.BaseServer):
+    """Accepts on one listening socket; each connection gets a thread and a ConnectionHandler."""
+
+    def __init__(self, sock: socket.socket, site: LiveSite, connections: Connections) -> None:
+        # The handlers are made by _serve, each with its connection's slot.
+        super().__init__(sock.getsockname(), ConnectionHandler)  # type: ignore[arg-type]
+        self.socket = sock
+        self.host, self.port = str(sock.getsockname()[0]), int(sock.getsockname()[1])
+        self.site = site
+        self.connections = connections
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"web {self.address}", daemon=True)
+
+    @property
+    def address(self) -> str:
+        """host:port ([host]:port for IPv6)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops accepting; idle connections close now, busy ones after their response."""
+        if self._thread.is_alive():
+            self.shutdown()
+        self.socket.close()
+        self.connections.stop_reading(self)
+        self._thread.join(timeout=5)
+
+    # -- socketserver's hooks -------------------------------------------------------
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        return self.socket.accept()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        slot = self.connections.admit(request, self)
+        if slot is None:
+            log.warning("refused a connection from %s: every connection is busy", client_address[0])
+            close_quietly(request)
+            return
+        threading.Thread(target=self._serve, args=(request, client_address, slot), daemon=True,
+                         name=f"web {client_address[0]}").start()
+
+    def _serve(self, request: socket.socket, client_address: Any, slot: Slot) -> None:
         try:
-            super().finish()
+            ConnectionHandler(request, client_address, self, slot)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
-            if self.server.tls is not None:
-                # The server closes only the plain socket it accepted, which
-                # the TLS socket has taken over.
-                close_quietly(self.request)
-
-    def log_message(self, format: str, *args: Any) -> None:  # the base class names it format
-        log.debug("%s %s", self.address_string(), format % args)
-
-
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, family: socket.AddressFamily, address: tuple[str, int], tls: TLSConnections | None) -> None:
-        self.address_family = family
-        self.tls = tls
-        super().__init__(address, _Handler, bind_and_activate=False)
-        try:
-            if family == socket.AF_INET6 and address[0] == "::":
-                # ":port" means every interface, IPv4 ones included.
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            self.server_bind()
-            self.server_activate()
-        except BaseException:
-            self.server_close()
-            raise
-
-    def server_bind(self) -> None:
-        # Not HTTPServer.server_bind: it looks up the host's FQDN, which can
-        # wait for the resolver's timeout on a host without DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = self.server_address[1]
-        self.setup_environ()
+            close_quietly(self.connections.release(slot))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Failed handshakes and dropped connections are routine (scanners,
         # clients without a certificate): not worth more than a debug line.
-        # socketserver calls this in its except block, so exc_info is the failure.
+        # This runs in an except block, so exc_info is the failure.
         log.debug("connection from %s failed", client_address[0] if client_address else "?", exc_info=sys.exc_info())
-
-
-def _bind(host: str, port: int, tls: TLSConnections | None) -> _ThreadingWSGIServer:
-    if host == "":
-        if socket.has_ipv6:
-            try:
-                return _ThreadingWSGIServer(socket.AF_INET6, ("::", port), tls)
-            except OSError as err:
-                if err.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):  # no IPv6 here
-                    raise
-        return _ThreadingWSGIServer(socket.AF_INET, ("0.0.0.0", port), tls)
-    family, _, _, _, sockaddr = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_NUMERICSERV
-    )[0]
-    return _ThreadingWSGIServer(family, (str(sockaddr[0]), int(sockaddr[1])), tls)
 
 
 @final
 class WebServer:
-    """Serves the registry on every listen address, each in its own thread.
+    """Serves the registry on every listen address (or on the sockets given,
+    such as systemd's), each in its own thread.
 
     stop() ends them all. Give port 0 to have the system pick a port; the
     ports bound are in .ports, in the order of the addresses.
@@ -125,59 +143,104 @@ class WebServer:
         listen_addresses: Iterable[str] | str = (DEFAULT_LISTEN_ADDRESS,),
         telemetry_path: str = DEFAULT_TELEMETRY_PATH,
         config: WebConfig | None = None,
+        sockets: Sequence[socket.socket] | None = None,
     ) -> None:
         addresses = [listen_addresses] if isinstance(listen_addresses, str) else list(listen_addresses)
-        if not addresses:
+        if not addresses and not sockets:
             raise ValueError("no listen address given")
-        self.telemetry_path = parse_telemetry_path(telemetry_path)
-        tls = config.tls if config is not None else None
-        self.tls = tls is not None
-        app = make_app(registry, telemetry_path, config)
-        connections = TLSConnections(tls, (config and config.path) or "(web config)") if tls is not None else None
-        self._servers: list[_ThreadingWSGIServer] = []
+        self.site = LiveSite(registry, parse_telemetry_path(telemetry_path), config)
+        self.connections = Connections()
+        self._systemd = sockets is not None
+        self._given_addresses = addresses
+        self._listeners: list[tuple[str, Listener]] = (
+            [(f"fd {sock.fileno()}", Listener(sock, self.site, self.connections)) for sock in sockets]
+            if sockets is not None else self._listen(addresses)
+        )
+        for _, listener in self._listeners:
+            listener.start()
+
+    def _listen(self, addresses: Iterable[str]) -> list[tuple[str, Listener]]:
+        """Listeners bound to these addresses, not yet started; all or none."""
+        listeners: list[tuple[str, Listener]] = []
         try:
             for address in addresses:
-                server = _bind(*parse_listen_address(address), connections)
-                server.set_app(app)
-                self._servers.append(server)
+                listeners.append((address, Listener(listening_socket(address), self.site, self.connections)))
         except BaseException:
-            for server in self._servers:
-                server.server_close()
+            for _, listener in listeners:
+                listener.socket.close()
             raise
-        self._threads = [
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                             name=f"web {address}", daemon=True)
-            for server, address in zip(self._servers, addresses, strict=True)
-        ]
-        for thread in self._threads:
-            thread.start()
+        return listeners
+
+    def reconfigure(self, listen_addresses: Iterable[str], telemetry_path: str, config: WebConfig | None) -> None:
+        """Listens on these addresses (keeping the sockets of those already
+        listened on) and serves this path and web config. OSError if an
+        address cannot be listened on: then nothing has changed."""
+        wanted = list(listen_addresses)
+        if self._systemd:
+            if wanted != self._given_addresses:
+                log.warning("listen addresses not changed: the sockets come from systemd (--web.systemd-socket); "
+                            "change ListenStream= in the .socket unit and restart the socket and the service")
+        else:
+            self._relisten(wanted)
+        self.site.reconfigure(parse_telemetry_path(telemetry_path), config)
+
+    def _relisten(self, wanted: list[str]) -> None:
+        gone = list(self._listeners)  # what is left once each wanted address has taken its listener
+        kept: dict[int, Listener] = {}  # index in wanted -> the listener it keeps
+        for i, address in enumerate(wanted):
+            same = next((pair for pair in gone if pair[0] == address and parse_listen_address(address)[1]), None)
+            if same is not None:  # (port 0 asks for a new port each time)
+                gone.remove(same)
+                kept[i] = same[1]
+        missing = [address for i, address in enumerate(wanted) if i not in kept]
+        try:
+            added = self._listen(missing)
+        except OSError:
+            if not gone:
+                raise
+            # A new address may need a port an old one holds (":10925" to
+            # "127.0.0.1:10925"): free it and try once more, or go back.
+            self._stop(gone)
+            try:
+                added = self._listen(missing)
+            except OSError:
+                restored = self._listen(address for address, _ in gone)
+                back = iter(restored)
+                self._listeners = [next(back) if pair in gone else pair for pair in self._listeners]
+                for _, listener in restored:
+                    listener.start()
+                raise
+        self._stop(gone)
+        new = iter(added)
+        self._listeners = [(address, kept[i]) if i in kept else next(new) for i, address in enumerate(wanted)]
+        for _, listener in added:
+            listener.start()
+        if added or gone:
+            log.info("listening on %s%s", ", ".join(self.addresses),
+                     f" (no longer on {', '.join(address for address, _ in gone)})" if gone else "")
+
+    def _stop(self, listeners: Iterable[tuple[str, Listener]]) -> None:
+        for _, listener in listeners:
+            listener.stop()
 
     @property
     def ports(self) -> list[int]:
-        return [int(server.server_address[1]) for server in self._servers]
+        return [listener.port for _, listener in self._listeners]
 
     @property
     def addresses(self) -> list[str]:
         """The bound addresses as host:port ([host]:port for IPv6)."""
-        out = []
-        for server in self._servers:
-            host, port = str(server.server_address[0]), int(server.server_address[1])
-            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        return out
+        return [listener.address for _, listener in self._listeners]
 
     @property
     def scheme(self) -> str:
-        return "https" if self.tls else "http"
+        return "https" if self.site.current().tls is not None else "http"
 
     def stop(self) -> None:
-        """Stops accepting and closes the listening sockets; requests under way finish on their own."""
-        for server in self._servers:
-            server.shutdown()
-        for server in self._servers:
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._servers, self._threads = [], []
+        """Stops accepting and closes the listening sockets; idle connections
+        close now, requests under way finish on their own."""
+        self._stop(self._listeners)
+        self._listeners = []
 
     def __enter__(self) -> WebServer:
         return self
@@ -191,6 +254,7 @@ def serve(
     listen_addresses: Iterable[str] | str = (DEFAULT_LISTEN_ADDRESS,),
     telemetry_path: str = DEFAULT_TELEMETRY_PATH,
     config: WebConfig | None = None,
+    sockets: Sequence[socket.socket] | None = None,
 ) -> WebServer:
     """Starts serving and returns the running WebServer (call .stop() to end it)."""
-    return WebServer(registry, listen_addresses, telemetry_path, config)
+    return WebServer(registry, listen_addresses, telemetry_path, config, sockets)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from exporter.configcheck import ConfigError
+from exporter.web.contents import file_contents
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,31 @@ def close_quietly(sock: socket.socket) -> None:
     sock.close()
 
 
+class PlainHTTPClient(ConnectionError):
+    """A client sent plain HTTP to the TLS port (and was told to use https)."""
+
+
+# What Go's net/http answers there, so that a curl without https:// learns why.
+PLAIN_HTTP_MESSAGE = b"Client sent an HTTP request to an HTTPS server.\n"
+_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(PLAIN_HTTP_MESSAGE), PLAIN_HTTP_MESSAGE)
+)
+
+
+def _answered_plain_http(sock: socket.socket) -> bool:
+    """If the client's first byte starts an HTTP request line (a method is
+    upper-case letters; a TLS handshake record starts with 0x16), answers 400."""
+    first = sock.recv(1, socket.MSG_PEEK)
+    if not first.isupper():
+        return False
+    # Read the request before answering: closing a socket with unread data
+    # resets the connection, and the client could lose the answer.
+    sock.recv(65536)
+    sock.sendall(_PLAIN_HTTP_ANSWER)
+    return True
+
+
 class TLSConnections:
     """Makes TLS connections, rebuilding the SSLContext when a certificate
     file changes; a broken new file keeps the previous context in use."""
@@ -210,27 +236,20 @@ class TLSConnections:
         self._tls, self._path = tls, path
         self._files = [p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p]
         self._lock = threading.Lock()
-        self._stamp = self._file_stamp()
+        self._contents = self._file_contents()
         self._context = build_ssl_context(tls, path)
         self._allowed_sans = (
             {_normal_san(s) for s in tls.client_allowed_sans} if tls.client_allowed_sans is not None else None
         )
 
-    def _file_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
-        stamp: list[tuple[int, int, int] | None] = []
-        for name in self._files:
-            try:
-                st = os.stat(name)
-                stamp.append((st.st_ino, st.st_size, st.st_mtime_ns))
-            except OSError:
-                stamp.append(None)
-        return tuple(stamp)
+    def _file_contents(self) -> tuple[bytes | None, ...]:
+        return tuple(file_contents(name) for name in self._files)
 
     def context(self) -> ssl.SSLContext:
-        stamp = self._file_stamp()
+        contents = self._file_contents()
         with self._lock:
-            if stamp != self._stamp:
-                self._stamp = stamp
+            if contents != self._contents:
+                self._contents = contents
                 try:
                     self._context = build_ssl_context(self._tls, self._path)
                     log.info("TLS certificate files changed; loaded them")
@@ -240,7 +259,10 @@ class TLSConnections:
             return self._context
 
     def accept(self, sock: socket.socket) -> ssl.SSLSocket:
-        """Does the handshake (in the caller's thread) and checks client SANs."""
+        """Does the handshake (in the caller's thread) and checks client SANs.
+        A client speaking plain HTTP gets a 400 saying to use https."""
+        if _answered_plain_http(sock):
+            raise PlainHTTPClient("the client sent plain HTTP to the TLS port; answered 400")
         conn = self.context().wrap_socket(sock, server_side=True)
         if self._allowed_sans is not None and not _peer_sans(conn) & self._allowed_sans:
             close_quietly(conn)
