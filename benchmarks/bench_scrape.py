@@ -120,6 +120,9 @@ class Daemon:
         self.stderr.close()
 
 
+TARGET_P99_MS = 250
+
+
 def run(scheme: str, port: int, ca: str | None, daemon: Daemon, scrapers: int, seconds: float) -> bool:
     """Both modes against one daemon; prints a line each. True if no scrape failed."""
     clean = True
@@ -132,8 +135,10 @@ def run(scheme: str, port: int, ca: str | None, daemon: Daemon, scrapers: int, s
             latencies = sorted(t * 1000 for got, _ in results for t in got)
             errors = [e for _, errs in results for e in errs]
             p50, p99 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 98)) if len(latencies) > 1 else (0, 0)
+            verdict = "PASS" if p99 < TARGET_P99_MS else "MISS"
             print(f"{scheme + ', ' + mode:33}: {len(latencies):,} scrapes, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
-                  f"errors {len(errors)}   (daemon CPU {cpu / seconds:.0%} of a core)")
+                  f"errors {len(errors)}   (daemon CPU {cpu / seconds:.0%} of a core; "
+                  f"p99 target < {TARGET_P99_MS} ms: {verdict})")
             if errors:
                 print(f"    first errors: {sorted(set(errors))[:3]}")
                 clean = False
