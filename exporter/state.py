@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 from exporter.source_progress import Position
 
@@ -31,38 +33,115 @@ class State:
     journal_cursors: dict[str, str] = field(default_factory=dict)  # source name -> cursor
 
 
+class StateError(ValueError):
+    """The state file does not have the shape this version writes."""
+
+
+def _fail(where: str, problem: str) -> NoReturn:
+    raise StateError(f"{where}: {problem}")
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        _fail(where, "not a mapping")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    # bool is an int to Python, never to this file.
+    if type(value) is not int or value < 0:
+        _fail(where, f"{value!r} is not a whole number >= 0")
+    return value
+
+
+def _position(value: Any, where: str) -> Position:
+    data = _mapping(value, where)
+    for key in ("dev", "ino", "offset"):
+        _count(data.get(key), f"{where}.{key}")
+    fingerprint = data.get("fingerprint")
+    if not isinstance(fingerprint, str):
+        _fail(f"{where}.fingerprint", "not hex text")
+    try:
+        bytes.fromhex(fingerprint)
+    except ValueError:
+        _fail(f"{where}.fingerprint", "not hex text")
+    if not isinstance(data.get("skipping", False), bool):
+        _fail(f"{where}.skipping", "not true or false")
+    return Position.from_json(data)
+
+
+def _counter_row(value: Any, where: str) -> list:
+    if not isinstance(value, list) or len(value) != 3:
+        _fail(where, "not a [name, labels, value] row")
+    name, labels, number = value
+    if not isinstance(name, str):
+        _fail(f"{where}[0]", "the name is not text")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in _mapping(labels, f"{where}[1]").items()):
+        _fail(f"{where}[1]", "a label name or value is not text")
+    if type(number) not in (int, float) or not math.isfinite(number) or number < 0:
+        _fail(f"{where}[2]", f"{number!r} is not a finite count >= 0")
+    return value
+
+
+def _reject_constant(name: str) -> float:
+    raise StateError(f"{name} is not a count")  # json.load would take NaN and Infinity
+
+
+def parse_state(text: str) -> State:
+    """The state in a state file's text, checked whole before any of it is used."""
+    data = _mapping(json.loads(text, parse_constant=_reject_constant), "the file")
+    unknown = set(data) - {"version", "positions", "draining", "counters", "journal_cursors"}
+    if unknown:
+        _fail("the file", f"unknown keys {sorted(unknown)}")
+    if data.get("version") != STATE_VERSION:
+        _fail("version", f"{data.get('version')!r}, not {STATE_VERSION}")
+    positions = {
+        source: {path: _position(pos, f"positions.{source}.{path}")
+                 for path, pos in _mapping(files, f"positions.{source}").items()}
+        for source, files in _mapping(data.get("positions", {}), "positions").items()
+    }
+    draining: dict[str, dict[str, list[Position]]] = {}
+    for source, files in _mapping(data.get("draining", {}), "draining").items():
+        draining[source] = {}
+        for path, old in _mapping(files, f"draining.{source}").items():
+            if not isinstance(old, list):
+                _fail(f"draining.{source}.{path}", "not a list")
+            draining[source][path] = [_position(pos, f"draining.{source}.{path}[{i}]") for i, pos in enumerate(old)]
+    counters = data.get("counters", [])
+    if not isinstance(counters, list):
+        _fail("counters", "not a list")
+    cursors = _mapping(data.get("journal_cursors", {}), "journal_cursors")
+    if not all(isinstance(c, str) for c in cursors.values()):
+        _fail("journal_cursors", "a cursor is not text")
+    return State(
+        positions=positions,
+        draining=draining,
+        counters=[_counter_row(row, f"counters[{i}]") for i, row in enumerate(counters)],
+        journal_cursors=dict(cursors),
+    )
+
+
 def load_state(path: str) -> State:
     """The saved state, or an empty one when there is none yet.
 
-    A state file that cannot be read is set aside (renamed to .corrupt) and
-    reading starts afresh, so one bad file cannot keep the exporter down.
+    A state file that cannot be read, or whose contents are not exactly the
+    shape this version writes (checked whole before any of it is used), is
+    set aside (renamed to .corrupt) and reading starts afresh, with one error
+    logged: one bad file cannot keep the exporter down or in a restart loop.
     """
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if data.get("version") != STATE_VERSION:
-            raise ValueError(f"unknown version {data.get('version')!r}")
-        return State(
-            positions={
-                source: {p: Position.from_json(pos) for p, pos in files.items()}
-                for source, files in data.get("positions", {}).items()
-            },
-            draining={
-                source: {p: [Position.from_json(pos) for pos in old] for p, old in files.items()}
-                for source, files in data.get("draining", {}).items()
-            },
-            counters=list(data.get("counters", [])),
-            journal_cursors=dict(data.get("journal_cursors", {})),
-        )
+            return parse_state(f.read())
     except FileNotFoundError:
         return State()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except (OSError, ValueError) as err:  # StateError, JSON and UTF-8 errors are ValueErrors
         aside = path + ".corrupt"
-        log.error("state file %s is unreadable (%s); moved to %s, starting afresh", path, err, aside)
         try:
             os.replace(path, aside)
-        except OSError:
-            pass
+            where = f"moved to {aside}"
+        except OSError as move_err:
+            where = f"could not be moved aside ({move_err.strerror or move_err})"
+        log.error("state file %s is unusable (%s); %s, starting afresh", path, err, where)
         return State()
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,16 @@ def needs_promtool(test):  # noqa: ANN001, ANN201 - a test function
     """Marks a test that runs promtool: e2e, and skipped where promtool is missing."""
     missing = pytest.mark.skipif(PROMTOOL is None, reason="promtool not found on PATH (Debian package `prometheus`)")
     return pytest.mark.e2e(missing(test))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether condition() comes true within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def run_once(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:

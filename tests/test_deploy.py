@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from exporter.config import DEFAULT_PORT
-from helpers import PROMTOOL, REPO, needs_promtool, replies_by, run_once
+from helpers import PROMTOOL, REPO, needs_promtool, replies_by, run_once, wait_for
 from mta.namespace import free_port, private_dir
 from test_daemon_e2e import Exporter
 
@@ -662,13 +661,6 @@ def postfix_run_commands() -> list[str]:
     return [r for r in instructions(stage, "RUN") if r.startswith(("postconf", "postfix"))]
 
 
-def wait_for(predicate, what: str, timeout: float = 20) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.mark.e2e
 def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
     """The image's main.cf, master.cf edits and entrypoint, run on this
@@ -709,7 +701,7 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", port)) == 0
 
-        wait_for(listening, "Postfix to listen")
+        assert wait_for(listening, timeout=20), "Postfix did not listen"
         refused = {}
         for rcpt in ("root@mail.example.test", "busy@mail.example.test",
                      "nobody-here@mail.example.test", "someone@example.org"):
@@ -720,7 +712,8 @@ def test_demo_postfix_logs_its_refusals_for_the_exporter(tmp_path):
                     refused[rcpt] = err.recipients[rcpt][0]
         assert refused == {"busy@mail.example.test": 450, "nobody-here@mail.example.test": 550,
                            "someone@example.org": 554}
-        wait_for(lambda: log.exists() and log.read_text().count(" reject: RCPT ") == 3, "the three rejects")
+        assert wait_for(lambda: log.exists() and log.read_text().count(" reject: RCPT ") == 3, timeout=20), \
+            "the three rejects were not logged"
         assert (log.stat().st_gid, log.stat().st_mode & 0o777) == (ADM_GID, 0o640)
         assert (logdir.stat().st_gid, logdir.stat().st_mode & 0o777) == (ADM_GID, 0o750)
         once = run_once(str(log))

@@ -18,11 +18,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 from test_daemon_e2e import Exporter
-from webtest import PASSWORD, basic, client_context, request, wait_for
+from webtest import PASSWORD, basic, client_context, request
 
 from exporter.web.connections import MAX_CONNECTIONS
 from exporter.web.server import listen_backlog
-from helpers import REPO
+from helpers import REPO, wait_for
 from mta.namespace import free_port
 
 BENCH_SCRAPE = REPO / "benchmarks" / "bench_scrape.py"

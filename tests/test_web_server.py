@@ -14,7 +14,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from webtest import fetch, request, running, wait_for, write_config
+from helpers import wait_for
+from webtest import fetch, request, running, write_config
 
 import exporter.web.handler
 from exporter import __version__

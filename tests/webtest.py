@@ -12,8 +12,6 @@ import base64
 import http.client
 import ssl
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,16 +47,6 @@ def fetch(port: int, path: str = "/", headers: dict | None = None,
         return request(conn, path, headers, method)
     finally:
         conn.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Whether condition() comes true within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def basic(user: str, password: str | bytes) -> dict:
