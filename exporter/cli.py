@@ -193,6 +193,7 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     from prometheus_client import PlatformCollector, ProcessCollector
 
     from exporter.daemon import Daemon, Waker
+    from exporter.queue_probe import start_queue_probe
     from exporter.web.server import serve
 
     log = logging.getLogger("smtp-reply-exporter")
@@ -222,6 +223,7 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     except OSError as err:
         print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
         return 1
+    queue_probe = start_queue_probe(settings.queue, metrics)  # its own thread; a reload does not change it
     log.info(
         "smtp-reply-exporter %s: following %s; metrics on %s%s",
         __version__, ", ".join(s.name for s in settings.sources),
@@ -231,5 +233,7 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
         daemon.run(stop, waker, reload_requested, lambda: settings_from(args))
     finally:
         server.stop()
+        if queue_probe is not None:
+            queue_probe.stop()
     log.info("stopped; state saved")
     return 0
