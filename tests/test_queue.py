@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -307,3 +309,12 @@ def test_queue_config_problems_are_named(tmp_path):
     assert key == "queue.command" and "no-such-lister" in problem and "PATH" in problem
     [(key, problem)] = config_error(tmp_path, "queue: {command: cat}")
     assert key == "queue.mta" and "postfix, exim, sendmail, opensmtpd" in problem
+
+
+@pytest.mark.slow
+def test_bench_queue_runs_and_checks_its_totals():
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_queue.py"
+    out = subprocess.run([sys.executable, str(bench), "--messages", "3000"], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "3,000 messages" in out.stdout and "totals as emitted" in out.stdout, out.stdout
