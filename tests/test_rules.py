@@ -405,6 +405,6 @@ def test_the_old_message_alert_watches_each_mtas_retry_queue():
     assert set(RETRY_QUEUES) == set(FORMATS)
     for mta, queue in RETRY_QUEUES.items():
         assert queue in FORMATS[mta].queues, (mta, queue)
-    # No MTA has a parked queue named like another's retry queue.
+    # The parked queues are none of the retry queues.
     parked = {q for f in FORMATS.values() for q in f.queues} - set(RETRY_QUEUES.values())
     assert parked >= {"hold", "frozen", "quarantine", "suspended"}
