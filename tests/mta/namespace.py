@@ -90,6 +90,12 @@ class NamespaceDaemon:
     def output(self) -> str:
         return read_text(self.output_file)
 
+    def entered(self, command: list[str]) -> list[str]:
+        """The command line running `command` in the running daemon's mount
+        namespace: with its /etc, libraries and private /run."""
+        assert self.process is not None, f"{self.what} is not running"
+        return ["nsenter", "--target", str(self.process.pid), "--mount", "--", *command]
+
     def wait_ready(self, ready: Callable[[], bool], timeout: float = 15,
                    details: Callable[[], str] = str) -> None:
         """Wait until ready() says the daemon serves; stop it and raise if it

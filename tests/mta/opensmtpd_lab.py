@@ -185,9 +185,8 @@ class OpenSmtpdLab(SyslogLab):
         namespace (its private /run holds the control socket), as root with
         the effective group smtpctl insists on (Debian installs it setgid
         opensmtpq; the unpacked copy is not)."""
-        assert self.daemon.process is not None
-        return ["nsenter", "--target", str(self.daemon.process.pid), "--mount", "--",
-                "setpriv", "--egid", USERS[1], "--keep-groups", str(self.smtpd.with_name("smtpctl")), *args]
+        return self.daemon.entered(["setpriv", "--egid", USERS[1], "--keep-groups",
+                                    str(self.smtpd.with_name("smtpctl")), *args])
 
     def log_text(self) -> str:
         return read_text(self.log)
