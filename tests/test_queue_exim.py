@@ -53,10 +53,10 @@ def test_gauges_are_what_the_queue_holds(lab):
     assert got.oldest_age == {"queue": 0, "frozen": 0}
 
 
-def test_unprivileged_user_needs_the_exim_group(lab):
+def test_unprivileged_user_needs_the_exim_group(lab, caplog):
     # The spool is Debian-exim 0750, and queue_list_requires_admin: the
     # listing is for root, the Exim user and the members of its group.
     denied = probed("exim", lab.command("-bp", wrapper=(*UNPRIVILEGED, "--clear-groups")))
-    assert denied.success == 0
+    assert denied.success == 0 and "exim: permission denied" in caplog.text
     allowed = probed("exim", lab.command("-bp", wrapper=(*UNPRIVILEGED, "--groups", str(lab.uid))))
     assert allowed.success == 1 and allowed.messages == {"queue": QUEUED - 1, "frozen": 1}

@@ -56,10 +56,11 @@ def test_gauges_are_what_the_queue_holds(lab):
     assert got.at - last_submitted - 1 <= got.oldest_age["deferred"] <= got.at - first_submitted + 1
 
 
-def test_unprivileged_user_needs_the_postdrop_group(lab):
+def test_unprivileged_user_needs_the_postdrop_group(lab, caplog):
     # public/ (the showq socket's directory) is postfix:postdrop 0710.
     denied = probed("postfix", [*UNPRIVILEGED, "--clear-groups", *lab.queue_command()])
     assert denied.success == 0 and denied.messages == {}
+    assert "Connect to the Postfix showq service: Permission denied" in caplog.text
     allowed = probed("postfix", [*UNPRIVILEGED, "--groups", "postdrop", *lab.queue_command()])
     assert allowed.success == 1
     assert allowed.messages == probed("postfix", lab.queue_command()).messages
