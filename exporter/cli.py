@@ -201,6 +201,7 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     from prometheus_client import PlatformCollector, ProcessCollector
 
     from exporter.daemon import Daemon, Waker
+    from exporter.queue_probe import start_queue_probe
     from exporter.web.server import serve
     from exporter.web.systemd import systemd_sockets
 
@@ -237,6 +238,7 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     except OSError as err:
         print(f"smtp-reply-exporter: cannot listen: {err}", file=sys.stderr)
         return 1
+    queue_probe = start_queue_probe(settings.queue, metrics)  # its own thread; a reload does not change it
     log.info(
         "smtp-reply-exporter %s: following %s; metrics on %s%s",
         __version__, ", ".join(s.name for s in settings.sources),
@@ -254,6 +256,8 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
         daemon.run(stop, waker, reload_requested, reload)
     finally:
         server.stop()
+        if queue_probe is not None:
+            queue_probe.stop()
     state_file = daemon.settings.state_file
     if not state_file:
         log.info("stopped; no --state-file, so counting starts afresh at the next start")

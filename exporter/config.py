@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,8 @@ from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import AUTO, FORMATS, Format, with_custom
 from exporter.providers import ProviderTable
+from exporter.queue import FORMATS as QUEUE_FORMATS
+from exporter.queue_probe import QueueConfig
 from exporter.reasons import ReasonRules
 from exporter.web.address import (
     DEFAULT_LISTEN_ADDRESS,
@@ -59,6 +63,7 @@ class Settings:
     formats: dict[str, Format] = field(default_factory=lambda: dict(FORMATS))
     providers: ProviderTable = field(default_factory=ProviderTable.bundled)
     reasons: ReasonRules = field(default_factory=ReasonRules.default)
+    queue: QueueConfig | None = None  # no queue probe unless configured
 
     def labeller(self) -> Labeller:
         return Labeller(self.providers, self.reasons)
@@ -100,9 +105,10 @@ _SCALARS = {
     "max_reply_series": _Scalar(Checker.whole, "a whole number of label sets >= 100, e.g. 2000",
                                 lambda value: value >= 100),
 }
-_TOP_KEYS = ("sources", "web", *_SCALARS, "formats", "providers", "reasons")
+_TOP_KEYS = ("sources", "web", *_SCALARS, "formats", "providers", "reasons", "queue")
 _SOURCE_KEYS = ("path", "journal", "format")
 _WEB_KEYS = ("listen_addresses", "telemetry_path", "config_file")
+_QUEUE_KEYS = ("mta", "command", "interval_seconds", "timeout_seconds")
 
 
 def load_config(path: str, problems: Problems | None = None) -> Settings:
@@ -137,6 +143,8 @@ def _read(checker: Checker, data: Any, settings: Settings, found: Problems) -> N
                 settings.providers = ProviderTable.from_config(value, checker, "providers")
             elif key == "reasons":
                 settings.reasons = ReasonRules.from_config(value, checker, "reasons")
+            elif key == "queue":
+                settings.queue = _queue(checker, value, found)
     # A source may name a format defined in formats:, which is read by now;
     # if formats: itself is wrong, its problem is the one to report.
     if not any(problem.key.startswith("formats") for problem in found.found):
@@ -189,6 +197,39 @@ def _web(checker: Checker, value: Any, settings: Settings, found: Problems) -> N
         with found.gather():
             settings.web_config_file = checker.text("web.config_file", web["config_file"],
                                                     "the path of an exporter-toolkit web config file")
+
+
+def _queue(checker: Checker, value: Any, found: Problems) -> QueueConfig | None:
+    raw = checker.mapping("queue", value, None, "mta:, and optionally command:, interval_seconds:, timeout_seconds:")
+    with found.gather():
+        checker.known_keys("queue", raw, _QUEUE_KEYS)
+    if "mta" not in raw:
+        checker.fail("queue.mta", f"is missing; give the MTA whose queue to list: {', '.join(QUEUE_FORMATS)}")
+    queue = QueueConfig(checker.choice("queue.mta", raw["mta"], QUEUE_FORMATS))
+    for key in ("interval_seconds", "timeout_seconds"):
+        if key in raw:
+            with found.gather():
+                setattr(queue, key, _SECONDS.checked(checker, f"queue.{key}", raw[key]))
+    with found.gather():
+        if "command" in raw:
+            command = raw["command"]
+            if isinstance(command, str):
+                try:
+                    command = shlex.split(command)
+                except ValueError as err:
+                    checker.fail("queue.command", f"cannot be split into words like a shell would: {err}")
+                if not command:
+                    checker.fail("queue.command", "is empty; give a command, e.g. postqueue -j")
+            queue.command = tuple(checker.texts("queue.command", command))
+        program = queue.argv[0]
+        if shutil.which(program) is None:
+            given = "the command given" if queue.command else f"{queue.mta}'s listing command"
+            checker.fail("queue.command", f"{program}, {given}, is not an executable file or on PATH; "
+                         "install it or give its full path in queue.command")
+    return queue
+
+
+_SECONDS = _Scalar(Checker.number, "a number of seconds > 0, e.g. 30", lambda value: 0 < value < math.inf)
 
 
 # Checks of values that come from the file or from a flag, named by either.

@@ -37,7 +37,9 @@ class MetricDef:
     """One metric of the exporter's registry.
 
     Counters are what the state file keeps across restarts, beside the read
-    positions; gauges are set once, when the metrics are made.
+    positions; gauges are set once, when the metrics are made, except the
+    queue probe's, which are registered only when the daemon runs the probe
+    (queue_probe) and set by it after each run.
     """
 
     kind: Literal["counter", "gauge"]
@@ -47,6 +49,7 @@ class MetricDef:
     # The batch of Counts a restored value goes into, so that the series cap
     # knows its label set; None: the value goes straight into the counter.
     batch: Callable[[Counts], dict[tuple[str, ...], int]] | None = None
+    queue_probe: bool = False
 
     @property
     def sample_name(self) -> str:
@@ -123,11 +126,48 @@ BUILD_INFO = MetricDef(
     "Build information of smtp-reply-exporter; value 1.",
     ("version", "python_version"),
 )
+QUEUE_MESSAGES = MetricDef(
+    "gauge",
+    "smtp_queue_messages",
+    "Messages in the MTA's queue, by the MTA's own queue name, at the last successful queue probe.",
+    ("queue",),
+    queue_probe=True,
+)
+QUEUE_SIZE = MetricDef(
+    "gauge",
+    "smtp_queue_size_bytes",
+    "Bytes of the messages in the MTA's queue, by queue name, at the last successful queue probe "
+    "(as the MTA's listing gives them; OpenSMTPD's gives none).",
+    ("queue",),
+    queue_probe=True,
+)
+QUEUE_OLDEST_AGE = MetricDef(
+    "gauge",
+    "smtp_queue_oldest_message_age_seconds",
+    "Age of the oldest message in the queue (0: empty), by queue name, at the last successful queue probe.",
+    ("queue",),
+    queue_probe=True,
+)
+QUEUE_PROBE_SUCCESS = MetricDef(
+    "gauge",
+    "smtp_queue_probe_success",
+    "1 if the last queue probe listed the queue, 0 if it failed or timed out "
+    "(the smtp_queue_* values are then those of the last success).",
+    queue_probe=True,
+)
+QUEUE_PROBE_DURATION = MetricDef(
+    "gauge",
+    "smtp_queue_probe_duration_seconds",
+    "How long the last queue probe took, listing command and reading included.",
+    queue_probe=True,
+)
+QUEUE_GAUGES = (QUEUE_MESSAGES, QUEUE_SIZE, QUEUE_OLDEST_AGE, QUEUE_PROBE_SUCCESS, QUEUE_PROBE_DURATION)
 # The registry's metrics, in exposition order. The files' tailing health
 # (smtp_exporter_source_*) is read from the followers at scrape time instead.
 METRICS = (
     REPLIES, REASONS, DELIVERIES, REPLY_CODE_INFO, ENHANCED_STATUS_INFO,
     LINES, READ_BYTES, TRUNCATED, INVALID_UTF8, LABEL_OVERFLOW, BUILD_INFO,
+    *QUEUE_GAUGES,
 )
 
 
@@ -144,6 +184,8 @@ class ExporterMetrics:
         self._counters: dict[MetricDef, Counter] = {}
         gauges: dict[MetricDef, Gauge] = {}
         for d in METRICS:
+            if d.queue_probe:
+                continue  # registered by queue_gauges(), in the daemon with a queue probe only
             if d.kind == "counter":
                 self._counters[d] = Counter(d.name, d.documentation, d.labels, registry=r)
             else:
@@ -173,6 +215,12 @@ class ExporterMetrics:
         self._reason_children: dict[tuple[str, ...], Counter] = {}
         self._reply_children: dict[tuple[str, ...], Counter] = {}
         self._sinks: dict[str, SourceSink] = {}
+
+    def queue_gauges(self) -> dict[MetricDef, Gauge]:
+        """The queue probe's gauges, registered now: without a probe there
+        are no queue series at all, rather than zeros that look like an
+        empty queue."""
+        return {d: Gauge(d.name, d.documentation, d.labels, registry=self.registry) for d in QUEUE_GAUGES}
 
     def sink_for(self, source: str) -> SourceSink:
         """The sink a scanner of one source (a log file path) feeds."""

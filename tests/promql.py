@@ -16,6 +16,8 @@ import re
 from typing import NamedTuple
 
 from helpers import run_once
+
+from exporter.metrics import QUEUE_GAUGES
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -171,7 +173,8 @@ def exposition_names(text: str) -> set[str]:
 @functools.lru_cache(maxsize=1)
 def known_metric_names() -> frozenset[str]:
     """Metric names a dashboard may use: what `--once` exposes on tests/data/once.log,
-    the process and platform collectors the daemon adds, and Prometheus's `up` & co."""
+    the process and platform collectors the daemon adds, the daemon's queue probe
+    gauges, and Prometheus's `up` & co."""
     proc = run_once("tests/data/once.log")
     assert proc.returncode == 0, proc.stderr.decode()
     names = exposition_names(proc.stdout.decode())
@@ -180,4 +183,5 @@ def known_metric_names() -> frozenset[str]:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     names |= exposition_names(generate_latest(registry).decode())
+    names |= {d.sample_name for d in QUEUE_GAUGES}  # registered by the daemon with a queue probe
     return frozenset(names | PROMETHEUS_SERIES)

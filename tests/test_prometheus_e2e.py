@@ -35,6 +35,7 @@ from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply
 from helpers import REPO
 from prometheus_server import PROMETHEUS, PrometheusError, PrometheusServer
 from test_daemon_e2e import Exporter
+from test_queue import POSTQUEUE_J
 
 sys.path.insert(0, str(REPO / "deploy" / "prometheus"))
 from rules_for_tests import write_test_rules  # noqa: E402
@@ -188,7 +189,12 @@ def run(tmp_path_factory):
     rule_files = write_test_rules(tmp / "rules", for_={ALERT: f"{ALERT_FOR_SECONDS}s"}, windows=WINDOWS, interval="1s")
     log = tmp / "mail.log"
     log.touch()
-    exporter = Exporter(tmp, "--state-file", str(tmp / "state.json"), str(log))
+    # The queue probe lists a fixed postqueue -j listing, for the queue panels.
+    listing = tmp / "postqueue.json"
+    listing.write_text(POSTQUEUE_J)
+    config = tmp / "config.yml"
+    config.write_text(f"queue: {{mta: postfix, command: [cat, {listing}], interval_seconds: 1}}\n")
+    exporter = Exporter(tmp, "--config", str(config), "--state-file", str(tmp / "state.json"), str(log))
     instance = f"127.0.0.1:{exporter.port}"
     prom = None
     try:
@@ -398,6 +404,12 @@ def test_overview_panels_show_the_burst(run, dashboard_results):
     top = {(labels["direction"], labels.get("code", "")): labels for labels, _ in panels["Top reply codes"]}
     assert (OUTBOUND, code) in top and top[OUTBOUND, code].get("meaning"), top
     assert all(labels.get("version") for labels, _ in panels["Exporter versions"])
+    # The queue probe's listing (test_queue.POSTQUEUE_J): 2 deferred messages, 1 held.
+    assert values_by(panels["Queue by name"], "queue") == {
+        "incoming": 0, "active": 0, "deferred": 2, "hold": 1, "maildrop": 0}
+    ages = values_by(panels["Oldest message age by queue"], "queue")
+    assert set(ages) == {"incoming", "active", "deferred", "hold", "maildrop"} and ages["deferred"] > ages["hold"] > 0
+    assert values_by(panels["Queue probe"], "instance") == {run.instance: 1}
 
 
 def test_drilldown_selection_shows_only_the_selected_code(run, dashboard_results):

@@ -391,3 +391,24 @@ def test_rewritten_rules_fire_sooner_under_promtool(tmp_path):
             target='job="smtp-reply-exporter", instance="mx:10925"', outbound='direction="outbound"'))
         rc, out = promtool("test", "rules", str(test))
         assert rc == 0, f"{name} rules:\n{out}"
+
+
+# The queue of mail waiting for its next delivery attempt, per MTA: what
+# SmtpQueueDeferredMessageOld watches. Parked mail (hold, frozen,
+# quarantine, suspended) is there on purpose and must not fire it.
+RETRY_QUEUES = {"postfix": "deferred", "exim": "queue", "sendmail": "mqueue", "opensmtpd": "pending"}
+
+
+def test_the_old_message_alert_watches_each_mtas_retry_queue():
+    from exporter.queue import FORMATS
+
+    expr = next(r["expr"] for r in rules("alert") if r["alert"] == "SmtpQueueDeferredMessageOld")
+    selected = re.search(r'smtp_queue_oldest_message_age_seconds\{queue=~"([^"]+)"\}', expr)
+    assert selected, expr
+    assert set(selected.group(1).split("|")) == set(RETRY_QUEUES.values())
+    assert set(RETRY_QUEUES) == set(FORMATS)
+    for mta, queue in RETRY_QUEUES.items():
+        assert queue in FORMATS[mta].queues, (mta, queue)
+    # The parked queues are none of the retry queues.
+    parked = {q for f in FORMATS.values() for q in f.queues} - set(RETRY_QUEUES.values())
+    assert parked >= {"hold", "frozen", "quarantine", "suspended"}

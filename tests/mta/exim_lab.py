@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from . import debian, scenario
 from .debian import Packages
-from .namespace import PrivateLab, add_users, free_port, overlay, read_text, wait_settled
+from .namespace import PrivateLab, add_users, free_port, in_namespace, overlay, read_text, wait_settled
 from .scenario import ClientProbe, Seen
 from .smtp_peer import Reply, SmtpPeer
 
@@ -273,6 +274,29 @@ begin retry
         return self
 
     # -- traffic and state ---------------------------------------------------
+
+    def command(self, *args: str, wrapper: tuple[str, ...] = ()) -> list[str]:
+        """The command line of `exim -C <this lab's config> ARGS` (after
+        `wrapper`, e.g. setpriv), run as the daemon runs: in a mount namespace
+        of its own whose /etc knows the Exim user and the private libraries.
+        Its /etc overlay has an upper directory of its own: the daemon's
+        stays mounted meanwhile."""
+        etc = self.base / "etc-commands"
+        if not etc.exists():
+            shutil.copytree(self.etc, etc, symlinks=True)
+        return in_namespace(overlay("/etc", etc) + PACKAGES.linker_setup(etc),
+                            [*wrapper, str(self.exim), "-C", str(self.conf), *args])
+
+    def run(self, *args: str) -> str:
+        """Run an exim command (-Mf, -bpc, ...); its output."""
+        result = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"exim {' '.join(args)} failed ({result.returncode}): {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def queued_ids(self) -> list[str]:
+        """The ids of the messages in the spool (their -H files)."""
+        return sorted(p.name.removesuffix("-H") for p in (self.spool / "input").rglob("*-H"))
 
     def log_text(self) -> str:
         return read_text(self.mainlog)

@@ -62,6 +62,13 @@ def answers_smtp(port: int) -> bool:
         return False
 
 
+def in_namespace(setup: str, command: list[str]) -> list[str]:
+    """The command line running `command` inside `unshare --mount` after the
+    shell lines `setup`; the process started becomes `command` itself."""
+    script = "set -e\n" + setup + "exec " + shlex.join(command) + "\n"
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
 class NamespaceDaemon:
     """One daemon started by `setup` (shell lines) and then `command`,
     inside `unshare --mount`. Its output goes to base/daemon.out."""
@@ -76,14 +83,18 @@ class NamespaceDaemon:
         return self.base / "daemon.out"
 
     def start(self, setup: str, command: list[str], env: dict[str, str] | None = None) -> None:
-        script = "set -e\n" + setup + "exec " + shlex.join(command) + "\n"
         with open(self.output_file, "wb") as output:
-            self.process = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(in_namespace(setup, command), env=env, stdout=output,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def output(self) -> str:
         return read_text(self.output_file)
+
+    def entered(self, command: list[str]) -> list[str]:
+        """The command line running `command` in the running daemon's mount
+        namespace: with its /etc, libraries and private /run."""
+        assert self.process is not None, f"{self.what} is not running"
+        return ["nsenter", "--target", str(self.process.pid), "--mount", "--", *command]
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float = 15,
                    details: Callable[[], str] = str) -> None:

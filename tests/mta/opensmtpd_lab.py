@@ -180,6 +180,14 @@ class OpenSmtpdLab(SyslogLab):
 
     # -- traffic and state ---------------------------------------------------
 
+    def smtpctl(self, *args: str) -> list[str]:
+        """The command line of `smtpctl ARGS` for this daemon: in its mount
+        namespace (its private /run holds the control socket), as root with
+        the effective group smtpctl insists on (Debian installs it setgid
+        opensmtpq; the unpacked copy is not)."""
+        return self.daemon.entered(["setpriv", "--egid", USERS[1], "--keep-groups",
+                                    str(self.smtpd.with_name("smtpctl")), *args])
+
     def log_text(self) -> str:
         return read_text(self.log)
 

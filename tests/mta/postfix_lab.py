@@ -36,6 +36,7 @@ from .namespace import free_port, private_dir, read_text, wait_settled
 POSTFIX = "/usr/sbin/postfix"
 SENDMAIL = "/usr/sbin/sendmail"
 POSTQUEUE = "/usr/sbin/postqueue"
+POSTSUPER = "/usr/sbin/postsuper"
 
 MYHOSTNAME = "mx1.lab.test"
 LOCAL_DOMAIN = "lab.test"  # in mydestination: unknown users get 550 5.1.1
@@ -321,9 +322,19 @@ class PostfixLab:
         if result.returncode != 0:
             raise PostfixLabError(f"sendmail failed: {result.stderr.decode()}")
 
-    def queue_state(self) -> list[dict]:
-        result = subprocess.run([POSTQUEUE, "-c", str(self.conf), "-j"],
+    def queue_command(self) -> list[str]:
+        """postqueue -j of this instance: the queue probe's command."""
+        return [POSTQUEUE, "-c", str(self.conf), "-j"]
+
+    def hold(self, queue_id: str) -> None:
+        """Put a message on hold (postsuper -h), as an operator parks one."""
+        result = subprocess.run([POSTSUPER, "-c", str(self.conf), "-h", queue_id],
                                 capture_output=True, text=True, timeout=30, check=False)
+        if result.returncode != 0:
+            raise PostfixLabError(f"postsuper -h {queue_id} failed: {result.stderr}")
+
+    def queue_state(self) -> list[dict]:
+        result = subprocess.run(self.queue_command(), capture_output=True, text=True, timeout=30, check=False)
         if result.returncode != 0:
             raise PostfixLabError(f"postqueue -j failed: {result.stderr}")
         return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

@@ -202,6 +202,12 @@ MAILER(`smtp')dnl
         return self
 
 
+    def sendmail(self, *args: str) -> list[str]:
+        """The command line of `sendmail -C <this lab's sendmail.cf> ARGS` (-bp
+        is mailq), run in the daemon's mount namespace, where the linker finds
+        the private libraries."""
+        return self.daemon.entered([str(SENDMAIL), "-C", str(self.base / "sendmail.cf"), *args])
+
     def settle(self, busy: Callable[[], bool], timeout: float = 60) -> None:
         """Wait until busy() is false and the log has been quiet for a moment."""
         wait_settled(self.syslog.count, lambda: not busy(), lambda: "the Sendmail lab did not settle",

@@ -1,0 +1,73 @@
+"""The queue probe in the real daemon, scraped over HTTP: a listing that hangs
+never holds up /metrics, which keeps the last good values."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_daemon_e2e import Exporter
+from test_queue import POSTQUEUE_J
+
+from helpers import samples
+
+pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
+
+# A scrape takes about 5 ms here. On a shared, loaded machine the odd one
+# takes longer with or without a probe, so 95 % of them must answer within
+# the budget and none may come near the 1 s a scrape waiting for the probe
+# would take.
+SCRAPE_BUDGET = 0.050  # seconds
+SCRAPE_CEILING = 0.5
+
+
+def queue_samples(exposition: str) -> dict:
+    return {key: value for key, value in samples(exposition).items() if key[0].startswith("smtp_queue")}
+
+
+def test_a_hung_probe_never_delays_metrics(tmp_path):
+    log, listing, hang = tmp_path / "mail.log", tmp_path / "listing", tmp_path / "hang"
+    log.touch()
+    listing.write_text(POSTQUEUE_J)
+    lister = tmp_path / "postqueue"
+    lister.write_text(f"#!/bin/sh\nif [ -e {hang} ]; then sleep 600; fi\ncat {listing}\n")
+    lister.chmod(0o755)
+    config = tmp_path / "config.yml"
+    config.write_text(f"sources: [{{path: {log}}}]\n"
+                      f"queue: {{mta: postfix, command: [{lister}], interval_seconds: 0.5, timeout_seconds: 1}}\n")
+    exporter = Exporter(tmp_path, "--config", str(config))
+    try:
+        deadline = time.monotonic() + 10
+        while queue_samples(exporter.scrape()).get(("smtp_queue_probe_success", ())) != 1:
+            assert time.monotonic() < deadline, exporter.errors()
+            time.sleep(0.05)
+        good = queue_samples(exporter.scrape())
+        assert good[("smtp_queue_messages", (("queue", "deferred"),))] == 2
+        assert good[("smtp_queue_messages", (("queue", "hold"),))] == 1
+
+        hang.touch()  # from the next run on, the listing hangs past its timeout
+        took, seen_failure = [], None
+        deadline = time.monotonic() + 4  # several probe intervals and two timeouts
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            body = exporter.scrape()
+            took.append(time.monotonic() - started)
+            now = queue_samples(body)
+            if now[("smtp_queue_probe_success", ())] == 0:
+                seen_failure = now
+            time.sleep(0.02)
+        took.sort()
+        p95 = took[int(len(took) * 0.95)]
+        figures = f"{len(took)} scrapes while the probe hung: p95 {p95 * 1000:.1f} ms, slowest {took[-1] * 1000:.1f} ms"
+        print("\n" + figures)
+        assert seen_failure is not None, "the hung probe never reported failure"
+        assert p95 < SCRAPE_BUDGET and took[-1] < SCRAPE_CEILING, figures
+        # The last good listing stays; only success (and duration) changed.
+        kept = {k: v for k, v in seen_failure.items() if k[0].startswith(("smtp_queue_messages", "smtp_queue_size"))}
+        assert kept == {k: v for k, v in good.items() if k[0].startswith(("smtp_queue_messages", "smtp_queue_size"))}
+        assert seen_failure[("smtp_queue_probe_duration_seconds", ())] >= 1
+    finally:
+        assert exporter.stop() == 0
+    errors = (tmp_path / f"exporter-{exporter.port}.err").read_text()
+    failures = [line for line in errors.splitlines() if "queue probe" in line and "failed" in line]
+    assert len(failures) == 1 and "timed out after 1s" in failures[0], errors
