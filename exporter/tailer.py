@@ -412,9 +412,9 @@ class FileFollower:
         elif cur.fd is not None or (st.st_size != cur.offset and self._reopen(cur)):
             # Checked before reading, so that bytes written after a truncation
             # are never read from the old offset.
-            resume_at = cur.cut_to(st.st_size)
-            if resume_at is not None:
-                self._truncated(cur, resume_at)
+            if not self._still_holds(cur, st.st_size):
+                self._written_anew(cur)
+                return
             self._read(cur)
             if self._idle_close is not None and now - cur.last_data >= self._idle_close:
                 cur.close()
@@ -433,16 +433,30 @@ class FileFollower:
         f.fd = fd
         return True
 
-    def _truncated(self, f: _OpenFile, resume_at: int) -> None:
+    def _still_holds(self, f: _OpenFile, size: int) -> bool:
+        """Does f still hold the content we were reading? If it was cut to a
+        prefix of itself, reading goes on at its new end."""
+        resume_at = f.cut_to(size)
+        if resume_at is None:
+            return True
         self.stats.truncations += 1
-        before = f.position()
+        if resume_at == 0:
+            return False
         f.offset = resume_at
         f.buffer = LineBuffer(self._max_line)  # a partial line from before is void
-        if resume_at == 0:  # other content now: copytruncate
-            f.head = b""
-            self._ledger.retire(before)
-            self._ledger.record(f.position())
-            self._drain_beside([before], rotated=False)
+        return True
+
+    def _written_anew(self, f: _OpenFile) -> None:
+        """The current file holds other content now (copytruncate, or a copy
+        made over it): read what is left of the old content from its copy
+        beside the path, then take the file up again as one not seen before."""
+        before = f.position()
+        f.close()
+        self._ledger.release(f)
+        self._ledger.retire(before)
+        self._current = None
+        self._drain_beside([before], rotated=False)
+        self._open_current()
 
     def _open_current(self) -> None:
         try:
@@ -529,7 +543,13 @@ class FileFollower:
             self._draining.append((old, self._clock() + self._grace))
 
     def _drain_old(self, now: float) -> None:
-        for f, _ in self._draining:
+        for f, until in list(self._draining):
+            if f.fd is not None and not self._still_holds(f, os.fstat(f.fd).st_size):
+                # What it held is gone; what it holds now is another file's (a copy made over it).
+                self._draining.remove((f, until))
+                f.close()
+                self._ledger.release(f)
+                continue
             self._read(f)
         while self._draining and self._draining[0][1] <= now:
             f, _ = self._draining.popleft()

@@ -31,12 +31,12 @@ SOURCE_LOG = LAB_LOG if LAB_LOG.exists() else DEMO_LOG
 class Exporter:
     """One exporter process on 127.0.0.1, stopped by PID at the end."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, preexec_fn=None) -> None:  # noqa: ANN001 - Popen's
         self.port = free_port()
         self.stderr = open(tmp / f"exporter-{self.port}.err", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{self.port}", *args],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr,
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr, preexec_fn=preexec_fn,
         )
         deadline = time.monotonic() + 20
         while True:

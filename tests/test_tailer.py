@@ -567,3 +567,31 @@ def test_idle_glob_files_are_closed_and_reopened_when_they_grow(tmp_path):
     source.poll()
     source.poll()
     assert sorted(numbers(sink)) == [103, 105, 205]
+
+
+def test_copytruncate_over_the_same_copy_again_and_again_counts_each_line_once(tmp_path):
+    # cp (and shutil.copyfile) rewrite an existing mail.log.1 in place: the
+    # file drained (or followed by a glob) gets the next copy's content.
+    for pattern in ("mail.log", "mail.log*"):
+        directory = tmp_path / pattern.replace("*", "-glob")
+        directory.mkdir()
+        log = directory / "mail.log"
+        log.touch()
+        sink, clock = Collected(), Clock()
+        source = glob_source(directory, pattern, sink, clock)
+        source.poll()
+        n = 0
+        for _ in range(4):
+            for _ in range(3):
+                write(log, n, n + 1)
+                n += 2
+                source.poll()
+            write(log, n)  # not read before the copy
+            n += 1
+            copytruncate(log, directory / "mail.log.1")
+            clock.now += 1
+            source.poll()
+        for _ in range(4):
+            clock.now += 3
+            source.poll()
+        assert sorted(numbers(sink)) == list(range(n)), pattern
