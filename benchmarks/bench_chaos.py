@@ -191,54 +191,45 @@ def storm(work: Path, args: argparse.Namespace, rotate: Callable, glob: bool, po
         exporter.stop()
 
 
-def restarts_over_500_files(work: Path, args: argparse.Namespace, seed: int) -> tuple:
-    logs = work / "logs"
-    logs.mkdir()
-    paths = [logs / f"mx{i:03d}.log" for i in range(500)]
+def restarts(work: Path, args: argparse.Namespace, seed: int, paths: list[Path], glob: str,
+             stop_signal: Callable[[random.Random], int], rotate: Callable | None = None) -> tuple:
+    """Write for a random while, stop the exporter (rotating the log at most
+    every 1.5 s), write while it is down, start it again with its state file."""
     for p in paths:
         p.touch()
-    cmd = ("--state-file", str(work / "state.json"), str(logs / "*.log"))
+    cmd = ("--state-file", str(work / "state.json"), glob)
     exporter = Exporter(work, *cmd)
     writer = Writer(work, paths, args.rate, 2 * args.seconds, seed)
     rng = random.Random(seed)
     try:
         end = time.monotonic() + 2 * args.seconds
+        next_rotation = time.monotonic() + 1.5
         while time.monotonic() < end:
-            writer.run_until(min(end, time.monotonic() + rng.uniform(1.5, 3)))
-            exporter.stop(signal.SIGKILL if rng.random() < 0.5 else signal.SIGTERM)
-            writer.run_until(time.monotonic() + 0.3)  # written while down
+            writer.run_until(min(end, time.monotonic() + rng.uniform(0.5, 2.5)))
+            if rotate is not None and time.monotonic() >= next_rotation:
+                rotate(writer, paths[0], False)
+                next_rotation = time.monotonic() + 1.5
+            exporter.stop(stop_signal(rng))
+            writer.run_until(time.monotonic() + rng.uniform(0, 0.5))  # written while down
             exporter = Exporter(work, *cmd)
         writer.close()
         expected = once(work, writer.written)
         return expected, settled(exporter, expected), Counter()
     finally:
         exporter.stop()
+
+
+def restarts_over_500_files(work: Path, args: argparse.Namespace, seed: int) -> tuple:
+    logs = work / "logs"
+    logs.mkdir()
+    paths = [logs / f"mx{i:03d}.log" for i in range(500)]
+    return restarts(work, args, seed, paths, str(logs / "*.log"),
+                    lambda rng: signal.SIGKILL if rng.random() < 0.5 else signal.SIGTERM)
 
 
 def kill_9_with_rotations(work: Path, args: argparse.Namespace, seed: int) -> tuple:
     log = work / "mail.log"
-    log.touch()
-    cmd = ("--state-file", str(work / "state.json"), str(log))
-    exporter = Exporter(work, *cmd)
-    writer = Writer(work, [log], args.rate, 2 * args.seconds, seed)
-    rng = random.Random(seed)
-    rotate = rename_storm(0, 0.2)
-    try:
-        end = time.monotonic() + 2 * args.seconds
-        next_rotation = time.monotonic() + 1.5
-        while time.monotonic() < end:
-            writer.run_until(min(end, time.monotonic() + rng.uniform(0.5, 2.5)))
-            if time.monotonic() >= next_rotation:
-                rotate(writer, log, False)
-                next_rotation = time.monotonic() + 1.5
-            exporter.stop(signal.SIGKILL)
-            writer.run_until(time.monotonic() + rng.uniform(0, 0.5))
-            exporter = Exporter(work, *cmd)
-        writer.close()
-        expected = once(work, writer.written)
-        return expected, settled(exporter, expected), Counter()
-    finally:
-        exporter.stop()
+    return restarts(work, args, seed, [log], str(log), lambda rng: signal.SIGKILL, rename_storm(0, 0.2))
 
 
 def main() -> int:

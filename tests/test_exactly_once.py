@@ -85,13 +85,19 @@ class PacedWriter:
         self.f.close()
 
 
-def test_a_glob_over_300_files_restarted_with_state_counts_each_line_once(tmp_path):
+def many_logs(tmp_path: Path, count: int) -> tuple[Path, list[Path], int]:
+    """count logs of a line each (present at start-up: not counted): their
+    directory, their paths, and the number of the next line."""
     logs = tmp_path / "logs"
     logs.mkdir()
-    files = [logs / f"mx{i:03d}.log" for i in range(300)]
-    n = 0
-    for path in files:
-        n = append(path, n, 1)  # present at start-up: not counted
+    files = [logs / f"mx{i:04d}.log" for i in range(count)]
+    for n, path in enumerate(files):
+        append(path, n, 1)
+    return logs, files, count
+
+
+def test_a_glob_over_300_files_restarted_with_state_counts_each_line_once(tmp_path):
+    logs, files, n = many_logs(tmp_path, 300)
     state = tmp_path / "state.json"
     args = ("--state-file", str(state), str(logs / "*.log"))
     first = Exporter(tmp_path, *args)
@@ -252,12 +258,7 @@ def test_a_log_directory_missing_at_start_is_waited_for(tmp_path, poll):
 
 @pytest.mark.slow
 def test_a_glob_over_1100_files_starts_with_the_default_soft_limit_of_1024(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    files = [logs / f"mx{i:04d}.log" for i in range(1100)]
-    n = 0
-    for path in files:
-        n = append(path, n, 1)
+    logs, files, n = many_logs(tmp_path, 1100)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 
     def default_soft_limit() -> None:

@@ -51,6 +51,20 @@ def numbers(sink):
     return [int(text.rsplit(" ", 1)[1]) for text in sink.lines]
 
 
+def read_and_stopped(log, clock, *numbers_written):
+    """Follow log while numbers_written are written, stop: the saved position."""
+    write(log, *numbers_written)
+    f = follower(log, Collected(), clock)
+    f.poll()
+    saved = Position.from_json(f.position().to_json())  # through the state file's form
+    f.close()
+    return saved
+
+
+def restarted(log, sink, clock, saved):
+    return follower(log, sink, clock, start_at_end=True, ledger=Ledger([saved]), last_known=saved)
+
+
 def test_starts_at_end_of_existing_file_and_reads_new_lines(tmp_path):
     log = tmp_path / "mail.log"
     write(log, 1, 2)
@@ -158,32 +172,24 @@ def test_delete_and_recreate(tmp_path):
 
 def test_restart_resumes_at_saved_offset_and_reads_what_came_while_down(tmp_path):
     log = tmp_path / "mail.log"
-    write(log, 1, 2)
-    sink, clock = Collected(), Clock()
-    f = follower(log, sink, clock, start_at_end=False)
-    f.poll()
-    saved = Position.from_json(f.position().to_json())  # through the state file's form
-    f.close()
+    clock = Clock()
+    saved = read_and_stopped(log, clock, 1, 2)
     write(log, 3, 4)  # written while we were down
     sink2 = Collected()
-    g = follower(log, sink2, clock, start_at_end=True, ledger=Ledger([saved]), last_known=saved)
+    g = restarted(log, sink2, clock, saved)
     g.poll()
     assert numbers(sink2) == [3, 4]
 
 
 def test_restart_after_rotation_while_down(tmp_path):
     log = tmp_path / "mail.log"
-    write(log, 1)
-    sink, clock = Collected(), Clock()
-    f = follower(log, sink, clock)
-    f.poll()
-    saved = f.position()
-    f.close()
+    clock = Clock()
+    saved = read_and_stopped(log, clock, 1)
     write(log, 2)  # after the save, before the rotation
     os.rename(log, tmp_path / "mail.log.1")
     write(log, 3)
     sink2 = Collected()
-    g = follower(log, sink2, clock, start_at_end=True, ledger=Ledger([saved]), last_known=saved)
+    g = restarted(log, sink2, clock, saved)
     g.poll()
     assert sorted(numbers(sink2)) == [2, 3]
 
@@ -193,9 +199,9 @@ def test_restart_does_not_trust_a_reused_inode(tmp_path):
     write(log, 1, 2, 3)
     st = os.stat(log)
     # The saved state names this inode, but with other first bytes: a new file.
-    stale = Position(st.st_dev, st.st_ino, b"Oct  1 00:00:00 other content", 10)
+    stale = Position(st.st_dev, st.st_ino, b"Oct  1 00:00:00 other content\n", 10)
     sink, clock = Collected(), Clock()
-    g = follower(log, sink, clock, start_at_end=True, ledger=Ledger([stale]), last_known=stale)
+    g = restarted(log, sink, clock, stale)
     g.poll()
     assert numbers(sink) == [1, 2, 3]
 
@@ -260,17 +266,13 @@ def test_a_file_cut_to_a_prefix_of_itself_goes_on_at_its_new_end(tmp_path):
 
 def test_restart_goes_on_at_the_new_end_of_a_file_cut_to_a_prefix_while_down(tmp_path):
     log = tmp_path / "mail.log"
-    write(log, *range(1, 21))
-    sink, clock = Collected(), Clock()
-    f = follower(log, sink, clock)
-    f.poll()
-    saved = f.position()
-    f.close()
+    clock = Clock()
+    saved = read_and_stopped(log, clock, *range(1, 21))
     os.truncate(log, len("".join(line(n) for n in range(1, 8))))
     write(log, 30)  # after the cut: not yet read
     assert os.path.getsize(log) < saved.offset
     sink2 = Collected()
-    g = follower(log, sink2, clock, start_at_end=True, ledger=Ledger([saved]), last_known=saved)
+    g = restarted(log, sink2, clock, saved)
     g.poll()
     write(log, 31)
     g.poll()
@@ -280,15 +282,11 @@ def test_restart_goes_on_at_the_new_end_of_a_file_cut_to_a_prefix_while_down(tmp
 
 def test_restart_reads_a_file_written_anew_while_down_from_its_first_byte(tmp_path):
     log = tmp_path / "mail.log"
-    write(log, *range(1, 21))
-    sink, clock = Collected(), Clock()
-    f = follower(log, sink, clock)
-    f.poll()
-    saved = f.position()
-    f.close()
+    clock = Clock()
+    saved = read_and_stopped(log, clock, *range(1, 21))
     write(log, 40, 41, mode="w")  # copytruncate and new lines, the copy elsewhere
     sink2 = Collected()
-    g = follower(log, sink2, clock, start_at_end=True, ledger=Ledger([saved]), last_known=saved)
+    g = restarted(log, sink2, clock, saved)
     g.poll()
     assert numbers(sink2) == [40, 41]
 
@@ -470,10 +468,9 @@ def test_glob_and_copytruncate_when_the_copy_is_seen_after_the_truncation(tmp_pa
 
 def test_single_path_copytruncate_reads_what_was_not_read_from_the_copy(tmp_path):
     log = tmp_path / "mail.log"
-    sink, clock = Collected(), Clock()
-    f = follower(log, sink, clock, start_at_end=True)
-    f.poll()
     write(log, 1, 2)
+    sink, clock = Collected(), Clock()
+    f = follower(log, sink, clock)
     f.poll()
     write(log, 3, 4)  # written before the copy, not yet read when the file is cut
     copytruncate(log, tmp_path / "mail.log.1")
