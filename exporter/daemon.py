@@ -1,12 +1,16 @@
 """The long-running exporter: sources polled on wake-ups, state saved as it goes.
 
-Watchdog's inotify observer only wakes the loop, busy or quiet, so a file is
-read as soon as it grows; the loop also polls on a timer, so correctness
-never depends on an event arriving. With --poll (NFS, CIFS), or where a
-directory cannot be watched (it does not exist yet, or the inotify limits
-are used up), the timer is all there is: it starts short after a poll that
-read something and backs off to poll_interval_seconds while the logs are
-quiet. Tests drive Daemon.poll() directly and need no threads or sleeps.
+Watchdog's inotify observer only wakes the loop; the loop also polls on a
+timer, so correctness never depends on an event arriving. Files coming and
+going (created, renamed, deleted) wake it at all times; a file growing wakes
+it while the logs are quiet. While they are busy the timer reads every
+BUSY_POLL_INTERVAL, which is as often as wake-ups would be merged into polls
+anyway (MIN_POLL_GAP), and watchdog handling an event for every write would
+cost a tenth of a core at 1,000 lines/s. The timer starts short after a poll
+that read something and backs off to poll_interval_seconds while the logs
+are quiet. With --poll (NFS, CIFS), or where a directory cannot be watched
+(it does not exist yet, or the inotify limits are used up), the timer is all
+there is. Tests drive Daemon.poll() directly and need no threads or sleeps.
 """
 
 from __future__ import annotations
@@ -19,9 +23,20 @@ import threading
 import time
 from collections.abc import Callable
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from exporter.config import Settings, SourceConfig
 from exporter.journal import JournalSource
@@ -40,6 +55,14 @@ MIN_POLL_GAP = 0.05
 # to poll_interval_seconds. Short, so that --poll reads a busy log (and sees a
 # file rotated away) before copytruncate or the next rotation takes it.
 BUSY_POLL_INTERVAL = 0.05
+# The events watched while the logs are busy, and while they are quiet. One
+# watch per directory, switched between the two (watchdog keeps one inotify
+# mask per directory, so two watches on it would not each keep their own).
+BUSY_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent, DirCreatedEvent, DirMovedEvent,
+    DirDeletedEvent,
+]
+QUIET_EVENTS = [*BUSY_EVENTS, FileModifiedEvent]
 # How often a directory that could not be watched for another reason than
 # not existing (the inotify limits) is tried again.
 WATCH_RETRY_SECONDS = 30.0
@@ -163,15 +186,21 @@ class Daemon:
         self._saved_state.draining[name] = source.draining_positions()
         source.close()
 
-    def _watch(self, observer: BaseObserver, handler: FileSystemEventHandler, watched: set[str]) -> None:
-        """Watch the sources' directories not watched yet; say once for each that cannot be."""
+    def _watch(
+        self,
+        observer: BaseObserver,
+        handler: FileSystemEventHandler,
+        watched: dict[str, ObservedWatch],
+        events: list[type[FileSystemEvent]],
+    ) -> None:
+        """Watch the sources' directories not watched yet for events; say once for each that cannot be."""
         now = time.monotonic()
-        for directory in sorted(self.watched_directories() - watched):
+        for directory in sorted(self.watched_directories() - set(watched)):
             retry = self._unwatched.get(directory)
             if retry is not None and (now < retry or not os.path.isdir(directory)):
                 continue
             try:
-                observer.schedule(handler, directory, recursive=False)
+                watch = observer.schedule(handler, directory, recursive=False, event_filter=events)
             except OSError as err:
                 if retry is None:
                     if err.errno == errno.ENOENT:
@@ -182,7 +211,7 @@ class Daemon:
                                     directory, err, self.settings.poll_interval_seconds)
                 self._unwatched[directory] = 0.0 if err.errno == errno.ENOENT else now + WATCH_RETRY_SECONDS
                 continue
-            watched.add(directory)
+            watched[directory] = watch
             if self._unwatched.pop(directory, None) is not None:
                 log.info("watching %s now", directory)
 
@@ -251,7 +280,8 @@ class Daemon:
         """Poll until stop is set; on reload_requested, apply reload()'s settings."""
         handler = _WakeOnEvent(waker)
         observer = None if self.settings.poll else self._make_observer()
-        watched: set[str] = set()
+        watched: dict[str, ObservedWatch] = {}
+        events = BUSY_EVENTS
         if observer is not None:
             # Started before anything is scheduled, so that a directory that
             # cannot be watched fails alone, in _watch, and not the start.
@@ -264,13 +294,23 @@ class Daemon:
                     reload_requested.clear()
                     self._reload(reload)
                 if observer is not None:
-                    self._watch(observer, handler, watched)
+                    self._watch(observer, handler, watched, events)
                 gap = MIN_POLL_GAP - (time.monotonic() - last)
                 if gap > 0:
                     stop.wait(gap)
                 last = time.monotonic()
                 read = self.poll()
                 interval = BUSY_POLL_INTERVAL if read else min(2 * interval, self.settings.poll_interval_seconds)
+                # Quiet: a write wakes the loop. Busy: the timer reads as often
+                # as wake-ups would be merged anyway.
+                wanted = BUSY_EVENTS if read else QUIET_EVENTS
+                if observer is not None and wanted is not events:
+                    for watch in watched.values():
+                        observer.unschedule(watch)
+                    watched.clear()
+                    events = wanted
+                    if events is QUIET_EVENTS:
+                        continue  # watched again, then polled: what came meanwhile does not wait for the timer
                 waker.wait(interval)
         finally:
             if observer is not None:

@@ -191,10 +191,10 @@ class Ledger:
             del self._holders[key]
         self.record(f.position())
 
-    def look_up(self, fd: int, st: os.stat_result, head: bytes) -> tuple[bool, Position | None]:
-        """Is the file open as fd held by a follower, itself or as a copy of the
-        file held; and if not, how far was it (or what it is a copy of) read?"""
-        key = (st.st_dev, st.st_ino)
+    def look_up(self, fd: int, key: Key, head: bytes) -> tuple[bool, Position | None]:
+        """Is the file (device, inode) open as fd held by a follower, itself or
+        as a copy of the file held; and if not, how far was it (or what it is a
+        copy of) read?"""
         if key in self._holders:
             return True, None
         pos = self._known.get(key)
@@ -255,6 +255,9 @@ class _OpenFile:
         self.head = head
         self.buffer = LineBuffer(max_line, skipping=skipping)
         self.last_data = now  # the follower's clock when data last came
+        # No whole first line yet: held (so a rename cannot take it from us)
+        # but not read, as it may be a copy in the making.
+        self.undecided = content_key(head) is None
 
     def position(self) -> Position:
         # A partial last line is read again after a restart rather than lost.
@@ -329,8 +332,6 @@ class FileFollower:
         # (device, inode, size) of the file the path held at start-up, until it is opened.
         self._start: tuple[int, int, int] | None = None
         self._last_known = last_known  # what this path held when state was saved
-        # The file the path names, left alone until it has a whole first line.
-        self._undecided: Position | None = None
         # Older files this path held, still being drained when state was saved.
         self._last_draining = list(last_draining or ())
         # A glob match that is deleted is closed after the grace period; a
@@ -347,9 +348,7 @@ class FileFollower:
         self._gone_since: float | None = None  # when the path was first found missing
 
     def position(self) -> Position | None:
-        if self._current is not None:
-            return self._current.position()
-        return self._last_known or self._undecided
+        return self._current.position() if self._current is not None else self._last_known
 
     def draining_positions(self) -> list[Position]:
         """For the state file: the rotated files not yet drained."""
@@ -455,6 +454,7 @@ class FileFollower:
         self._ledger.release(f)
         self._ledger.retire(before)
         self._current = None
+        self._drop_replaced()  # the copy may have been made over one since the poll began
         self._drain_beside([before], rotated=False)
         self._open_current()
 
@@ -465,14 +465,8 @@ class FileFollower:
             self._failed(err)
             return
         self._failing = False
-        held, known = self._ledger.look_up(fd, st, head)
-        self._undecided = None
-        if held or (known is None and content_key(head) is None):
-            # Held by another follower: read by it until it lets go. No whole
-            # first line yet: not known to be new rather than a copy in the
-            # making (and nothing to count), so read from the start later.
-            if not held:
-                self._undecided = Position(st.st_dev, st.st_ino, head, self._start_offset(st, []))
+        held, known = self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)
+        if held:  # read by another follower until it lets go
             os.close(fd)
             return
         # Files rotated away before the state was saved are older than
@@ -531,7 +525,7 @@ class FileFollower:
             except OSError:
                 continue
             last = next((p for p in wanted if same_content(p.fingerprint, head)), None)
-            if last is None or self._ledger.look_up(fd, st, head)[0]:
+            if last is None or self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)[0]:
                 os.close(fd)
                 continue
             wanted.remove(last)
@@ -542,14 +536,21 @@ class FileFollower:
             self._read(old)
             self._draining.append((old, self._clock() + self._grace))
 
-    def _drain_old(self, now: float) -> None:
+    def _drop_replaced(self) -> None:
+        """Let go of the files being drained that hold other content now (a copy
+        made over them): what they held is gone, what they hold is another's."""
         for f, until in list(self._draining):
             if f.fd is not None and not self._still_holds(f, os.fstat(f.fd).st_size):
-                # What it held is gone; what it holds now is another file's (a copy made over it).
-                self._draining.remove((f, until))
-                f.close()
-                self._ledger.release(f)
-                continue
+                self._drop(f, until)
+
+    def _drop(self, f: _OpenFile, until: float) -> None:
+        self._draining.remove((f, until))
+        f.close()
+        self._ledger.release(f)
+
+    def _drain_old(self, now: float) -> None:
+        self._drop_replaced()
+        for f, _ in self._draining:
             self._read(f)
         while self._draining and self._draining[0][1] <= now:
             f, _ = self._draining.popleft()
@@ -563,6 +564,8 @@ class FileFollower:
         self._ledger.release(f)
 
     def _read(self, f: _OpenFile) -> None:
+        if f.undecided and not self._decided(f):
+            return
         budget = MAX_READ_PER_POLL
         while budget > 0 and f.fd is not None:
             try:
@@ -583,6 +586,30 @@ class FileFollower:
             if block or cut:
                 self._sink(block, cut)
             self._ledger.record(f.position())
+
+    def _decided(self, f: _OpenFile) -> bool:
+        """Once a held file has a whole first line: is it new, or a copy? A copy
+        of a file another follower holds is let go (read by that one); a copy
+        of a file read before goes on from where that one was read to."""
+        if f.fd is None:
+            return False
+        head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
+        if content_key(head) is None:
+            return False
+        self._ledger.release(f)
+        f.head, f.undecided = head, False
+        held, known = self._ledger.look_up(f.fd, (f.dev, f.ino), head)
+        if held:
+            if f is self._current:
+                self._current = None
+                f.close()
+            else:
+                self._drop(f, next(until for g, until in self._draining if g is f))
+            return False
+        if known is not None and (known.dev, known.ino) != (f.dev, f.ino):
+            f.offset, f.buffer = known.offset, LineBuffer(self._max_line, skipping=known.skipping)
+        self._ledger.hold(f)
+        return True
 
     def _failed(self, err: OSError) -> None:
         self.stats.read_errors += 1

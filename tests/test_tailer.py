@@ -592,3 +592,19 @@ def test_copytruncate_over_the_same_copy_again_and_again_counts_each_line_once(t
             clock.now += 3
             source.poll()
         assert sorted(numbers(sink)) == list(range(n)), pattern
+
+
+def test_a_file_seen_empty_then_written_and_renamed_before_the_next_poll_is_read(tmp_path):
+    log = tmp_path / "mail.log"
+    sink, clock = Collected(), Clock()
+    f = follower(log, sink, clock, start_at_end=True)
+    f.poll()
+    log.touch()  # created by the writer: no first line to tell it by yet
+    f.poll()
+    write(log, 1, 2)
+    os.rename(log, tmp_path / "mail.log.1")  # rotated before we looked again
+    write(log, 3)
+    f.poll()
+    clock.now += 3
+    f.poll()
+    assert sorted(numbers(sink)) == [1, 2, 3]
