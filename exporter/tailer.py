@@ -191,15 +191,19 @@ class Ledger:
             del self._holders[key]
         self.record(f.position())
 
-    def look_up(self, fd: int, key: Key, head: bytes) -> tuple[bool, Position | None]:
-        """Is the file (device, inode) open as fd held by a follower, itself or
-        as a copy of the file held; and if not, how far was it (or what it is a
-        copy of) read?"""
-        if key in self._holders:
-            return True, None
+    def look_up(
+        self, fd: int, key: Key, head: bytes, asking: _OpenFile | None = None,
+    ) -> tuple[str, Position | None]:
+        """What the file (device, inode) open as fd is: "held" by a follower
+        (other than as asking);
+        "copying" a file a follower holds (the same bytes so far: a copy in
+        the making, or a twin that has not differed yet); or "free", with how
+        far it (or the file it is a copy of) was read, if it was."""
+        if self._holders.get(key, asking) is not asking:
+            return "held", None
         pos = self._known.get(key)
         if pos is not None and same_content(pos.fingerprint, head):
-            return False, pos
+            return "free", pos
         copied: list[Position] = [p for p, _ in self._retired if same_content(p.fingerprint, head)]
         for other in self._by_content.get(content_key(head) or b"", ()):
             p = self._known[other]
@@ -209,12 +213,12 @@ class Ledger:
             if original is not None:
                 relation = original.relation(fd)
                 if relation == "copy":
-                    return True, None
+                    return "copying", None
                 if relation == "twin":
                     continue  # another log that starts with the same line
             copied.append(p)
         # Of several (a copy of a copy), the one read furthest: nothing twice.
-        return False, max(copied, key=attrgetter("offset"), default=None)
+        return "free", max(copied, key=attrgetter("offset"), default=None)
 
     def forget_old(self) -> None:
         """Drop the positions of files no follower holds, recorded over RECENT_SECONDS ago."""
@@ -258,6 +262,14 @@ class _OpenFile:
         # No whole first line yet: held (so a rename cannot take it from us)
         # but not read, as it may be a copy in the making.
         self.undecided = content_key(head) is None
+
+    def undecide(self) -> None:
+        """Not to be read until told from the file it has the same bytes as:
+        its fingerprint is left without a whole line, so that after a restart
+        it is told apart again rather than found by its inode."""
+        nl = self.head.find(b"\n")
+        self.head = self.head[:nl] if nl >= 0 else self.head[: FINGERPRINT_BYTES - 1]
+        self.undecided = True
 
     def position(self) -> Position:
         # A partial last line is read again after a restart rather than lost.
@@ -465,8 +477,8 @@ class FileFollower:
             self._failed(err)
             return
         self._failing = False
-        held, known = self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)
-        if held:  # read by another follower until it lets go
+        status, known = self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)
+        if status == "held":  # read by another follower until it lets go
             os.close(fd)
             return
         # Files rotated away before the state was saved are older than
@@ -480,6 +492,8 @@ class FileFollower:
             cur = self._resumed(fd, st, head, known)
         else:
             cur = _OpenFile(fd, st, self._start_offset(st, rotated), head, self._max_line, self._clock())
+            if status == "copying":
+                cur.undecide()
         self._ledger.hold(cur)
         self._current = cur
         self._start = None
@@ -525,7 +539,7 @@ class FileFollower:
             except OSError:
                 continue
             last = next((p for p in wanted if same_content(p.fingerprint, head)), None)
-            if last is None or self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)[0]:
+            if last is None or self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)[0] != "free":
                 os.close(fd)
                 continue
             wanted.remove(last)
@@ -588,27 +602,21 @@ class FileFollower:
             self._ledger.record(f.position())
 
     def _decided(self, f: _OpenFile) -> bool:
-        """Once a held file has a whole first line: is it new, or a copy? A copy
-        of a file another follower holds is let go (read by that one); a copy
-        of a file read before goes on from where that one was read to."""
+        """Once a held file has a whole first line and differs from every file
+        another follower holds: is it new, or a copy of a file read before
+        (then it goes on from where that one was read to)?"""
         if f.fd is None:
             return False
         head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
         if content_key(head) is None:
             return False
-        self._ledger.release(f)
+        status, known = self._ledger.look_up(f.fd, (f.dev, f.ino), head, asking=f)
+        if status != "free":
+            return False  # still the same bytes as a file another follower reads
         f.head, f.undecided = head, False
-        held, known = self._ledger.look_up(f.fd, (f.dev, f.ino), head)
-        if held:
-            if f is self._current:
-                self._current = None
-                f.close()
-            else:
-                self._drop(f, next(until for g, until in self._draining if g is f))
-            return False
         if known is not None and (known.dev, known.ino) != (f.dev, f.ino):
             f.offset, f.buffer = known.offset, LineBuffer(self._max_line, skipping=known.skipping)
-        self._ledger.hold(f)
+        self._ledger.hold(f)  # now under its content
         return True
 
     def _failed(self, err: OSError) -> None:

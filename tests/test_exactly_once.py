@@ -209,11 +209,12 @@ def test_a_log_unreadable_at_start_counts_the_lines_written_before_it_became_rea
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "poll"])
-def test_a_rename_storm_on_a_busy_single_path_loses_nothing(tmp_path, poll):
+def test_a_rename_storm_on_a_busy_single_path_loses_nothing(tmp_path):
+    # With --poll, a file created and renamed away between two polls is not
+    # seen by a single path (README); inotify sees each one created.
     log = tmp_path / "mail.log"
     log.touch()
-    exporter = Exporter(tmp_path, *(["--poll"] if poll else []), str(log))
+    exporter = Exporter(tmp_path, str(log))
     try:
         writer = PacedWriter(log)
         for _ in range(30):  # a rotation every 100 ms

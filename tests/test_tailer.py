@@ -608,3 +608,24 @@ def test_a_file_seen_empty_then_written_and_renamed_before_the_next_poll_is_read
     clock.now += 3
     f.poll()
     assert sorted(numbers(sink)) == [1, 2, 3]
+
+
+def test_a_log_starting_like_another_is_read_whole_also_across_a_restart(tmp_path):
+    # b.log's first line is a.log's (a reply logged twice): until they differ
+    # it cannot be told from a copy, so it waits; a restart meanwhile loses nothing.
+    clock = Clock()
+    pattern = "*.log"
+    source = glob_source(tmp_path, pattern, Collected(), clock)
+    source.poll()
+    write(tmp_path / "a.log", 1, 2)
+    source.poll()
+    write(tmp_path / "b.log", 1)
+    source.poll()
+    saved, draining = source.positions(), source.draining_positions()
+    source.close()
+    write(tmp_path / "b.log", 3)  # while down: now b.log differs from a.log
+    sink = Collected()
+    again = glob_source(tmp_path, pattern, sink, clock, saved=saved, saved_draining=draining)
+    again.poll()
+    again.poll()
+    assert sorted(numbers(sink)) == [1, 3]
