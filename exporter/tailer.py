@@ -10,10 +10,10 @@ of the same content when they agree over the bytes both have and those hold
 a whole first line (or all FINGERPRINT_BYTES bytes, when the first line is
 longer). A file without a whole first line yet is left alone until it has
 one: it cannot be told from a copy in the making, and it holds no line to
-count. Syslog lines start with a timestamp and a pid, so two different logs
-with the same first line are, in practice, a file and its copy; while the
-file is open, a copy is also compared with it byte for byte (up to
-COPY_CHECK_BYTES), so twins that only share a first line are told apart.
+count. A new file with the same first bytes as a file another follower
+holds (compared byte for byte, up to COPY_CHECK_BYTES) is held but not read
+until it differs (a twin: another log that begins with the same line, read
+from its start) or the other is written anew (it was a copy in the making).
 
 * Rename rotation (logrotate `create`): the path now names another file. The
   old descriptor is kept and drained for a grace period, because syslog goes
