@@ -1,20 +1,42 @@
 """The long-running exporter: sources polled on wake-ups, state saved as it goes.
 
-Watchdog (inotify, or polling with --poll) only wakes the loop; the loop
-also polls on a timer, so correctness never depends on an event arriving.
-Tests drive Daemon.poll() directly and need no threads or sleeps.
+Watchdog's inotify observer only wakes the loop; the loop also polls on a
+timer, so correctness never depends on an event arriving. Files coming and
+going (created, renamed, deleted) wake it at all times; a file growing wakes
+it while the logs are quiet. While they are busy the timer reads every
+BUSY_POLL_INTERVAL, which is as often as wake-ups would be merged into polls
+anyway (MIN_POLL_GAP), and watchdog handling an event for every write would
+cost a tenth of a core at 1,000 lines/s. The timer starts short after a poll
+that read something and backs off to poll_interval_seconds while the logs
+are quiet. With --poll (NFS, CIFS), or where a directory cannot be watched
+(it does not exist yet, or the inotify limits are used up), the timer is all
+there is. Tests drive Daemon.poll() directly and need no threads or sleeps.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import resource
 import threading
 import time
 from collections.abc import Callable
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from exporter.config import Settings, SourceConfig
 from exporter.journal import JournalSource
@@ -29,11 +51,21 @@ log = logging.getLogger(__name__)
 # Wake-ups closer together than this are merged into one poll: a busy log
 # writes line by line, and one poll per line would cost CPU for nothing.
 MIN_POLL_GAP = 0.05
-# While the logs are busy, a timer is cheaper than watchdog handling an event
-# for every write: the watches are dropped and the loop polls this often,
-# until QUIET_POLLS polls in a row have read nothing.
-BUSY_POLL_INTERVAL = 0.1
-QUIET_POLLS = 10
+# The timer after a poll that read something; each quiet poll doubles it, up
+# to poll_interval_seconds. Short, so that --poll reads a busy log (and sees a
+# file rotated away) before copytruncate or the next rotation takes it.
+BUSY_POLL_INTERVAL = 0.05
+# The events watched while the logs are busy, and while they are quiet. One
+# watch per directory, switched between the two (watchdog keeps one inotify
+# mask per directory, so two watches on it would not each keep their own).
+BUSY_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent, DirCreatedEvent, DirMovedEvent,
+    DirDeletedEvent,
+]
+QUIET_EVENTS = [*BUSY_EVENTS, FileModifiedEvent]
+# How often a directory that could not be watched for another reason than
+# not existing (the inotify limits) is tried again.
+WATCH_RETRY_SECONDS = 30.0
 STATE_SAVE_INTERVAL = 1.0
 
 
@@ -59,6 +91,23 @@ class _WakeOnEvent(FileSystemEventHandler):
         self._waker.wake()
 
 
+def raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one, as Go programs do
+    at start: a glob over many logs holds a descriptor for each busy file, and
+    the default soft limit (1,024) is far below what the system allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        with open("/proc/sys/fs/nr_open") as f:  # the most a process may have
+            target = int(f.read())
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as err:
+        log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, err)
+
+
 class Daemon:
     def __init__(
         self,
@@ -66,13 +115,18 @@ class Daemon:
         metrics: ExporterMetrics,
         wake: Callable[[], None] = lambda: None,
         journalctl: tuple[str, ...] = ("journalctl",),
+        make_observer: Callable[[], BaseObserver] = Observer,
     ) -> None:
+        raise_open_files_limit()  # before the first poll opens the logs
         self.metrics = metrics
         self.settings = settings
         self.sources: dict[str, LogSource] = {}
         self.journals: dict[str, JournalSource] = {}
         self._wake = wake  # journal entries arrive on a thread, which wakes the loop
         self._journalctl = journalctl
+        self._make_observer = make_observer
+        # Directories that could not be watched -> when to try again (0: as soon as it exists).
+        self._unwatched: dict[str, float] = {}
         self._state_due = 0.0
         self._bytes_read = 0
         self._save_failing = False
@@ -132,23 +186,34 @@ class Daemon:
         self._saved_state.draining[name] = source.draining_positions()
         source.close()
 
-    def _start_watching(self, poll: bool, handler: FileSystemEventHandler):  # noqa: ANN202
-        observer = PollingObserver(timeout=self.settings.poll_interval_seconds) if poll else Observer()
-        watched: set[str] = set()
-        self._watch(observer, handler, watched)
-        observer.start()
-        return observer, watched
-
-    def _watch(self, observer, handler: FileSystemEventHandler, watched: set[str]) -> None:  # noqa: ANN001
-        for directory in sorted(self.watched_directories() - watched):
-            watched.add(directory)
+    def _watch(
+        self,
+        observer: BaseObserver,
+        handler: FileSystemEventHandler,
+        watched: dict[str, ObservedWatch],
+        events: list[type[FileSystemEvent]],
+    ) -> None:
+        """Watch the sources' directories not watched yet for events; say once for each that cannot be."""
+        now = time.monotonic()
+        for directory in sorted(self.watched_directories() - set(watched)):
+            retry = self._unwatched.get(directory)
+            if retry is not None and (now < retry or not os.path.isdir(directory)):
+                continue
             try:
-                observer.schedule(handler, directory, recursive=False)
+                watch = observer.schedule(handler, directory, recursive=False, event_filter=events)
             except OSError as err:
-                log.warning(
-                    "cannot watch %s (%s); polling it every %ss",
-                    directory, err, self.settings.poll_interval_seconds,
-                )
+                if retry is None:
+                    if err.errno == errno.ENOENT:
+                        log.warning("log directory %s does not exist (yet); following its files when it appears",
+                                    directory)
+                    else:
+                        log.warning("cannot watch %s (%s); polling it, every %ss when quiet",
+                                    directory, err, self.settings.poll_interval_seconds)
+                self._unwatched[directory] = 0.0 if err.errno == errno.ENOENT else now + WATCH_RETRY_SECONDS
+                continue
+            watched[directory] = watch
+            if self._unwatched.pop(directory, None) is not None:
+                log.info("watching %s now", directory)
 
     def _reload(self, reload: Callable[[], Settings] | None) -> None:
         if reload is None:
@@ -218,32 +283,44 @@ class Daemon:
         reload: Callable[[], Settings] | None = None,
     ) -> None:
         """Poll until stop is set; on reload_requested, apply reload()'s settings."""
-        poll_observer = self.settings.poll
         handler = _WakeOnEvent(waker)
-        observer, watched = self._start_watching(poll_observer, handler)
-        quiet = 0
+        observer = None if self.settings.poll else self._make_observer()
+        watched: dict[str, ObservedWatch] = {}
+        events = BUSY_EVENTS
+        if observer is not None:
+            # Started before anything is scheduled, so that a directory that
+            # cannot be watched fails alone, in _watch, and not the start.
+            observer.start()
+        interval = BUSY_POLL_INTERVAL
         try:
             last = 0.0
             while not stop.is_set():
                 if reload_requested is not None and reload_requested.is_set():
                     reload_requested.clear()
                     self._reload(reload)
-                    self._watch(observer, handler, watched)
+                if observer is not None:
+                    self._watch(observer, handler, watched, events)
                 gap = MIN_POLL_GAP - (time.monotonic() - last)
                 if gap > 0:
                     stop.wait(gap)
                 last = time.monotonic()
-                quiet = 0 if self.poll() else quiet + 1
-                if quiet == 0 and watched:
-                    observer.unschedule_all()  # busy: the timer takes over
+                read = self.poll()
+                interval = BUSY_POLL_INTERVAL if read else min(2 * interval, self.settings.poll_interval_seconds)
+                # Quiet: a write wakes the loop. Busy: the timer reads as often
+                # as wake-ups would be merged anyway.
+                wanted = BUSY_EVENTS if read else QUIET_EVENTS
+                if observer is not None and wanted is not events:
+                    for watch in watched.values():
+                        observer.unschedule(watch)
                     watched.clear()
-                elif quiet >= QUIET_POLLS and not watched:
-                    self._watch(observer, handler, watched)
-                    quiet = 0 if self.poll() else quiet  # what came while unwatched
-                waker.wait(BUSY_POLL_INTERVAL if not watched else self.settings.poll_interval_seconds)
+                    events = wanted
+                    if events is QUIET_EVENTS:
+                        continue  # watched again, then polled: what came meanwhile does not wait for the timer
+                waker.wait(interval)
         finally:
-            observer.stop()
-            observer.join(timeout=5)
+            if observer is not None:
+                observer.stop()
+                observer.join(timeout=5)
             self.poll()
             self.save_state()
             followed: list[LogSource | JournalSource] = [*self.sources.values(), *self.journals.values()]

@@ -5,6 +5,11 @@ cuts anywhere). LineBuffer hands on only complete lines and holds the partial
 last line until its end arrives, so no line is ever parsed in halves. A line
 longer than max_line is cut there and the rest of it skipped, so a hostile
 log cannot make the buffer grow without end.
+
+NUL bytes are dropped: a crash leaves runs of them where the file's last
+writes were lost (a "hole"), and a run longer than max_line would otherwise
+make one over-long line of itself and the line written after it, whose rest
+is skipped. The lines around the hole still count.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class LineBuffer:
         self.max_line = max_line
         self._cut = 0  # lines cut at max_line since take_cut()
         self._tail = b""
+        self._raw_tail = 0  # bytes of the file the tail came from (its NULs are dropped)
         # Inside the cut-off rest of a long line; given when resuming a read
         # that stopped there, so the rest is not taken for a line of its own.
         self._skipping = skipping
@@ -37,14 +43,21 @@ class LineBuffer:
             self._skipping = False
         nl = data.rfind(b"\n")  # the held tail never holds one
         if nl < 0:
-            complete, tail = b"", self._tail + data
+            complete, rest = b"", data
+            self._raw_tail += len(data)
         else:
             # One copy of the read, not two (tail + data, then its lines):
             # for a 1 MB block that is most of the cost of buffering.
-            complete, tail = b"".join((self._tail, memoryview(data)[: nl + 1])), data[nl + 1 :]
+            complete, rest = b"".join((self._tail, memoryview(data)[: nl + 1])), data[nl + 1 :]
+            self._tail = b""
+            self._raw_tail = len(rest)
+        if b"\0" in data:  # memchr: nearly free on the blocks that hold none
+            complete, rest = complete.replace(b"\0", b""), rest.replace(b"\0", b"")
+        tail = self._tail + rest
         if len(tail) > self.max_line:
             complete += tail[: self.max_line] + b"\n"
             tail = b""
+            self._raw_tail = 0
             self._skipping = True
             self._cut += 1
         self._tail = tail
@@ -62,10 +75,10 @@ class LineBuffer:
 
     @property
     def pending(self) -> int:
-        """Bytes of a partial line waiting for its end."""
-        return len(self._tail)
+        """Bytes of the file in a partial line waiting for its end."""
+        return self._raw_tail
 
     def finish(self) -> bytes:
         """At the true end of input: the last line, even without its newline."""
-        tail, self._tail, self._skipping = self._tail, b"", False
+        tail, self._tail, self._raw_tail, self._skipping = self._tail, b"", 0, False
         return tail + b"\n" if tail else b""

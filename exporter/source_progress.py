@@ -18,7 +18,7 @@ class Position:
 
     dev: int
     ino: int
-    fingerprint: bytes  # the file's first bytes, as many as the tailer keeps
+    fingerprint: bytes  # the file's first bytes, as many as the tailer keeps (see tailer.content_key)
     offset: int
     skipping: bool = False  # offset is inside the cut-off rest of a long line
 
@@ -34,14 +34,6 @@ class Position:
             int(data["dev"]), int(data["ino"]), bytes.fromhex(data["fingerprint"]), int(data["offset"]),
             bool(data.get("skipping", False)),  # older state files do not have it
         )
-
-    def same_file(self, dev: int, ino: int, head: bytes) -> bool:
-        """Is the file (dev, ino) whose first bytes are head the one we read?"""
-        if (dev, ino) != (self.dev, self.ino):
-            return False
-        n = min(len(head), len(self.fingerprint))
-        # A shorter head than we knew means the file was truncated.
-        return head[:n] == self.fingerprint[:n] and len(head) >= len(self.fingerprint)
 
 
 class SourceStats:

@@ -1,18 +1,21 @@
 """The daemon stepped by hand: real files, a real state file, no threads."""
 
+import errno
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers import POSTFIX_SENT, metric_by, run_once
 from prometheus_client import generate_latest
+from watchdog.observers import Observer
 
 from exporter.config import Settings, SourceConfig
-from exporter.daemon import Daemon
+from exporter.daemon import Daemon, Waker
 from exporter.labels import REASON_LABELS, REPLY_LABELS
 from exporter.metrics import METRICS, ExporterMetrics
 
@@ -263,3 +266,33 @@ def test_a_state_file_that_cannot_be_written_is_a_warning_and_reading_goes_on(tm
     state_dir.mkdir()
     d.save_state()
     assert (state_dir / "state.json").exists()
+
+
+class WatchLimitUsedUp(Observer):
+    """inotify whose watch limit is used up: adding a watch fails as inotify_add_watch does."""
+
+    def schedule(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+
+def test_the_inotify_watch_limit_used_up_at_start_is_a_warning_and_the_log_is_polled(tmp_path, caplog):
+    log = tmp_path / "mail.log"
+    log.touch()
+    settings = Settings(sources=[SourceConfig(path=str(log))], poll_interval_seconds=0.2)
+    d = Daemon(settings, ExporterMetrics(), make_observer=WatchLimitUsedUp)
+    stop, waker = threading.Event(), Waker()
+    loop = threading.Thread(target=d.run, args=(stop, waker))
+    loop.start()
+    try:
+        time.sleep(0.3)  # the loop has started, failed to watch, and polls
+        write(log, 0, 5)
+        deadline = time.monotonic() + 10
+        while rejects(d) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        waker.wake()
+        loop.join(timeout=10)
+    assert rejects(d) == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "inotify watch limit reached" in warnings[0], warnings

@@ -17,7 +17,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,11 +40,13 @@ class Exporter:
     with one, the arguments say where it listens (a config file, a socket
     passed to it). context: scrape over HTTPS. command: the exporter to run,
     this checkout's by default or an installed one. wrapper: a command that
-    runs the exporter's (to set up what it inherits)."""
+    runs the exporter's (to set up what it inherits). preexec_fn: run in the
+    child before the exporter starts (to drop capabilities)."""
 
     def __init__(self, tmp: Path, *args: str, port: int | None = None, context: ssl.SSLContext | None = None,
                  command: Sequence[str] = (sys.executable, "-m", "exporter"),
-                 wrapper: Sequence[str] = (), pass_fds: Sequence[int] = ()) -> None:
+                 wrapper: Sequence[str] = (), pass_fds: Sequence[int] = (),
+                 preexec_fn: Callable[[], object] | None = None) -> None:
         self.port = port or free_port()
         self.context = context
         listen = () if port else ("--web.listen-address", f"127.0.0.1:{self.port}")
@@ -52,6 +54,7 @@ class Exporter:
         self.proc = subprocess.Popen(
             [*wrapper, *command, *listen, *args],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr, pass_fds=pass_fds,
+            preexec_fn=preexec_fn,
         )
         deadline = time.monotonic() + 20
         while True:

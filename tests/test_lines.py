@@ -46,3 +46,20 @@ def test_a_buffer_resumed_while_skipping_drops_the_rest_of_the_long_line():
     assert resumed.push(b"rest of it\nnext\n") == b"next\n"
     assert not resumed.skipping
     assert resumed.take_cut() == 0
+
+
+def test_a_run_of_nuls_longer_than_a_line_does_not_take_the_next_line_with_it():
+    buf = LineBuffer(max_line=1000)
+    hole = b"\0" * 5000  # what a crash leaves where the last writes were lost
+    out = buf.push(b"before\n" + hole[:3000]) + buf.push(hole[3000:] + b"after 550 5.1.1\n")
+    assert out == b"before\nafter 550 5.1.1\n"
+    assert buf.take_cut() == 0
+
+
+def test_a_partial_line_after_nuls_is_pending_by_its_bytes_in_the_file():
+    buf = LineBuffer()
+    buf.push(b"one\n" + b"\0" * 10 + b"tw")
+    # A restart resumes at the end of "one\n": the NULs and "tw" are read again.
+    assert buf.pending == 12
+    assert buf.push(b"o\n") == b"two\n"
+    assert buf.pending == 0

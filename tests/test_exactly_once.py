@@ -1,0 +1,275 @@
+"""Each reply counted exactly once, however the files are fed: the real daemon, scraped over HTTP.
+
+One test for each way issue 11 found a reply lost or counted twice, or the
+daemon crash-looping: a writer feeds the log as a mail server and logrotate
+would, and the replies the daemon counts must equal the replies written
+(after start-up) exactly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from helpers import metric_by, replies_by
+from test_daemon_e2e import Exporter
+
+REJECT = (
+    "Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.{o}]: "
+    "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
+    "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n"
+)
+RATE = 2000  # lines per second, as the issue's reproductions write
+
+
+def lines(first: int, count: int) -> str:
+    # Each line its own pid: no two files start with the same line.
+    return "".join(REJECT.format(s=n % 60, n=n, o=n % 250) for n in range(first, first + count))
+
+
+def append(path: Path, first: int, count: int) -> int:
+    with open(path, "a") as f:
+        f.write(lines(first, count))
+    return first + count
+
+
+def counted(exporter: Exporter) -> int:
+    return sum(replies_by(exporter.scrape(), "direction").values())
+
+
+def wait_for(exporter: Exporter, expected: int, timeout: float = 30) -> int:
+    """Scrape until the count reaches expected (then a little longer, to see
+    anything counted twice) or stops changing."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        got = counted(exporter)
+        if got != last:
+            last, since = got, time.monotonic()
+        elif got >= expected and time.monotonic() - since > 1 or time.monotonic() - since > 5:
+            break
+        time.sleep(0.1)
+    return last
+
+
+class PacedWriter:
+    """Writes numbered reply lines to a path at RATE lines/s, in 10 ms steps."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.n = 0
+        self.f = open(path, "a", buffering=1)
+        self.t0 = time.monotonic()
+        self.done = 0  # lines due by now
+
+    def run_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            due = int((time.monotonic() - self.t0) * RATE)
+            if due > self.n:
+                self.f.write(lines(self.n, due - self.n))
+                self.n = due
+            time.sleep(0.01)
+
+    def reopen(self) -> None:
+        self.f.close()
+        self.f = open(self.path, "a", buffering=1)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def many_logs(tmp_path: Path, count: int) -> tuple[Path, list[Path], int]:
+    """count logs of a line each (present at start-up: not counted): their
+    directory, their paths, and the number of the next line."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    files = [logs / f"mx{i:04d}.log" for i in range(count)]
+    for n, path in enumerate(files):
+        append(path, n, 1)
+    return logs, files, count
+
+
+def test_a_glob_over_300_files_restarted_with_state_counts_each_line_once(tmp_path):
+    logs, files, n = many_logs(tmp_path, 300)
+    state = tmp_path / "state.json"
+    args = ("--state-file", str(state), str(logs / "*.log"))
+    first = Exporter(tmp_path, *args)
+    assert first.stop() == 0
+    for path in files:
+        n = append(path, n, 5)  # written while the exporter is down
+    again = Exporter(tmp_path, *args)
+    try:
+        assert wait_for(again, 1500) == 1500
+    finally:
+        again.stop()
+
+
+def copytruncate(log: Path, copy: Path) -> None:
+    shutil.copyfile(log, copy)
+    os.truncate(log, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern", ["mail.log", "mail.log*"], ids=["single-path", "glob"])
+def test_copytruncate_at_2000_lines_per_second_loses_nothing_and_counts_the_copy_once(tmp_path, pattern):
+    log = tmp_path / "mail.log"
+    log.touch()
+    exporter = Exporter(tmp_path, str(tmp_path / pattern))
+    try:
+        writer = PacedWriter(log)
+        for _ in range(4):
+            writer.run_for(1.0)
+            # Nothing is written between the copy and the truncation here:
+            # that window is the one loss copytruncate cannot avoid.
+            copytruncate(log, tmp_path / "mail.log.1")
+        writer.run_for(0.5)
+        writer.close()
+        assert wait_for(exporter, writer.n) == writer.n
+    finally:
+        exporter.stop()
+
+
+@pytest.mark.slow
+def test_glob_rename_rotation_while_the_writer_still_writes_to_the_renamed_file(tmp_path):
+    log = tmp_path / "mail.log"
+    log.touch()
+    exporter = Exporter(tmp_path, "--config", str(grace_config(tmp_path, str(tmp_path / "mail.log*"), 1.0)))
+    try:
+        writer = PacedWriter(log)
+        for _ in range(4):
+            writer.run_for(0.8)
+            for k in range(3, 0, -1):
+                if (tmp_path / f"mail.log.{k}").exists():
+                    os.rename(tmp_path / f"mail.log.{k}", tmp_path / f"mail.log.{k + 1}")
+            os.rename(log, tmp_path / "mail.log.1")
+            writer.run_for(0.5)  # syslog goes on writing to the renamed file until its HUP
+            writer.reopen()
+        writer.run_for(0.3)
+        writer.close()
+        assert wait_for(exporter, writer.n) == writer.n
+    finally:
+        exporter.stop()
+
+
+def grace_config(tmp_path: Path, path: str, grace: float) -> Path:
+    config = tmp_path / "config.yml"
+    config.write_text(f"sources: [{{path: '{path}'}}]\nrotation_grace_seconds: {grace}\n")
+    return config
+
+
+def test_a_file_cut_to_a_prefix_of_itself_is_not_read_again(tmp_path):
+    log = tmp_path / "mail.log"
+    exporter = Exporter(tmp_path, "--from-beginning", str(log))
+    try:
+        n = append(log, 0, 20)
+        assert wait_for(exporter, 20) == 20
+        os.truncate(log, len(lines(0, 7)))
+        time.sleep(1.5)  # noticed, at the latest by the quiet timer
+        append(log, n, 3)
+        assert wait_for(exporter, 23) == 23
+        assert metric_by(exporter.scrape(), "smtp_exporter_source_truncations_total")[()] == 1
+    finally:
+        exporter.stop()
+
+
+def unable_to_override_file_permissions() -> None:
+    """In the child, before exec: a root process loses the capabilities that
+    let it read any file, so a file it does not own with mode 0600 is denied."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_a_log_unreadable_at_start_counts_the_lines_written_before_it_became_readable(tmp_path):
+    log = tmp_path / "mail.log"
+    n = append(log, 0, 10)  # there at start-up: not counted
+    os.chmod(log, 0o600)
+    if os.geteuid() == 0:
+        os.chown(log, 65534, 65534)  # another user's file
+    exporter = Exporter(tmp_path, str(log), preexec_fn=unable_to_override_file_permissions)
+    try:
+        n = append(log, n, 25)
+        time.sleep(1.5)
+        assert counted(exporter) == 0  # denied
+        os.chmod(log, 0o644)
+        n = append(log, n, 5)
+        assert wait_for(exporter, 30) == 30
+        assert "Permission denied" in exporter.errors()
+    finally:
+        exporter.stop()
+
+
+@pytest.mark.slow
+def test_a_rename_storm_on_a_busy_single_path_loses_nothing(tmp_path):
+    # With --poll, a file created and renamed away between two polls is not
+    # seen by a single path (README); inotify sees each one created.
+    log = tmp_path / "mail.log"
+    log.touch()
+    exporter = Exporter(tmp_path, str(log))
+    try:
+        writer = PacedWriter(log)
+        for _ in range(30):  # a rotation every 100 ms
+            writer.run_for(0.1)
+            os.rename(log, tmp_path / "mail.log.1")
+            writer.reopen()
+        writer.close()
+        assert wait_for(exporter, writer.n) == writer.n
+    finally:
+        exporter.stop()
+
+
+def test_a_run_of_nuls_longer_than_a_line_does_not_hide_the_line_after_it(tmp_path):
+    log = tmp_path / "mail.log"
+    with open(log, "wb") as f:
+        f.write(lines(0, 1).encode() + b"\0" * 100_000 + lines(1, 1).encode())
+    exporter = Exporter(tmp_path, "--from-beginning", str(log))
+    try:
+        assert wait_for(exporter, 2) == 2
+    finally:
+        exporter.stop()
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "poll"])
+def test_a_log_directory_missing_at_start_is_waited_for(tmp_path, poll):
+    directory = tmp_path / "later"
+    log = directory / "mail.log"
+    exporter = Exporter(tmp_path, *(["--poll"] if poll else []), str(log))
+    try:
+        time.sleep(0.5)
+        assert exporter.proc.poll() is None, exporter.errors()
+        directory.mkdir()
+        append(log, 0, 7)  # appeared after start-up: read whole
+        assert wait_for(exporter, 7) == 7
+        errors = exporter.errors()
+        assert "Traceback" not in errors, errors
+        if not poll:
+            assert errors.count("does not exist") == 1, errors
+    finally:
+        assert exporter.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_glob_over_1100_files_starts_with_the_default_soft_limit_of_1024(tmp_path):
+    logs, files, n = many_logs(tmp_path, 1100)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def default_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+
+    exporter = Exporter(tmp_path, str(logs / "*.log"), preexec_fn=default_soft_limit)
+    try:
+        for path in files:
+            n = append(path, n, 1)
+        assert wait_for(exporter, 1100) == 1100
+        assert exporter.proc.poll() is None
+    finally:
+        exporter.stop(signal.SIGTERM)
