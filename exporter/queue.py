@@ -22,6 +22,7 @@ per MTA, so the `queue` label has a known, short list of values.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -80,8 +81,10 @@ def read_postqueue_json(lines: Iterable[str], now: float, queues: tuple[str, ...
         try:
             message = json.loads(line)
             queue, arrival, size = message["queue_name"], float(message["arrival_time"]), int(message["message_size"])
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, OverflowError) as err:  # OverflowError: a size of 1e999
             raise QueueListingError(f"line {number} is not a postqueue -j message: {err}") from err
+        if not math.isfinite(arrival):
+            raise QueueListingError(f"line {number} is not a postqueue -j message: arrival_time {arrival}")
         if queue in totals:  # showq lists no other queue; a future one would not be a label value
             totals[queue].add(size, arrival)
     return totals

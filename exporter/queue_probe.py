@@ -136,7 +136,9 @@ class QueueProbe:
         started = time.monotonic()
         try:
             listing = list_queue(self.config, self._now, self._started)
-        except ProbeFailed as err:
+        except Exception as err:  # ProbeFailed, or a listing no reader foresaw: the thread must go on
+            if not isinstance(err, ProbeFailed):
+                err = ProbeFailed(f"unexpected {type(err).__name__}: {err}")
             self._duration.set(time.monotonic() - started)
             self._success.set(0)
             if not self._failing:  # once per episode, not every interval

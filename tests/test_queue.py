@@ -58,6 +58,16 @@ def test_postfix_listing_that_is_not_json_is_an_error():
         listing("postfix", '{"queue_name": "hold", "arrival_time": 1, "message_size": 1}\n{"queue_id": "X"}\n')
 
 
+@pytest.mark.parametrize("line", [
+    '{"queue_name": "hold", "arrival_time": 1, "message_size": 1e999}',  # int() of infinity
+    '{"queue_name": "hold", "arrival_time": Infinity, "message_size": 1}',
+    '{"queue_name": "hold", "arrival_time": NaN, "message_size": 1}',
+])
+def test_postfix_listing_with_numbers_out_of_range_is_an_error(line):
+    with pytest.raises(QueueListingError, match="line 1"):
+        listing("postfix", line + "\n")
+
+
 EXIM_BP = """\
 25m  2.9K 1wJx7Y-000123-AB <alice@lab.test>
           bob@ok.test
@@ -220,6 +230,19 @@ def test_failures_keep_the_last_good_values_and_log_once_per_episode(tmp_path, c
     fail.touch()
     assert not probe.run_once()
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2  # a new episode
+
+
+def test_an_unforeseen_error_fails_the_probe_and_the_thread_goes_on(tmp_path, monkeypatch, caplog):
+    probe, registry = probe_for(tmp_path, "true\n")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a reader's bug")
+
+    monkeypatch.setattr("exporter.queue_probe.list_queue", broken)
+    caplog.set_level(logging.WARNING, logger="exporter.queue_probe")
+    assert not probe.run_once() and not probe.run_once()
+    assert gauge(registry, "smtp_queue_probe_success") == 0
+    assert [r.getMessage().count("unexpected RuntimeError: a reader's bug") for r in caplog.records] == [1]
 
 
 def alive(pid: int) -> bool:
