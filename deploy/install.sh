@@ -44,6 +44,10 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+if [ "$purge" = yes ] && [ "$uninstall" = no ]; then
+    echo "install.sh: --purge goes with --uninstall" >&2
+    exit 2
+fi
 [ -z "$prefix" ] || prefix=$(mkdir -p "$prefix" && cd "$prefix" && pwd)
 if [ "$(id -u)" != 0 ] && [ -z "$prefix" ]; then
     echo "install.sh: run it as root (or with --prefix DIR to stage the files)" >&2
@@ -131,16 +135,18 @@ if [ ! -x "$prefix$VENV/bin/python" ] || ! "$prefix$VENV/bin/python" -c 'import 
     "$python" -m venv "$prefix$VENV"
 fi
 pip() { "$prefix$VENV/bin/python" -m pip --disable-pip-version-check --no-input -q "$@"; }
-if [ -n "$wheel" ]; then
-    pip install --upgrade --only-binary :all: "$wheel"
-else
+if [ -z "$wheel" ]; then
     # The checkout is built into a wheel first, so the dependencies can be
     # held to binary wheels while the package itself comes from source.
     build=$(mktemp -d)
     trap 'rm -rf "$build"' EXIT
     pip wheel --no-deps --wheel-dir "$build" "$SOURCE"
-    pip install --upgrade --only-binary :all: "$build"/*.whl
+    wheel=$(echo "$build"/*.whl)
 fi
+pip install --upgrade --only-binary :all: "$wheel"
+# pip keeps an installed program of the same version: a checkout changed
+# since the last run would not replace it. The program itself is put in anew.
+pip install --force-reinstall --no-deps "$wheel"
 "$prefix$VENV/bin/$NAME" --version
 
 # 2. The user: systemd-sysusers creates it (in group adm) from the same file

@@ -158,9 +158,15 @@ def test_a_second_run_keeps_the_config_and_uninstall_removes_the_rest(staged):
     edited = config.read_text() + "# the postmaster's edit\n"
     config.write_text(edited)
     unit = (prefix / UNIT).read_text()
+    # The installed program as an older build of the same version would differ:
+    # the second run must put this checkout's in its place.
+    [installed] = (prefix / "opt" / NAME).glob("lib/python3*/site-packages/exporter/__init__.py")
+    shipped = installed.read_text()
+    installed.write_text(shipped + "# an older build\n")
     second = install(prefix)
     assert f"keeping the existing /{CONFIG}" in second.stdout
     assert config.read_text() == edited and (prefix / UNIT).read_text() == unit
+    assert installed.read_text() == shipped
 
     install(prefix, "--uninstall")
     assert not (prefix / "opt" / NAME).exists() and not (prefix / UNIT).exists()
