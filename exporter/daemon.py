@@ -96,16 +96,13 @@ def raise_open_files_limit() -> None:
     at start: a glob over many logs holds a descriptor for each busy file, and
     the default soft limit (1,024) is far below what the system allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard
-    if hard == resource.RLIM_INFINITY:
-        with open("/proc/sys/fs/nr_open") as f:  # the most a process may have
-            target = int(f.read())
-    if soft == resource.RLIM_INFINITY or soft >= target:
+    # Linux caps the hard limit at fs.nr_open: it is never infinite for open files.
+    if hard == resource.RLIM_INFINITY or soft >= hard:
         return
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (OSError, ValueError) as err:
-        log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, err)
+        log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, err)
 
 
 class Daemon:

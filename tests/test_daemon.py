@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import resource
 import shutil
 import sys
 import threading
@@ -15,7 +16,7 @@ from prometheus_client import generate_latest
 from watchdog.observers import Observer
 
 from exporter.config import Settings, SourceConfig
-from exporter.daemon import Daemon, Waker
+from exporter.daemon import Daemon, Waker, raise_open_files_limit
 from exporter.labels import REASON_LABELS, REPLY_LABELS
 from exporter.metrics import METRICS, ExporterMetrics
 
@@ -296,3 +297,18 @@ def test_the_inotify_watch_limit_used_up_at_start_is_a_warning_and_the_log_is_po
     assert rejects(d) == 5
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "inotify watch limit reached" in warnings[0], warnings
+
+
+def test_an_infinite_hard_limit_on_open_files_is_left_alone_and_nothing_read_for_it(monkeypatch):
+    # Linux never reports it for open files (their hard limit is at most
+    # fs.nr_open), but it must not stop the start, whatever /proc allows.
+    asked = []
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, resource.RLIM_INFINITY))
+    monkeypatch.setattr(resource, "setrlimit", lambda which, limits: asked.append(limits))
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("exporter.daemon.open", unreadable, raising=False)
+    raise_open_files_limit()
+    assert asked == []
