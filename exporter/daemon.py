@@ -125,7 +125,6 @@ class Daemon:
         # Directories that could not be watched -> when to try again (0: as soon as it exists).
         self._unwatched: dict[str, float] = {}
         self._state_due = 0.0
-        self._bytes_read = 0
         self._save_failing = False
         self._saved_state = load_state(settings.state_file) if settings.state_file else State()
         if self._saved_state.counters:
@@ -232,16 +231,11 @@ class Daemon:
     # -- the loop -----------------------------------------------------------------
     def poll(self) -> int:
         """Poll every source once; return how many bytes were read."""
-        for source in self.sources.values():
-            source.poll()
-        for journal in self.journals.values():
-            journal.poll()
+        read = sum(source.poll() for source in self.sources.values())
+        read += sum(journal.poll() for journal in self.journals.values())
         stats = [(path, f.stats) for s in self.sources.values() for path, f in s.followers.items()]
         stats += [(name, j.stats) for name, j in self.journals.items()]
         self.metrics.update_sources(stats)
-        total = sum(st.bytes_read for _, st in stats)
-        # Files that stopped being followed (SIGHUP) take their counts along.
-        read, self._bytes_read = max(0, total - self._bytes_read), total
         now = time.monotonic()
         if self.settings.state_file and now >= self._state_due:
             self.save_state()

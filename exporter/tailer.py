@@ -355,11 +355,12 @@ class FileFollower:
             self._current.close()
             self._current = None
 
-    def poll(self) -> None:
-        """Notice rotation or truncation, and read everything new. A read that
-        fails (EIO, ESTALE, ...) is counted and logged, and tried again on the
-        next poll: it stops neither this follower's other files nor the daemon."""
-        errors = self.stats.read_errors
+    def poll(self) -> int:
+        """Notice rotation or truncation, and read everything new; return how
+        many bytes were read. A read that fails (EIO, ESTALE, ...) is counted
+        and logged, and tried again on the next poll: it stops neither this
+        follower's other files nor the daemon."""
+        errors, read = self.stats.read_errors, self.stats.bytes_read
         now = self._clock()
         self._drain_old(now)
         try:
@@ -368,6 +369,7 @@ class FileFollower:
             self._failed(err)
         if self.stats.read_errors == errors:
             self._failing = False  # the episode is over: the next failure is logged again
+        return self.stats.bytes_read - read
 
     def _poll_path(self, now: float) -> None:
         """Look at the path again and read its file."""
@@ -662,9 +664,11 @@ class LogSource:
             head = os.path.dirname(head)
         return {head if self._is_glob else os.path.dirname(self.pattern) or "."}
 
-    def poll(self) -> None:
+    def poll(self) -> int:
+        """Poll the followers, and follow the glob's new matches; return how many bytes were read."""
+        read = 0
         for path, follower in list(self.followers.items()):
-            follower.poll()
+            read += follower.poll()
             if self._is_glob and follower.finished:
                 del self.followers[path]  # deleted; the ledger still knows how far it was read
         # In name order, so that after a restart mail.log takes up the
@@ -686,9 +690,10 @@ class LogSource:
                 clock=self._clock,
             )
             self.followers[path] = follower
-            follower.poll()
+            read += follower.poll()
         self.ledger.forget_old()
         self._started = True
+        return read
 
     def positions(self) -> dict[str, Position]:
         """For the state file: each path's live position."""

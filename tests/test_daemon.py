@@ -269,6 +269,21 @@ def test_a_state_file_that_cannot_be_written_is_a_warning_and_reading_goes_on(tm
     assert (state_dir / "state.json").exists()
 
 
+def test_a_poll_that_reads_is_busy_also_when_a_deleted_glob_file_is_let_go_in_it(tmp_path):
+    # What is busy decides how the loop wakes; a follower let go takes its
+    # total along, which must not hide what the others read.
+    settings = Settings(sources=[SourceConfig(path=str(tmp_path / "*.log"))], rotation_grace_seconds=0,
+                        from_beginning=True)
+    d = Daemon(settings, ExporterMetrics())
+    write(tmp_path / "a.log", 0, 20)
+    write(tmp_path / "b.log", 20, 1)
+    d.poll()
+    os.unlink(tmp_path / "a.log")
+    write(tmp_path / "b.log", 21, 1)
+    assert d.poll() == len(REJECT.format(s=21, n=21, o=21))
+    assert d.poll() == 0
+
+
 class WatchLimitUsedUp(Observer):
     """inotify whose watch limit is used up: adding a watch fails as inotify_add_watch does."""
 
