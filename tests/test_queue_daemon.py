@@ -67,7 +67,8 @@ def test_a_hung_probe_never_delays_metrics(tmp_path):
         assert kept == {k: v for k, v in good.items() if k[0].startswith(("smtp_queue_messages", "smtp_queue_size"))}
         assert seen_failure[("smtp_queue_probe_duration_seconds", ())] >= 1
     finally:
-        assert exporter.stop() == 0
+        status = exporter.stop()
+    assert status == 0
     errors = (tmp_path / f"exporter-{exporter.port}.err").read_text()
     failures = [line for line in errors.splitlines() if "queue probe" in line and "failed" in line]
     assert len(failures) == 1 and "timed out after 1s" in failures[0], errors

@@ -282,7 +282,8 @@ def test_stopping_when_the_state_cannot_be_saved_says_so(tmp_path, log):
         assert wait_for(lambda: (state_dir / "state.json").exists())
         shutil.rmtree(state_dir)  # the saves fail from now on
     finally:
-        assert exporter.stop() == 0
+        status = exporter.stop()
+    assert status == 0
     lines = exporter.errors().splitlines()
     assert " level=INFO " not in exporter.errors()  # --log.level warn
     assert " level=ERROR " in lines[-1]
