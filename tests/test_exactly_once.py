@@ -20,6 +20,8 @@ import pytest
 from helpers import metric_by, replies_by, wait_for
 from test_daemon_e2e import Exporter
 
+pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
+
 REJECT = (
     "Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.{o}]: "
     "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
@@ -120,7 +122,6 @@ def copytruncate(log: Path, copy: Path) -> None:
     os.truncate(log, 0)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("pattern", ["mail.log", "mail.log*"], ids=["single-path", "glob"])
 def test_copytruncate_at_2000_lines_per_second_loses_nothing_and_counts_the_copy_once(tmp_path, pattern):
     log = tmp_path / "mail.log"
@@ -140,7 +141,6 @@ def test_copytruncate_at_2000_lines_per_second_loses_nothing_and_counts_the_copy
         exporter.stop()
 
 
-@pytest.mark.slow
 def test_glob_rename_rotation_while_the_writer_still_writes_to_the_renamed_file(tmp_path):
     log = tmp_path / "mail.log"
     log.touch()
@@ -215,7 +215,6 @@ def test_a_log_unreadable_at_start_counts_the_lines_written_before_it_became_rea
         exporter.stop()
 
 
-@pytest.mark.slow
 def test_a_rename_storm_on_a_busy_single_path_loses_nothing(tmp_path):
     # With --poll, a file created and renamed away between two polls is not
     # seen by a single path (README); inotify sees each one created.
@@ -265,7 +264,6 @@ def test_a_log_directory_missing_at_start_is_waited_for(tmp_path, poll):
     assert status == 0
 
 
-@pytest.mark.slow
 def test_a_glob_over_1100_files_starts_with_the_default_soft_limit_of_1024(tmp_path):
     logs, files, n = many_logs(tmp_path, 1100)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

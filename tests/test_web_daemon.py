@@ -25,6 +25,8 @@ from exporter.web.server import listen_backlog
 from helpers import REPO, wait_for
 from mta.namespace import free_port
 
+pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
+
 BENCH_SCRAPE = REPO / "benchmarks" / "bench_scrape.py"
 
 
@@ -293,7 +295,6 @@ def test_stopping_when_the_state_cannot_be_saved_says_so(tmp_path, log):
 
 # --- 20 concurrent scrapers -------------------------------------------------------
 
-@pytest.mark.slow
 def test_20_concurrent_scrapers_plain_and_tls(tmp_path, pki):
     result = subprocess.run(
         [sys.executable, str(BENCH_SCRAPE), "--seconds", "3", "--scrapers", "20", "--tmpdir", str(tmp_path)],
