@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 
 from exporter.logformat import PromslogFormatter
 from helpers import REPO

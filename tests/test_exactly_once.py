@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers import metric_by, replies_by, wait_for
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 
 pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
 

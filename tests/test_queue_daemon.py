@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_daemon_e2e import Exporter
-from test_queue import POSTQUEUE_J
+from daemontest import Exporter
+from queuedata import POSTQUEUE_J
 
 from helpers import samples
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 from helpers import metric_by, wait_for
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 
 from exporter.source_progress import Position
 from exporter.state import State, load_state, parse_state, save_state

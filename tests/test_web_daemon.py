@@ -17,7 +17,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 from webtest import PASSWORD, basic, client_context, request
 
 from exporter.web.connections import MAX_CONNECTIONS
