@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import POSTFIX_SENT, metric_by, run_once
+from helpers import POSTFIX_SENT, metric_by, run_once, wait_for
 from prometheus_client import generate_latest
 from watchdog.observers import Observer
 
@@ -232,9 +232,7 @@ def test_a_journal_removed_and_added_back_resumes_after_its_cursor(tmp_path, mon
         d.apply(settings)
         d.poll()  # starts journalctl again
         args = tmp_path / "journal.jsonl.args"
-        deadline = time.monotonic() + 10
-        while len(args.read_text().splitlines()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert wait_for(lambda: len(args.read_text().splitlines()) >= 2)
         time.sleep(0.5)  # what it prints at once (all entries, without a cursor) has come by now
         d.poll()
         assert rejects(d) == 3
@@ -302,9 +300,7 @@ def test_the_inotify_watch_limit_used_up_at_start_is_a_warning_and_the_log_is_po
     try:
         time.sleep(0.3)  # the loop has started, failed to watch, and polls
         write(log, 0, 5)
-        deadline = time.monotonic() + 10
-        while rejects(d) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: rejects(d) >= 5)
     finally:
         stop.set()
         waker.wake()

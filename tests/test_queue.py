@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 from prometheus_client import CollectorRegistry
 from queuedata import POSTQUEUE_J
 
@@ -231,10 +232,7 @@ def test_a_hung_listing_is_killed_with_its_children_at_the_timeout(tmp_path):
     with pytest.raises(ProbeFailed, match="timed out after 0.5s"):
         list_queue(config)
     assert time.monotonic() - started < 3
-    deadline = time.monotonic() + 5
-    while any(alive(int(pid)) for pid in pids.read_text().split()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(int(pid)) for pid in pids.read_text().split())
+    assert wait_for(lambda: not any(alive(int(pid)) for pid in pids.read_text().split()), timeout=5)
 
 
 def test_output_of_another_command_fails_the_probe(tmp_path):
@@ -252,9 +250,7 @@ def test_the_thread_probes_on_its_interval_and_stops(tmp_path):
     runs = tmp_path / "runs"
     probe, registry = probe_for(tmp_path, f"echo run >> {runs}\n")
     probe.start()
-    deadline = time.monotonic() + 5
-    while (not runs.exists() or len(runs.read_text().split()) < 3) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: runs.exists() and len(runs.read_text().split()) >= 3, timeout=5)
     probe.stop()
     assert len(runs.read_text().split()) >= 3
     assert gauge(registry, "smtp_queue_probe_success") == 1

@@ -9,7 +9,7 @@ import pytest
 from daemontest import Exporter
 from queuedata import POSTQUEUE_J
 
-from helpers import samples
+from helpers import samples, wait_for
 
 pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
 
@@ -37,10 +37,8 @@ def test_a_hung_probe_never_delays_metrics(tmp_path):
                       f"queue: {{mta: postfix, command: [{lister}], interval_seconds: 0.5, timeout_seconds: 1}}\n")
     exporter = Exporter(tmp_path, "--config", str(config))
     try:
-        deadline = time.monotonic() + 10
-        while queue_samples(exporter.scrape()).get(("smtp_queue_probe_success", ())) != 1:
-            assert time.monotonic() < deadline, exporter.errors()
-            time.sleep(0.05)
+        assert wait_for(lambda: queue_samples(exporter.scrape()).get(("smtp_queue_probe_success", ())) == 1), \
+            exporter.errors()
         good = queue_samples(exporter.scrape())
         assert good[("smtp_queue_messages", (("queue", "deferred"),))] == 2
         assert good[("smtp_queue_messages", (("queue", "hold"),))] == 1
