@@ -96,16 +96,13 @@ def raise_open_files_limit() -> None:
     at start: a glob over many logs holds a descriptor for each busy file, and
     the default soft limit (1,024) is far below what the system allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard
-    if hard == resource.RLIM_INFINITY:
-        with open("/proc/sys/fs/nr_open") as f:  # the most a process may have
-            target = int(f.read())
-    if soft == resource.RLIM_INFINITY or soft >= target:
+    # Linux caps the hard limit at fs.nr_open: it is never infinite for open files.
+    if hard == resource.RLIM_INFINITY or soft >= hard:
         return
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (OSError, ValueError) as err:
-        log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, err)
+        log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, err)
 
 
 class Daemon:
@@ -128,7 +125,6 @@ class Daemon:
         # Directories that could not be watched -> when to try again (0: as soon as it exists).
         self._unwatched: dict[str, float] = {}
         self._state_due = 0.0
-        self._bytes_read = 0
         self._save_failing = False
         self._saved_state = load_state(settings.state_file) if settings.state_file else State()
         if self._saved_state.counters:
@@ -235,16 +231,11 @@ class Daemon:
     # -- the loop -----------------------------------------------------------------
     def poll(self) -> int:
         """Poll every source once; return how many bytes were read."""
-        for source in self.sources.values():
-            source.poll()
-        for journal in self.journals.values():
-            journal.poll()
+        read = sum(source.poll() for source in self.sources.values())
+        read += sum(journal.poll() for journal in self.journals.values())
         stats = [(path, f.stats) for s in self.sources.values() for path, f in s.followers.items()]
         stats += [(name, j.stats) for name, j in self.journals.items()]
         self.metrics.update_sources(stats)
-        total = sum(st.bytes_read for _, st in stats)
-        # Files that stopped being followed (SIGHUP) take their counts along.
-        read, self._bytes_read = max(0, total - self._bytes_read), total
         now = time.monotonic()
         if self.settings.state_file and now >= self._state_due:
             self.save_state()

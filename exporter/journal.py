@@ -95,7 +95,8 @@ class JournalSource:
         self._lines.put(None)
         self._wake()
 
-    def poll(self) -> None:
+    def poll(self) -> int:
+        """Count the entries journalctl has written since the last poll; return how many bytes they were."""
         if self._proc is None:
             self.start()
         block: list[bytes] = []
@@ -119,11 +120,13 @@ class JournalSource:
                 block.append(line)
             if isinstance(entry, dict) and isinstance(entry.get("__CURSOR"), str):
                 self.cursor = entry["__CURSOR"]
-        if block:
-            data = b"".join(block)
-            self.stats.last_read_time = time.time()
-            self.stats.bytes_read += len(data)
-            self._sink(data, 0)
+        if not block:
+            return 0
+        data = b"".join(block)
+        self.stats.last_read_time = time.time()
+        self.stats.bytes_read += len(data)
+        self._sink(data, 0)
+        return len(data)
 
     def _reap(self) -> None:
         if self._proc is not None:

@@ -67,7 +67,8 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from operator import attrgetter
 
 from exporter.lines import DEFAULT_MAX_LINE, BlockSink, LineBuffer
@@ -273,13 +274,20 @@ class _OpenFile:
             self.fd = None
 
 
-def _open_file(path: str) -> tuple[int, os.stat_result, bytes]:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+@contextmanager
+def _closed_on_error(fd: int) -> Iterator[None]:
+    """Close fd if what is done with it before it has an owner raises."""
     try:
-        return fd, os.fstat(fd), os.pread(fd, FINGERPRINT_BYTES, 0)
-    except OSError:
+        yield
+    except BaseException:
         os.close(fd)
         raise
+
+
+def _open_file(path: str) -> tuple[int, os.stat_result, bytes]:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    with _closed_on_error(fd):
+        return fd, os.fstat(fd), os.pread(fd, FINGERPRINT_BYTES, 0)
 
 
 class FileFollower:
@@ -347,10 +355,24 @@ class FileFollower:
             self._current.close()
             self._current = None
 
-    def poll(self) -> None:
-        """Notice rotation or truncation, and read everything new."""
+    def poll(self) -> int:
+        """Notice rotation or truncation, and read everything new; return how
+        many bytes were read. A read that fails (EIO, ESTALE, ...) is counted
+        and logged, and tried again on the next poll: it stops neither this
+        follower's other files nor the daemon."""
+        errors, read = self.stats.read_errors, self.stats.bytes_read
         now = self._clock()
         self._drain_old(now)
+        try:
+            self._poll_path(now)
+        except OSError as err:
+            self._failed(err)
+        if self.stats.read_errors == errors:
+            self._failing = False  # the episode is over: the next failure is logged again
+        return self.stats.bytes_read - read
+
+    def _poll_path(self, now: float) -> None:
+        """Look at the path again and read its file."""
         cur = self._current
         try:
             st = os.stat(self.path)
@@ -379,8 +401,8 @@ class FileFollower:
             if cur.fd is None:
                 self._finish(cur)  # closed while idle: a glob finds it under its new name
             else:
-                self._read(cur)
                 self._draining.append((cur, now + self._grace))
+                self._read(cur)
             self._open_current()
         elif cur.fd is not None or (st.st_size != cur.offset and self._reopen(cur)):
             # Checked before reading, so that bytes written after a truncation
@@ -394,12 +416,7 @@ class FileFollower:
 
     def _reopen(self, f: _OpenFile) -> bool:
         """Open again by path a file closed while idle, if the path still names it."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as err:
-            self._failed(err)
-            return False
-        st = os.fstat(fd)
+        fd, st, _ = _open_file(self.path)
         if (st.st_dev, st.st_ino) != (f.dev, f.ino):  # rotated since the stat: seen on the next poll
             os.close(fd)
             return False
@@ -433,29 +450,25 @@ class FileFollower:
         self._open_current()
 
     def _open_current(self) -> None:
-        try:
-            fd, st, head = _open_file(self.path)
-        except OSError as err:
-            self._failed(err)
-            return
-        self._failing = False
-        status, known = self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)
-        if status == "held":  # read by another follower until it lets go
-            os.close(fd)
-            return
-        # Files rotated away before the state was saved are older than
-        # whatever this path holds now: finish them first.
-        rotated = self._last_draining
-        if known is None and self._last_known is not None:
-            # The file we were reading was rotated while we were down too.
-            rotated = [*rotated, self._last_known]
-        self._drain_beside(rotated, rotated=True)
-        if known is not None:
-            cur = self._resumed(fd, st, head, known)
-        else:
-            cur = _OpenFile(fd, st, self._start_offset(st, rotated), head, self._max_line, self._clock())
-            if status == "copying":
-                cur.undecide()
+        fd, st, head = _open_file(self.path)
+        with _closed_on_error(fd):
+            status, known = self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)
+            if status == "held":  # read by another follower until it lets go
+                os.close(fd)
+                return
+            # Files rotated away before the state was saved are older than
+            # whatever this path holds now: finish them first.
+            rotated = self._last_draining
+            if known is None and self._last_known is not None:
+                # The file we were reading was rotated while we were down too.
+                rotated = [*rotated, self._last_known]
+            self._drain_beside(rotated, rotated=True)
+            if known is not None:
+                cur = self._resumed(fd, st, head, known)
+            else:
+                cur = _OpenFile(fd, st, self._start_offset(st, rotated), head, self._max_line, self._clock())
+                if status == "copying":
+                    cur.undecide()
         self._ledger.hold(cur)
         self._current = cur
         self._start = None
@@ -501,7 +514,12 @@ class FileFollower:
             except OSError:
                 continue
             last = next((p for p in wanted if same_content(p.fingerprint, head)), None)
-            if last is None or self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)[0] != "free":
+            try:
+                free = last is not None and self._ledger.look_up(fd, (st.st_dev, st.st_ino), head)[0] == "free"
+            except OSError as err:  # it cannot be told from a file another follower holds
+                self._failed(err)
+                free = False
+            if last is None or not free:
                 os.close(fd)
                 continue
             wanted.remove(last)
@@ -509,14 +527,19 @@ class FileFollower:
             self._ledger.hold(old)
             if rotated:
                 self.stats.rotations += 1
-            self._read(old)
             self._draining.append((old, self._clock() + self._grace))
+            self._read(old)
 
     def _drop_replaced(self) -> None:
         """Let go of the files being drained that hold other content now (a copy
         made over them): what they held is gone, what they hold is another's."""
         for f, until in list(self._draining):
-            if f.fd is not None and not self._still_holds(f, os.fstat(f.fd).st_size):
+            try:
+                replaced = f.fd is not None and not self._still_holds(f, os.fstat(f.fd).st_size)
+            except OSError as err:
+                self._failed(err)
+                continue
+            if replaced:
                 self._drop(f, until)
 
     def _drop(self, f: _OpenFile, until: float) -> None:
@@ -540,23 +563,26 @@ class FileFollower:
         self._ledger.release(f)
 
     def _read(self, f: _OpenFile) -> None:
+        """Read what is new in f; a read that fails is counted, and tried again on the next poll."""
+        try:
+            self._read_new(f)
+        except OSError as err:
+            self._failed(err)
+
+    def _read_new(self, f: _OpenFile) -> None:
         if f.undecided and not self._decided(f):
             return
         budget = MAX_READ_PER_POLL
         while budget > 0 and f.fd is not None:
-            try:
-                data = os.pread(f.fd, READ_SIZE, f.offset)
-            except OSError as err:
-                self._failed(err)
-                return
+            data = os.pread(f.fd, READ_SIZE, f.offset)
             if not data:
                 return
+            f.grow_head()  # before the offset moves: if it fails, data is read again
             f.offset += len(data)
             budget -= len(data)
             f.last_data = self._clock()
             self.stats.last_read_time = time.time()
             self.stats.bytes_read += len(data)
-            f.grow_head()
             block = f.buffer.push(data)
             cut = f.buffer.take_cut()
             if block or cut:
@@ -638,9 +664,11 @@ class LogSource:
             head = os.path.dirname(head)
         return {head if self._is_glob else os.path.dirname(self.pattern) or "."}
 
-    def poll(self) -> None:
+    def poll(self) -> int:
+        """Poll the followers, and follow the glob's new matches; return how many bytes were read."""
+        read = 0
         for path, follower in list(self.followers.items()):
-            follower.poll()
+            read += follower.poll()
             if self._is_glob and follower.finished:
                 del self.followers[path]  # deleted; the ledger still knows how far it was read
         # In name order, so that after a restart mail.log takes up the
@@ -662,9 +690,10 @@ class LogSource:
                 clock=self._clock,
             )
             self.followers[path] = follower
-            follower.poll()
+            read += follower.poll()
         self.ledger.forget_old()
         self._started = True
+        return read
 
     def positions(self) -> dict[str, Position]:
         """For the state file: each path's live position."""

@@ -28,6 +28,13 @@ def needs_promtool(test):  # noqa: ANN001, ANN201 - a test function
     return pytest.mark.e2e(missing(test))
 
 
+def promtool(*args: str, cwd: Path | None = None) -> tuple[int, str]:
+    p = subprocess.run(
+        [PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+    return p.returncode, f"$ promtool {' '.join(args)}\n{p.stdout}{p.stderr}"
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Whether condition() comes true within timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from helpers import REPO, replies_by, run_once
-from test_daemon_e2e import Exporter, settle
+from daemontest import Exporter, settle
 
 DEMO_LOG = REPO / "exporter" / "demo" / "postfix.log"
 REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage")

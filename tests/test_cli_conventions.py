@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 
 from exporter.logformat import PromslogFormatter
 from helpers import REPO
@@ -55,6 +55,7 @@ def test_json_lines_have_promslogs_keys():
     assert (fields["level"], fields["source"], fields["msg"]) == ("WARN", "cli.py:42", "cannot save")
 
 
+@pytest.mark.slow  # the daemon runs as a process of its own
 @pytest.mark.parametrize("log_format", ["logfmt", "json"])
 def test_the_daemon_logs_in_the_format_asked(tmp_path, log_format):
     log = tmp_path / "mail.log"
@@ -78,6 +79,7 @@ def test_log_level_warn_and_its_old_name(tmp_path, level):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_systemd_socket_activation(tmp_path):
     log = tmp_path / "mail.log"
     log.touch()
@@ -101,6 +103,7 @@ def test_systemd_socket_activation(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_systemd_socket_activate_starts_it(tmp_path):
     # systemd's own tool for trying socket activation: it listens, and runs
     # the exporter with the socket when the first connection comes.

@@ -36,7 +36,7 @@ from dockerfile_parse import DockerfileParser
 from exporter.config import DEFAULT_PORT
 from helpers import PROMTOOL, REPO, needs_promtool, replies_by, run_once, wait_for
 from mta.namespace import free_port, private_dir
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 
 DEPLOY = REPO / "deploy"
 COMPOSE_DIR = DEPLOY / "compose"

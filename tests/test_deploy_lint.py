@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO
-from test_rules import needs_promtool, promtool
+from helpers import REPO, needs_promtool, promtool
 
 DEPLOY = REPO / "deploy"
 DOCKERFILES = [DEPLOY / "docker" / "Dockerfile", DEPLOY / "compose" / "postfix" / "Dockerfile"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, metric_by, replies_by, run_once, samples
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 
 from exporter.metrics import DEFAULT_MAX_REPLY_SERIES
 

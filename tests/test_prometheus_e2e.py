@@ -34,8 +34,8 @@ from exporter.providers import OTHER
 from exporter.replies import INBOUND, OUTBOUND, Delivery, Reply
 from helpers import REPO
 from prometheus_server import PROMETHEUS, PrometheusError, PrometheusServer
-from test_daemon_e2e import Exporter
-from test_queue import POSTQUEUE_J
+from daemontest import Exporter
+from queuedata import POSTQUEUE_J
 
 sys.path.insert(0, str(REPO / "deploy" / "prometheus"))
 from rules_for_tests import write_test_rules  # noqa: E402
@@ -404,7 +404,7 @@ def test_overview_panels_show_the_burst(run, dashboard_results):
     top = {(labels["direction"], labels.get("code", "")): labels for labels, _ in panels["Top reply codes"]}
     assert (OUTBOUND, code) in top and top[OUTBOUND, code].get("meaning"), top
     assert all(labels.get("version") for labels, _ in panels["Exporter versions"])
-    # The queue probe's listing (test_queue.POSTQUEUE_J): 2 deferred messages, 1 held.
+    # The queue probe's listing (queuedata.POSTQUEUE_J): 2 deferred messages, 1 held.
     assert values_by(panels["Queue by name"], "queue") == {
         "incoming": 0, "active": 0, "deferred": 2, "hold": 1, "maildrop": 0}
     ages = values_by(panels["Oldest message age by queue"], "queue")

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 from prometheus_client import CollectorRegistry
+from queuedata import POSTQUEUE_J
 
 from exporter.config import load_config
 from exporter.configcheck import ConfigError
@@ -31,18 +33,6 @@ def totals(found: dict[str, QueueTotals]) -> dict[str, tuple[int, int, float | N
 
 
 # -- readers --------------------------------------------------------------------
-
-POSTQUEUE_J = (
-    # As Postfix 3.7 prints them (the lab's), one per queue.
-    '{"queue_name": "deferred", "queue_id": "3BBBF172073", "arrival_time": 1773140000, "message_size": 250, '
-    '"forced_expire": false, "sender": "MAILER-DAEMON", "recipients": [{"address": "a@dead.test", '
-    '"delay_reason": "connect to 127.0.0.1[127.0.0.1]:1: Connection refused"}]}\n'
-    '{"queue_name": "deferred", "queue_id": "4CCCF172074", "arrival_time": 1773139000, "message_size": 1000, '
-    '"forced_expire": false, "sender": "", "recipients": [{"address": "b@dead.test"}]}\n'
-    '{"queue_name": "hold", "queue_id": "5DDDF172075", "arrival_time": 1773141000, "message_size": 7, '
-    '"forced_expire": false, "sender": "", "recipients": [{"address": "c@x.test"}]}\n'
-    "\n"
-)
 
 
 def test_postfix_listing_by_queue():
@@ -265,10 +255,7 @@ def test_a_hung_listing_is_killed_with_its_children_at_the_timeout(tmp_path):
     with pytest.raises(ProbeFailed, match="timed out after 0.5s"):
         list_queue(config)
     assert time.monotonic() - started < 3
-    deadline = time.monotonic() + 5
-    while any(alive(int(pid)) for pid in pids.read_text().split()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(int(pid)) for pid in pids.read_text().split())
+    assert wait_for(lambda: not any(alive(int(pid)) for pid in pids.read_text().split()), timeout=5)
 
 
 def test_output_of_another_command_fails_the_probe(tmp_path):
@@ -286,9 +273,7 @@ def test_the_thread_probes_on_its_interval_and_stops(tmp_path):
     runs = tmp_path / "runs"
     probe, registry = probe_for(tmp_path, f"echo run >> {runs}\n")
     probe.start()
-    deadline = time.monotonic() + 5
-    while (not runs.exists() or len(runs.read_text().split()) < 3) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: runs.exists() and len(runs.read_text().split()) >= 3, timeout=5)
     probe.stop()
     assert len(runs.read_text().split()) >= 3
     assert gauge(registry, "smtp_queue_probe_success") == 1

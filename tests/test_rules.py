@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PROMTOOL, REPO, needs_promtool
+from helpers import REPO, needs_promtool, promtool
 
 PROM = REPO / "deploy" / "prometheus"
 RULES_DIR = PROM / "rules"
@@ -24,13 +24,6 @@ THRESHOLDS_FILE = RULES_DIR / "smtp-reply-exporter.thresholds.yml"
 ALERTS_FILE = RULES_DIR / "smtp-reply-exporter.rules.yml"
 README = PROM / "README.md"
 SEVERITIES = {"critical", "warning"}
-
-
-def promtool(*args: str, cwd: Path | None = None) -> tuple[int, str]:
-    p = subprocess.run(
-        [PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
-    )
-    return p.returncode, f"$ promtool {' '.join(args)}\n{p.stdout}{p.stderr}"
 
 
 def load(path: Path) -> dict:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 from helpers import metric_by, wait_for
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 
 from exporter.source_progress import Position
 from exporter.state import State, load_state, parse_state, save_state
@@ -120,7 +120,8 @@ def test_the_daemon_starts_on_a_bad_state_file_and_counts_from_the_log(tmp_path,
     try:
         counted = wait_for(lambda: metric_by(exporter.scrape(), "smtp_replies_total", "code")[("550",)] == 5)
     finally:
-        assert exporter.stop() == 0
+        status = exporter.stop()
+    assert status == 0
     assert counted, exporter.errors()
     assert (tmp_path / "state.json.corrupt").read_text() == text
     assert exporter.errors().count("state.json is unusable") == 1

@@ -3,6 +3,8 @@
 The tests step the followers by hand and move a fake clock, so nothing sleeps.
 """
 
+import errno
+import logging
 import os
 import shutil
 
@@ -630,3 +632,79 @@ def test_a_log_starting_like_another_is_read_whole_also_across_a_restart(tmp_pat
     again.poll()
     again.poll()
     assert sorted(numbers(sink)) == [1, 3]
+
+
+def fail_once(monkeypatch, name, when=lambda *args: True):
+    """The next os.<name> call that `when` picks fails with EIO, as a failing
+    disk or an NFS server may make any read fail (a real EIO cannot be made here)."""
+    real = getattr(os, name)
+    pending = [True]
+
+    def failing(*args):
+        if pending and when(*args):
+            pending.clear()
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(*args)
+
+    monkeypatch.setattr(tailer.os, name, failing)
+
+
+def test_a_read_error_looking_for_a_truncation_is_counted_logged_once_and_read_past(tmp_path, monkeypatch, caplog):
+    log = tmp_path / "mail.log"
+    sink, clock = Collected(), Clock()
+    f = follower(log, sink, clock)
+    write(log, 1)
+    f.poll()
+    caplog.set_level(logging.WARNING, logger="exporter.tailer")
+    for n in (2, 3):
+        write(log, n)
+        fail_once(monkeypatch, "pread")  # the poll's first read: are the first bytes still ours?
+        f.poll()
+    assert f.stats.read_errors == 2
+    assert numbers(sink) == [1]
+    assert len(caplog.records) == 1  # once for the episode
+    f.poll()
+    assert numbers(sink) == [1, 2, 3]
+    fail_once(monkeypatch, "pread")
+    f.poll()
+    assert len(caplog.records) == 2  # a new episode is logged again
+
+
+def test_a_read_error_on_a_file_being_drained_does_not_stop_the_current_one(tmp_path, monkeypatch):
+    log, rotated = tmp_path / "mail.log", tmp_path / "mail.log.1"
+    sink, clock = Collected(), Clock()
+    f = follower(log, sink, clock)
+    write(log, 1)
+    f.poll()
+    os.rename(log, rotated)
+    write(log, 2)
+    f.poll()
+    write(rotated, 3)
+    write(log, 4)
+    fail_once(monkeypatch, "fstat")  # the poll's first fstat: has the drained file been written anew?
+    f.poll()
+    assert f.stats.read_errors == 1
+    assert 4 in numbers(sink)
+    f.poll()
+    assert sorted(numbers(sink)) == [1, 2, 3, 4]
+
+
+def test_a_read_error_telling_a_copy_from_its_original_leaves_no_descriptor_open(tmp_path, monkeypatch):
+    log, copy = tmp_path / "mail.log", tmp_path / "mail.log.1"
+    write(log, 1, 2)
+    sink, clock = Collected(), Clock()
+    source = glob_source(tmp_path, "mail.log*", sink, clock, from_beginning=True)
+    source.poll()
+    shutil.copyfile(log, copy)
+    open_fds = len(os.listdir("/proc/self/fd"))
+    # Only Ledger.look_up's comparison of the two files reads COPY_CHECK_BYTES.
+    fail_once(monkeypatch, "pread", when=lambda fd, size, offset: size == tailer.COPY_CHECK_BYTES)
+    source.poll()
+    assert source.followers[str(copy)].stats.read_errors == 1
+    assert len(os.listdir("/proc/self/fd")) == open_fds
+    os.truncate(log, 0)
+    write(log, 3)
+    for _ in range(3):
+        source.poll()
+        clock.now += 3
+    assert sorted(numbers(sink)) == [1, 2, 3]

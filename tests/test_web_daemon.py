@@ -17,13 +17,15 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from test_daemon_e2e import Exporter
+from daemontest import Exporter
 from webtest import PASSWORD, basic, client_context, request
 
 from exporter.web.connections import MAX_CONNECTIONS
 from exporter.web.server import listen_backlog
 from helpers import REPO, wait_for
 from mta.namespace import free_port
+
+pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
 
 BENCH_SCRAPE = REPO / "benchmarks" / "bench_scrape.py"
 
@@ -282,7 +284,8 @@ def test_stopping_when_the_state_cannot_be_saved_says_so(tmp_path, log):
         assert wait_for(lambda: (state_dir / "state.json").exists())
         shutil.rmtree(state_dir)  # the saves fail from now on
     finally:
-        assert exporter.stop() == 0
+        status = exporter.stop()
+    assert status == 0
     lines = exporter.errors().splitlines()
     assert " level=INFO " not in exporter.errors()  # --log.level warn
     assert " level=ERROR " in lines[-1]
@@ -292,7 +295,6 @@ def test_stopping_when_the_state_cannot_be_saved_says_so(tmp_path, log):
 
 # --- 20 concurrent scrapers -------------------------------------------------------
 
-@pytest.mark.slow
 def test_20_concurrent_scrapers_plain_and_tls(tmp_path, pki):
     result = subprocess.run(
         [sys.executable, str(BENCH_SCRAPE), "--seconds", "3", "--scrapers", "20", "--tmpdir", str(tmp_path)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import logging
 import re
 import socket
 import threading
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from helpers import wait_for
+from mta.namespace import free_port
 from webtest import fetch, request, running, write_config
 
 import exporter.web.handler
@@ -22,6 +24,7 @@ from exporter import __version__
 from exporter.config import Settings
 from exporter.web.address import DEFAULT_PORT, parse_listen_address
 from exporter.web.config import load_web_config
+from exporter.web.server import Listener
 
 
 def test_landing_page_names_the_exporter_and_links_to_the_metrics(registry):
@@ -149,6 +152,33 @@ def test_several_listen_addresses_and_stop(registry):
     for port in ports:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_failed_reload_that_cannot_listen_again_where_it_did_drops_that_address_and_says_so(
+        registry, monkeypatch, caplog):
+    lost_port, kept_port = free_port(), free_port()
+    in_use = socket.create_server(("127.0.0.1", 0))  # the new address cannot be listened on
+    taken = []
+    stop = Listener.stop
+
+    def stop_and_lose_the_port(listener):
+        stop(listener)
+        if listener.port == lost_port and not taken:  # another program takes it meanwhile
+            taken.append(socket.create_server(("127.0.0.1", lost_port)))
+
+    monkeypatch.setattr(Listener, "stop", stop_and_lose_the_port)
+    try:
+        with running(registry, addresses=(f"127.0.0.1:{lost_port}", f"127.0.0.1:{kept_port}")) as server:
+            with pytest.raises(OSError):
+                server.reconfigure([f"127.0.0.1:{in_use.getsockname()[1]}"], "/metrics", None)
+            assert taken, "the reload did not stop the old listeners to try again"
+            assert server.addresses == [f"127.0.0.1:{kept_port}"]
+            assert fetch(kept_port, "/metrics").status == 200
+    finally:
+        for sock in [in_use, *taken]:
+            sock.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and f"127.0.0.1:{lost_port}" in errors[0] and str(kept_port) not in errors[0], errors
 
 
 @pytest.mark.parametrize(("address", "parsed"), [

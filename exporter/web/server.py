@@ -174,7 +174,8 @@ class WebServer:
     def reconfigure(self, listen_addresses: Iterable[str], telemetry_path: str, config: WebConfig | None) -> None:
         """Listens on these addresses (keeping the sockets of those already
         listened on) and serves this path and web config. OSError if an
-        address cannot be listened on: then nothing has changed."""
+        address cannot be listened on: then nothing has changed, but for an
+        old address given up to try again and taken meanwhile (logged)."""
         wanted = list(listen_addresses)
         if self._systemd:
             if wanted != self._given_addresses:
@@ -204,11 +205,7 @@ class WebServer:
             try:
                 added = self._listen(missing)
             except OSError:
-                restored = self._listen(address for address, _ in gone)
-                back = iter(restored)
-                self._listeners = [next(back) if pair in gone else pair for pair in self._listeners]
-                for _, listener in restored:
-                    listener.start()
+                self._listen_again(gone)
                 raise
         self._stop(gone)
         new = iter(added)
@@ -218,6 +215,28 @@ class WebServer:
         if added or gone:
             log.info("listening on %s%s", ", ".join(self.addresses),
                      f" (no longer on {', '.join(address for address, _ in gone)})" if gone else "")
+
+    def _listen_again(self, stopped: list[tuple[str, Listener]]) -> None:
+        """After a reconfigure that failed: listen again where the stopped
+        listeners did. An address that cannot be listened on again (another
+        program took its port meanwhile) is dropped, and said to be lost."""
+        listeners: list[tuple[str, Listener]] = []
+        lost: list[str] = []
+        for pair in self._listeners:
+            if pair not in stopped:
+                listeners.append(pair)
+                continue
+            try:
+                [again] = self._listen([pair[0]])
+            except OSError as err:
+                lost.append(f"{pair[0]} ({err.strerror or err})")
+                continue
+            again[1].start()
+            listeners.append(again)
+        self._listeners = listeners
+        if lost:
+            log.error("the new listen addresses failed, and so did listening again on %s: no longer listening "
+                      "there%s", ", ".join(lost), "" if listeners else "; nothing is listening now")
 
     def _stop(self, listeners: Iterable[tuple[str, Listener]]) -> None:
         for _, listener in listeners:
