@@ -13,16 +13,31 @@ from helpers import samples, wait_for
 
 pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
 
-# A scrape takes about 5 ms here. On a shared, loaded machine the odd one
-# takes longer with or without a probe, so 95 % of them must answer within
-# the budget and none may come near the 1 s a scrape waiting for the probe
-# would take.
-SCRAPE_BUDGET = 0.050  # seconds
-SCRAPE_CEILING = 0.5
+# A scrape that waited for the probe would take up to its 1 s timeout; none
+# may come near that. How fast scrapes are (about 5 ms each on a quiet
+# machine) is printed, not judged: on a loaded one it is the load's figure.
+SCRAPE_CEILING = 0.5  # seconds
 
 
 def queue_samples(exposition: str) -> dict:
     return {key: value for key, value in samples(exposition).items() if key[0].startswith("smtp_queue")}
+
+
+def scrape_for(exporter: Exporter, seconds: float) -> tuple[list[float], list[dict]]:
+    """Scrape back to back for a while: each scrape's time (sorted), and its queue samples."""
+    took, seen = [], []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        body = exporter.scrape()
+        took.append(time.monotonic() - started)
+        seen.append(queue_samples(body))
+        time.sleep(0.02)
+    return sorted(took), seen
+
+
+def p95(took: list[float]) -> float:
+    return took[int(len(took) * 0.95)]
 
 
 def test_a_hung_probe_never_delays_metrics(tmp_path):
@@ -43,23 +58,16 @@ def test_a_hung_probe_never_delays_metrics(tmp_path):
         assert good[("smtp_queue_messages", (("queue", "deferred"),))] == 2
         assert good[("smtp_queue_messages", (("queue", "hold"),))] == 1
 
+        before, _ = scrape_for(exporter, 2)  # the probe still works: this machine's scrape times now
         hang.touch()  # from the next run on, the listing hangs past its timeout
-        took, seen_failure = [], None
-        deadline = time.monotonic() + 4  # several probe intervals and two timeouts
-        while time.monotonic() < deadline:
-            started = time.monotonic()
-            body = exporter.scrape()
-            took.append(time.monotonic() - started)
-            now = queue_samples(body)
-            if now[("smtp_queue_probe_success", ())] == 0:
-                seen_failure = now
-            time.sleep(0.02)
-        took.sort()
-        p95 = took[int(len(took) * 0.95)]
-        figures = f"{len(took)} scrapes while the probe hung: p95 {p95 * 1000:.1f} ms, slowest {took[-1] * 1000:.1f} ms"
+        took, seen = scrape_for(exporter, 4)  # several probe intervals and two timeouts
+        failures = [now for now in seen if now[("smtp_queue_probe_success", ())] == 0]
+        figures = (f"{len(took)} scrapes while the probe hung: p95 {p95(took) * 1000:.1f} ms, slowest "
+                   f"{took[-1] * 1000:.1f} ms; before it hung: p95 {p95(before) * 1000:.1f} ms")
         print("\n" + figures)
-        assert seen_failure is not None, "the hung probe never reported failure"
-        assert p95 < SCRAPE_BUDGET and took[-1] < SCRAPE_CEILING, figures
+        assert failures, "the hung probe never reported failure"
+        seen_failure = failures[-1]
+        assert took[-1] < SCRAPE_CEILING, figures
         # The last good listing stays; only success (and duration) changed.
         kept = {k: v for k, v in seen_failure.items() if k[0].startswith(("smtp_queue_messages", "smtp_queue_size"))}
         assert kept == {k: v for k, v in good.items() if k[0].startswith(("smtp_queue_messages", "smtp_queue_size"))}
