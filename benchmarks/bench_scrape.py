@@ -90,8 +90,10 @@ def scrape_for(port: int, ca: str | None, keep_alive: bool, start_at: float,
 
 
 class Daemon:
-    def __init__(self, port: int, workdir: Path, web_config: Path | None) -> None:
+    def __init__(self, port: int, workdir: Path, web_config: Path | None, config: Path | None = None) -> None:
         web = ["--web.config.file", str(web_config)] if web_config else []
+        if config is not None:
+            web += ["--config.file", str(config)]
         self.stderr = open(workdir / f"daemon-{port}.err", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "exporter", "--from-beginning", "--web.listen-address", f"127.0.0.1:{port}",
@@ -149,6 +151,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scrapers", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=10.0, help="per scheme and mode")
+    ap.add_argument("--hung-queue-probe", action="store_true",
+                    help="the daemon also runs a queue probe whose listing always hangs past its 1 s timeout "
+                         "(issue 13: scrapes must not wait for it)")
     ap.add_argument("--tmpdir", help="where the TLS material and the daemon's log go (default: a temporary directory)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
@@ -156,13 +161,18 @@ def main() -> int:
         cert, key = make_certificate(workdir)
         web_config = workdir / "web.yml"
         web_config.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
+        config = None
+        if args.hung_queue_probe:
+            config = workdir / "config.yml"
+            config.write_text("queue: {mta: postfix, command: [sleep, '600'], interval_seconds: 0.5, "
+                              "timeout_seconds: 1}\n")
         size = None
         clean = True
         print(f"{args.scrapers} scrapers, {args.seconds:g} s per run, {os.cpu_count()} CPUs; "
               f"the daemon follows {DEMO_LOG.relative_to(REPO)} from its beginning")
-        for scheme, config, ca in (("plain", None, None), ("tls", web_config, str(cert))):
+        for scheme, web, ca in (("plain", None, None), ("tls", web_config, str(cert))):
             port = free_port()
-            daemon = Daemon(port, workdir, config)
+            daemon = Daemon(port, workdir, web, config)
             try:
                 if size is None:
                     conn = connect(port, ca)

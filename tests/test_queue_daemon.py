@@ -13,10 +13,11 @@ from helpers import samples, wait_for
 
 pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
 
-# A scrape that waited for the probe would take up to its 1 s timeout; none
-# may come near that. How fast scrapes are (about 5 ms each on a quiet
-# machine) is printed, not judged: on a loaded one it is the load's figure.
-SCRAPE_CEILING = 0.5  # seconds
+# A scrape takes about 5 ms here (15 ms on a loaded machine). While the probe
+# hangs, 95 % of them must answer within the budget, and none may come near
+# the 1 s timeout a scrape waiting for the probe would take.
+SCRAPE_BUDGET = 0.050  # seconds
+SCRAPE_CEILING = 0.5
 
 
 def queue_samples(exposition: str) -> dict:
@@ -67,7 +68,7 @@ def test_a_hung_probe_never_delays_metrics(tmp_path):
         print("\n" + figures)
         assert failures, "the hung probe never reported failure"
         seen_failure = failures[-1]
-        assert took[-1] < SCRAPE_CEILING, figures
+        assert p95(took) < SCRAPE_BUDGET and took[-1] < SCRAPE_CEILING, figures
         # The last good listing stays; only success (and duration) changed.
         kept = {k: v for k, v in seen_failure.items() if k[0].startswith(("smtp_queue_messages", "smtp_queue_size"))}
         assert kept == {k: v for k, v in good.items() if k[0].startswith(("smtp_queue_messages", "smtp_queue_size"))}

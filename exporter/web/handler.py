@@ -34,6 +34,10 @@ _NOT_PASSED_ON = ("content-length", "connection", "transfer-encoding", "keep-ali
 
 class ConnectionHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The headers and the body go out in two writes: with Nagle's algorithm
+    # the body waits for the client's delayed ACK of the headers, 40 ms and
+    # more on every kept-alive scrape. Go's servers set TCP_NODELAY too.
+    disable_nagle_algorithm = True
     timeout = REQUEST_TIMEOUT  # applied to the connection by StreamRequestHandler.setup
     server: Listener
 
