@@ -10,7 +10,7 @@ Times are whole microseconds since the epoch (ints: a float cannot hold them
 exactly). A time without a zone is read in the zone given (the host's, or
 --timezone), through zoneinfo, so it is right on both sides of a DST change:
 in the hour that repeats when clocks go back, a line is taken as the second
-pass of that hour when the line before it already was past the first.
+pass of that hour when the line before it was already past it in the first.
 A classic stamp has no year: the first line's is the file's modification
 year (or the year before, when its date lies after the modification date),
 and it moves on by one where December turns into January inside the file.
@@ -25,6 +25,9 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 US = 1_000_000
+# In the hour that repeats when clocks go back, a time read as its first pass
+# that lies this much before the line before it is read as its second pass.
+FOLD_SLACK_US = 300 * US
 
 MONTHS = {name.encode(): n for n, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
@@ -105,9 +108,10 @@ class LineClock:
         if offset is None:
             return self._local(*fields, fraction)
         try:
-            seconds = calendar.timegm((*fields, 0, 0, 0))
-        except (ValueError, OverflowError):
+            datetime(*fields)  # timegm would take Feb 30 for Mar 2
+        except ValueError:
             return None
+        seconds = calendar.timegm((*fields, 0, 0, 0))
         return (seconds - _offset_seconds(offset)) * US + fraction
 
     def _classic_year(self, month: int, day: int) -> int:
@@ -129,8 +133,8 @@ class LineClock:
             return None
         t = int(first.timestamp()) * US + fraction
         second_pass = int(first.replace(fold=1).timestamp()) * US + fraction
-        if second_pass != t and self._last_us is not None and self._last_us - t > (second_pass - t) // 2:
-            t = second_pass  # the repeated hour, and the line before was past its first pass
+        if second_pass != t and self._last_us is not None and t < self._last_us - FOLD_SLACK_US:
+            t = second_pass  # the repeated hour, and the line before was already past this in its first pass
         self._last_us = t
         return t
 
