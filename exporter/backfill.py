@@ -43,6 +43,7 @@ from exporter.journal import entry_to_line
 from exporter.lines import LineBuffer
 from exporter.once import BLOCK_SIZE, UnreadableLog, _named_errors, open_log
 from exporter.parsers import Format, formats_for
+from exporter.rule_backfill import backfill_rules
 from exporter.scanner import LineScanner, Tally
 from exporter.timestamps import US, LineClock, bucket_of, local_zone, parse_duration, parse_when, zone_named
 
@@ -379,7 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "live exporter follows)")
     p.add_argument("--output", metavar="FILE", help="where to write the OpenMetrics text (default: stdout)")
     p.add_argument("--tsdb", metavar="DIR",
-                   help="also run `promtool tsdb create-blocks-from openmetrics` into DIR")
+                   help="also make TSDB blocks in DIR (a new directory, not a running Prometheus's) with "
+                   "`promtool tsdb create-blocks-from openmetrics`; move them into Prometheus's data directory")
+    p.add_argument("--rules", action="append", default=[], metavar="FILE",
+                   help="with --tsdb: also backfill the recording rules of FILE (repeatable) over the same "
+                   "range, level by level, through a private `prometheus` on DIR")
     p.add_argument("--config", metavar="FILE", help="the exporter's YAML config (formats, providers, reasons)")
     p.add_argument("--format", metavar="NAME", help="log format: auto (default), postfix, exim, ...")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr (warnings still)")
@@ -418,8 +423,8 @@ def options_from(args: argparse.Namespace, now: float) -> Options:
 
 
 def run(opts: Options, out_path: str | None, source: str | None,
-        warn: Callable[[str], None], progress: Callable[[str], None]) -> int:
-    """Read the files, write the OpenMetrics text; the number of samples written."""
+        warn: Callable[[str], None], progress: Callable[[str], None]) -> tuple[float, float]:
+    """Read the files, write the OpenMetrics text; the times of its first and last samples."""
     files = order_files(opts.files, opts.zone, warn)
     if not files:
         raise ValueError("no file with readable times to backfill")
@@ -443,7 +448,9 @@ def run(opts: Options, out_path: str | None, source: str | None,
             samples = history.write_openmetrics(out, opts.step_seconds, end_step, end_time, opts.labels)
         progress(f"wrote {samples:,} samples of {len(history.first_step):,} series "
                  f"({history.records:,} changes) to {out_path or 'stdout'}")
-        return samples
+        assert history.first is not None
+        first = (history.first - 1) * opts.step_seconds
+        return first, end_step * opts.step_seconds if end_time is None else end_time
     finally:
         history.close()
 
@@ -496,6 +503,9 @@ def main(argv: list[str], now: float | None = None) -> int:
     except ValueError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
+    if args.rules and not args.tsdb:
+        print(f"{PROG}: --rules needs --tsdb", file=sys.stderr)
+        return 2
     out_path = args.output
     scratch = None
     if args.tsdb and not out_path:
@@ -503,10 +513,13 @@ def main(argv: list[str], now: float | None = None) -> int:
         scratch.close()
         out_path = scratch.name
     try:
-        run(opts, out_path, args.source, warn, progress)
+        first, last = run(opts, out_path, args.source, warn, progress)
         if args.tsdb:
-            return _create_blocks(out_path, args.tsdb, progress)
-    except (UnreadableLog, OSError) as err:
+            status = _create_blocks(out_path, args.tsdb, progress)
+            if status == 0 and args.rules:
+                backfill_rules(args.rules, args.tsdb, first, last, opts.step_seconds, progress)
+            return status
+    except (UnreadableLog, OSError, subprocess.CalledProcessError, RuntimeError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1
     except ValueError as err:
