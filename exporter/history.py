@@ -5,7 +5,8 @@ Here they become series of the exporter's counters: the sample at step t of
 a series holds everything counted at or before t. A series gets a 0 sample
 one step before its first count (so increase() and rate() see that count)
 and a sample at every step from then to the end (so no query finds it stale
-in the middle).
+in the middle). The series the exporter shows at 0 from its start are there
+from the first step.
 
 OpenMetrics wants each series' samples together (series may not interleave,
 nor may families), while the log comes in time order. Memory must not grow
@@ -41,6 +42,8 @@ from exporter.metrics import (
     TRUNCATED,
     MetricDef,
 )
+from exporter.providers import OTHER
+from exporter.replies import DELIVERY_STATUSES
 from exporter.scanner import Tally
 
 # Lines whose time could not be read (they take the time of the line before).
@@ -92,6 +95,7 @@ class History:
         assert self.last is None or step > self.last, (step, self.last)
         if self.first is None:
             self.first = step
+            self._zero_series(step)
         self.last = step
         counts = tally.counts
         overflow = counts.overflow
@@ -115,15 +119,31 @@ class History:
         self._count(UNTIMED, source, step, lines["untimed"])
         self._count(LABEL_OVERFLOW, (), step, overflow)
 
-    def _count(self, metric: MetricDef, key: tuple[str, ...], step: int, n: int) -> None:
-        if not n:
-            return
+    def _zero_series(self, step: int) -> None:
+        """The series the exporter shows at 0 before their first count (its
+        line counters, the overflow counter, deliveries to `other`), so
+        rules and dashboards that read them find them here too."""
+        source = (self.source,)
+        keys = [(LINES, (self.source, result)) for result in LINE_RESULTS]
+        keys += [(metric, source) for metric in (READ_BYTES, TRUNCATED, INVALID_UTF8, UNTIMED)]
+        keys += [(DELIVERIES, (status, OTHER)) for status in DELIVERY_STATUSES]
+        keys.append((LABEL_OVERFLOW, ()))
+        for metric, key in keys:
+            self._series(metric, key, step)
+
+    def _series(self, metric: MetricDef, key: tuple[str, ...], step: int) -> int:
         ids = self.ids[metric]
         sid = ids.get(key)
         if sid is None:
             sid = ids[key] = len(self.first_step)
             self.first_step.append(step)
             self.changes.append(0)
+        return sid
+
+    def _count(self, metric: MetricDef, key: tuple[str, ...], step: int, n: int) -> None:
+        if not n:
+            return
+        sid = self._series(metric, key, step)
         self.changes[sid] += 1
         self._pending.append(_RECORD.pack(sid, step, n))
         if len(self._pending) >= _SPILL_BUFFER:

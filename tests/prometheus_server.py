@@ -1,5 +1,6 @@
 """A real Prometheus server for tests: one process on 127.0.0.1 with its own
-storage directory, scraping given targets and loading given rule files.
+storage directory, scraping given targets and loading given rule files (or serving a data
+directory made beforehand: data_dir).
 
     prom = PrometheusServer(tmp_path, job="smtp-reply-exporter",
                             targets=["127.0.0.1:10925"], rule_files=paths)
@@ -47,6 +48,7 @@ class PrometheusServer:
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
         start_timeout: float = 30,
+        data_dir: Path | None = None,
     ) -> None:
         if PROMETHEUS is None:
             raise RuntimeError("prometheus is not installed")
@@ -66,7 +68,7 @@ class PrometheusServer:
             [
                 PROMETHEUS,
                 f"--config.file={config_file}",
-                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--storage.tsdb.path={data_dir or self.dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
             stdout=self.log, stderr=subprocess.STDOUT,
