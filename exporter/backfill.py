@@ -348,7 +348,8 @@ def _labels(values: list[str]) -> dict[str, str]:
     for text in values:
         m = _LABEL.fullmatch(text)
         if m is None or m[1].startswith("__"):
-            raise ValueError(f"--label {text!r}: give NAME=VALUE, NAME a Prometheus label name (job=smtp-reply-exporter)")
+            raise ValueError(f"--label {text!r}: give NAME=VALUE, NAME a Prometheus label name "
+                             "(job=smtp-reply-exporter)")
         labels[m[1]] = m[2]
     return labels
 

@@ -23,7 +23,7 @@ import platform
 import struct
 import tempfile
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from exporter import __version__, codes
@@ -124,7 +124,7 @@ class History:
         line counters, the overflow counter, deliveries to `other`), so
         rules and dashboards that read them find them here too."""
         source = (self.source,)
-        keys = [(LINES, (self.source, result)) for result in LINE_RESULTS]
+        keys: list[tuple[MetricDef, tuple[str, ...]]] = [(LINES, (self.source, result)) for result in LINE_RESULTS]
         keys += [(metric, source) for metric in (READ_BYTES, TRUNCATED, INVALID_UTF8, UNTIMED)]
         keys += [(DELIVERIES, (status, OTHER)) for status in DELIVERY_STATUSES]
         keys.append((LABEL_OVERFLOW, ()))
@@ -226,13 +226,13 @@ class History:
         out.write("# EOF\n")
         return samples
 
-    def _write_gauges(self, out: IO[str], steps: range, stamp, extra_names: tuple[str, ...],  # noqa: ANN001
-                      extra_values: tuple[str, ...]) -> int:
+    def _write_gauges(self, out: IO[str], steps: range, stamp: Callable[[int], str],
+                      extra_names: tuple[str, ...], extra_values: tuple[str, ...]) -> int:
         """The gauges the dashboards and rules join with, set to 1 at every step:
         smtp_exporter_build_info, and the *_info of every code the log holds."""
         seen_codes = {key[1] for key in self.ids[REPLIES]}
         seen_enhanced = {key[3] for key in self.ids[REPLIES]}
-        series = {
+        series: dict[MetricDef, list[tuple[str, ...]]] = {
             REPLY_CODE_INFO: [row for row in codes.iter_reply_codes() if row[0] in seen_codes],
             ENHANCED_STATUS_INFO: [row for row in codes.iter_enhanced_codes() if row[0] in seen_enhanced],
             BUILD_INFO: [(__version__, platform.python_version())],
