@@ -71,28 +71,39 @@ class _Prometheus:
             [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
              f"--web.listen-address={self.url[len('http://'):]}", "--storage.tsdb.retention.time=100y"],
             stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"prometheus on {data_dir} did not start; see {work / 'prometheus.log'}")
-            time.sleep(0.1)
+        if not wait_ready(self.url, self.proc, 60):
+            self.stop()
+            raise RuntimeError(f"prometheus on {data_dir} did not start; see {work / 'prometheus.log'}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait until the Prometheus at url answers /-/ready; False if proc exits or timeout passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM (a Prometheus then closes its TSDB cleanly), SIGKILL after timeout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def backfill_rules(rule_files: list[str], data_dir: str, start: float, end: float, eval_seconds: int,
