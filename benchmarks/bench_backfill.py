@@ -98,7 +98,7 @@ def _span_days(log: str) -> float:
         first = clock.time_us(f.readline())
         f.seek(max(0, os.path.getsize(log) - 4096))
         last_line = f.read().splitlines()[-1]
-    last = LineClock(timezone.utc, os.stat(log).st_mtime).time_us(last_line)
+    last = clock.time_us(last_line)  # the same clock: the year carries on from the first line
     return ((last or 0) - (first or 0)) / 86400e6
 
 
