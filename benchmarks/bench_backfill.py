@@ -34,8 +34,9 @@ MB = 1024 * 1024
 
 
 def backfill(log: str, out: str, workdir: str, name: str, timeout: float) -> bench_once.Run:
-    cmd = [sys.executable, "-m", "exporter", "backfill", "--timezone", "UTC", "--label", "job=smtp-reply-exporter",
-           "--label", "instance=bench:10925", "--output", out, log]
+    # The generator writes local time at +01:00 (classic stamps) beside RFC 3339 ones: Europe/Berlin in winter.
+    cmd = [sys.executable, "-m", "exporter", "backfill", "--timezone", "Europe/Berlin",
+           "--label", "job=smtp-reply-exporter", "--label", "instance=bench:10925", "--output", out, log]
     return bench_once.measure(name, cmd, str(REPO), workdir, 0, timeout)
 
 
@@ -48,6 +49,9 @@ def report(run: bench_once.Run, lines: int, out: str) -> None:
     print(f"  memory         : peak RSS {run.maxrss_kb / 1024:.1f} MB")
     print(f"  output         : {os.path.getsize(out) / MB:,.1f} MB"
           + (f", {written[1]} samples of {written[2]} series ({written[3]} changes spilled)" if written else ""))
+    for line in run.stderr_tail.splitlines():
+        if "warning:" in line:
+            print(f"  {line}")
 
 
 def main(argv: list[str] | None = None) -> int:
