@@ -59,7 +59,8 @@ GAUGES = (REPLY_CODE_INFO, ENHANCED_STATUS_INFO, BUILD_INFO)
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
 
 _RECORD = struct.Struct("<Iqq")  # series id, step index, increment
-PASS_RECORDS = 1 << 20  # changes held in memory at once when writing (16 bytes each)
+PASS_RECORDS = 1 << 18  # changes held in memory at once when writing (16 bytes each)
+_WRITE_LINES = 4096  # samples formatted before a write
 _SPILL_BUFFER = 4096  # records packed before a write to the temporary file
 
 
@@ -219,6 +220,10 @@ class History:
                         value += increments[i]
                         i += 1
                     lines.append(f"{prefix}{value} {stamp(step)}\n")
+                    if len(lines) >= _WRITE_LINES:  # a long history's series is not held whole
+                        out.write("".join(lines))
+                        samples += len(lines)
+                        lines.clear()
                 out.write("".join(lines))
                 samples += len(lines)
         if self.first is not None:
