@@ -24,6 +24,7 @@ import struct
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import IO
 
 from exporter import __version__, codes
@@ -213,19 +214,8 @@ class History:
                 steps, increments = changes.pop(sid)
                 prefix = (f"{metric.sample_name}{{"
                           f"{label_text(metric.labels + extra_names, key + extra_values)}}} ")
-                value, i, n_changes = 0, 0, len(steps)
-                lines = []
-                for step in range(self.first_step[sid] - 1, end_step + 1):
-                    if i < n_changes and steps[i] == step:
-                        value += increments[i]
-                        i += 1
-                    lines.append(f"{prefix}{value} {stamp(step)}\n")
-                    if len(lines) >= _WRITE_LINES:  # a long history's series is not held whole
-                        out.write("".join(lines))
-                        samples += len(lines)
-                        lines.clear()
-                out.write("".join(lines))
-                samples += len(lines)
+                samples += _write_lines(out, _counter_lines(prefix, steps, increments,
+                                                            range(self.first_step[sid] - 1, end_step + 1), stamp))
         if self.first is not None:
             samples += self._write_gauges(out, range(self.first - 1, end_step + 1), stamp, extra_names, extra_values)
         out.write("# EOF\n")
@@ -242,15 +232,33 @@ class History:
             ENHANCED_STATUS_INFO: [row for row in codes.iter_enhanced_codes() if row[0] in seen_enhanced],
             BUILD_INFO: [(__version__, platform.python_version())],
         }
-        stamps = [stamp(step) for step in steps]
         samples = 0
         for metric in GAUGES:
             _header(out, metric)
             for values in series[metric]:
                 prefix = f"{metric.sample_name}{{{label_text(metric.labels + extra_names, values + extra_values)}}} 1 "
-                out.write("".join(f"{prefix}{t}\n" for t in stamps))
-                samples += len(stamps)
+                samples += _write_lines(out, (f"{prefix}{stamp(step)}\n" for step in steps))
         return samples
+
+
+def _counter_lines(prefix: str, steps: array, increments: array, every: range,
+                   stamp: Callable[[int], str]) -> Iterator[str]:
+    """A counter's sample at every step of every: its running total of increments up to that step."""
+    value, i, n_changes = 0, 0, len(steps)
+    for step in every:
+        if i < n_changes and steps[i] == step:
+            value += increments[i]
+            i += 1
+        yield f"{prefix}{value} {stamp(step)}\n"
+
+
+def _write_lines(out: IO[str], lines: Iterator[str]) -> int:
+    """Write lines a few thousand at a time (a long history's series is never held whole); how many."""
+    written = 0
+    while chunk := list(islice(lines, _WRITE_LINES)):
+        out.write("".join(chunk))
+        written += len(chunk)
+    return written
 
 
 def _header(out: IO[str], metric: MetricDef) -> None:
