@@ -268,3 +268,12 @@ def test_output_is_the_same_read_back_in_many_passes_and_written_in_pieces(monke
     monkeypatch.setattr(history, "_WRITE_LINES", 5)
     assert openmetrics() == whole
     assert len(read_series(whole)) > 10
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_and_prints_its_figures(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_backfill.py"), "--lines", "5000",
+                             "--tmpdir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("peak RSS") == 2 and "samples of" in result.stdout, result.stdout
+    assert "warning" not in result.stdout  # the log read in the zone it was written in
