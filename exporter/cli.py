@@ -160,6 +160,11 @@ def daemon_config(args: argparse.Namespace) -> tuple[Settings, WebConfig | None]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["backfill"]:
+        from exporter import backfill  # a subcommand of its own, with its own flags
+
+        return backfill.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format)

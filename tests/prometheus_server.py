@@ -1,5 +1,6 @@
 """A real Prometheus server for tests: one process on 127.0.0.1 with its own
-storage directory, scraping given targets and loading given rule files.
+storage directory, scraping given targets and loading given rule files (or serving a data
+directory made beforehand: data_dir).
 
     prom = PrometheusServer(tmp_path, job="smtp-reply-exporter",
                             targets=["127.0.0.1:10925"], rule_files=paths)
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from exporter.rule_backfill import stop_process, wait_ready
 from mta.namespace import free_port
 
 PROMETHEUS = shutil.which("prometheus")
@@ -47,6 +47,7 @@ class PrometheusServer:
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
         start_timeout: float = 30,
+        data_dir: Path | None = None,
     ) -> None:
         if PROMETHEUS is None:
             raise RuntimeError("prometheus is not installed")
@@ -66,23 +67,14 @@ class PrometheusServer:
             [
                 PROMETHEUS,
                 f"--config.file={config_file}",
-                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--storage.tsdb.path={data_dir or self.dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + start_timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("prometheus did not become ready:\n" + self.log_text())
-            time.sleep(0.1)
+        if not wait_ready(self.url, self.proc, start_timeout):
+            self.stop()
+            raise RuntimeError("prometheus did not become ready:\n" + self.log_text())
 
     def api(self, path: str, **params) -> dict | list:
         """GET /api/v1/PATH; the `data` of a success, else PrometheusError.
@@ -120,11 +112,5 @@ class PrometheusServer:
         return (self.dir / "prometheus.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=20)
         self.log.close()

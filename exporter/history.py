@@ -1,0 +1,265 @@
+"""Counts by time step into counter series, written as timestamped OpenMetrics.
+
+The reader hands over one Tally per step (the lines logged in (t - step, t]).
+Here they become series of the exporter's counters: the sample at step t of
+a series holds everything counted at or before t. A series gets a 0 sample
+one step before its first count (so increase() and rate() see that count)
+and a sample at every step from then to the end (so no query finds it stale
+in the middle). The series the exporter shows at 0 from its start are there
+from the first step.
+
+OpenMetrics wants each series' samples together (series may not interleave,
+nor may families), while the log comes in time order. Memory must not grow
+with the length of the history, so each step's changes go to a temporary
+file as fixed-size records (series, step, increment) and only the series'
+running totals stay in memory. Writing reads that file back once per group
+of series, a group being as many series as have at most PASS_RECORDS
+changes between them, and writes each series of the group whole.
+"""
+
+from __future__ import annotations
+
+import platform
+import struct
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import IO
+
+from exporter import __version__, codes
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, capped_reply_key
+from exporter.metrics import (
+    BUILD_INFO,
+    DELIVERIES,
+    ENHANCED_STATUS_INFO,
+    INVALID_UTF8,
+    LABEL_OVERFLOW,
+    LINES,
+    READ_BYTES,
+    REASONS,
+    REPLIES,
+    REPLY_CODE_INFO,
+    TRUNCATED,
+    MetricDef,
+)
+from exporter.providers import OTHER
+from exporter.replies import DELIVERY_STATUSES
+from exporter.scanner import Tally
+
+# Lines whose time could not be read (they take the time of the line before).
+UNTIMED = MetricDef(
+    "counter",
+    "smtp_exporter_backfill_untimed_lines",
+    "Lines of backfilled logs without a readable time stamp; each was counted at the time of the line before it.",
+    ("source",),
+)
+# Exposition order: the log's counters, then the gauges the dashboards join.
+COUNTERS = (REPLIES, REASONS, DELIVERIES, LINES, READ_BYTES, TRUNCATED, INVALID_UTF8, LABEL_OVERFLOW, UNTIMED)
+GAUGES = (REPLY_CODE_INFO, ENHANCED_STATUS_INFO, BUILD_INFO)
+LINE_RESULTS = ("matched", "ignored", "unrecognized")
+
+_RECORD = struct.Struct("<Iqq")  # series id, step index, increment
+PASS_RECORDS = 1 << 18  # changes held in memory at once when writing (16 bytes each)
+_WRITE_LINES = 4096  # samples formatted before a write
+_SPILL_BUFFER = 4096  # records packed before a write to the temporary file
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def label_text(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    return ",".join(f'{name}="{_escape(value)}"' for name, value in zip(names, values, strict=True))
+
+
+class History:
+    """Running totals of every series, their first step, and their changes
+    spilled to a temporary file."""
+
+    def __init__(self, source: str, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES,
+                 spill_dir: str | None = None) -> None:
+        self.source = source
+        self.max_reply_series = max_reply_series
+        # Per metric: label values -> series id. The replies' dict is also
+        # what the series cap counts, as the metrics' children are.
+        self.ids: dict[MetricDef, dict[tuple[str, ...], int]] = {d: {} for d in COUNTERS}
+        self.first_step = array("q")  # by series id
+        self.changes = array("q")  # by series id: records in the spill file
+        self.first: int | None = None  # the first step committed
+        self.last: int | None = None  # the last step committed
+        self._spill = tempfile.TemporaryFile(dir=spill_dir, prefix="smtp-reply-backfill-")
+        self._pending: list[bytes] = []
+        self.records = 0
+
+    def commit(self, step: int, tally: Tally) -> None:
+        """Add one step's tally; steps come in increasing order."""
+        assert self.last is None or step > self.last, (step, self.last)
+        if self.first is None:
+            self.first = step
+            self._zero_series(step)
+        self.last = step
+        counts = tally.counts
+        overflow = counts.overflow
+        replies = self.ids[REPLIES]
+        for key, n in counts.replies.items():
+            key, folded = capped_reply_key(key, replies, self.max_reply_series)
+            if folded:
+                overflow += n
+            self._count(REPLIES, key, step, n)
+        for key, n in counts.reasons.items():
+            self._count(REASONS, key, step, n)
+        for key, n in counts.deliveries.items():
+            self._count(DELIVERIES, key, step, n)
+        source = (self.source,)
+        lines = tally.lines
+        for result in LINE_RESULTS:
+            self._count(LINES, (self.source, result), step, lines[result])
+        self._count(READ_BYTES, source, step, tally.nbytes)
+        self._count(TRUNCATED, source, step, lines["truncated"])
+        self._count(INVALID_UTF8, source, step, lines["invalid_utf8"])
+        self._count(UNTIMED, source, step, lines["untimed"])
+        self._count(LABEL_OVERFLOW, (), step, overflow)
+
+    def _zero_series(self, step: int) -> None:
+        """The series the exporter shows at 0 before their first count (its
+        line counters, the overflow counter, deliveries to `other`), so
+        rules and dashboards that read them find them here too."""
+        source = (self.source,)
+        keys: list[tuple[MetricDef, tuple[str, ...]]] = [(LINES, (self.source, result)) for result in LINE_RESULTS]
+        keys += [(metric, source) for metric in (READ_BYTES, TRUNCATED, INVALID_UTF8, UNTIMED)]
+        keys += [(DELIVERIES, (status, OTHER)) for status in DELIVERY_STATUSES]
+        keys.append((LABEL_OVERFLOW, ()))
+        for metric, key in keys:
+            self._series(metric, key, step)
+
+    def _series(self, metric: MetricDef, key: tuple[str, ...], step: int) -> int:
+        ids = self.ids[metric]
+        sid = ids.get(key)
+        if sid is None:
+            sid = ids[key] = len(self.first_step)
+            self.first_step.append(step)
+            self.changes.append(0)
+        return sid
+
+    def _count(self, metric: MetricDef, key: tuple[str, ...], step: int, n: int) -> None:
+        if not n:
+            return
+        sid = self._series(metric, key, step)
+        self.changes[sid] += 1
+        self._pending.append(_RECORD.pack(sid, step, n))
+        if len(self._pending) >= _SPILL_BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._spill.write(b"".join(self._pending))
+        self.records += len(self._pending)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self._spill.close()
+
+    def _changes_of(self, group: list[int]) -> dict[int, tuple[array, array]]:
+        """The (steps, increments) of each series in group, read back from the spill file."""
+        wanted: dict[int, tuple[array, array]] = {sid: (array("q"), array("q")) for sid in group}
+        self._spill.seek(0)
+        read = self._spill.read
+        while chunk := read(_RECORD.size * 65536):
+            for sid, step, n in _RECORD.iter_unpack(chunk):
+                found = wanted.get(sid)
+                if found is not None:
+                    found[0].append(step)
+                    found[1].append(n)
+        return wanted
+
+    def _groups(self, order: list[int]) -> Iterator[list[int]]:
+        group: list[int] = []
+        held = 0
+        for sid in order:
+            if group and held + self.changes[sid] > PASS_RECORDS:
+                yield group
+                group, held = [], 0
+            group.append(sid)
+            held += self.changes[sid]
+        if group:
+            yield group
+
+    def write_openmetrics(self, out: IO[str], step_seconds: int, end_step: int, end_time: float | None,
+                          extra_labels: dict[str, str]) -> int:
+        """Write every series from its first step to end_step (the last
+        sample at end_time instead when given), then the info gauges over
+        the whole range, then "# EOF". Returns the number of samples."""
+        self._flush()
+        extra_names, extra_values = tuple(extra_labels), tuple(extra_labels.values())
+
+        def stamp(step: int) -> str:
+            if step == end_step and end_time is not None:
+                return f"{end_time:.3f}".rstrip("0").rstrip(".")
+            return str(step * step_seconds)
+
+        # Series in output order: by metric, then by label values.
+        order: list[tuple[MetricDef, tuple[str, ...], int]] = []
+        for metric in COUNTERS:
+            order += [(metric, key, sid) for key, sid in sorted(self.ids[metric].items())]
+        where = {sid: (metric, key) for metric, key, sid in order}
+        samples = 0
+        written: set[MetricDef] = set()
+        for group in self._groups([sid for _, _, sid in order]):
+            changes = self._changes_of(group)
+            for sid in group:
+                metric, key = where[sid]
+                if metric not in written:
+                    written.add(metric)
+                    _header(out, metric)
+                steps, increments = changes.pop(sid)
+                prefix = (f"{metric.sample_name}{{"
+                          f"{label_text(metric.labels + extra_names, key + extra_values)}}} ")
+                samples += _write_lines(out, _counter_lines(prefix, steps, increments,
+                                                            range(self.first_step[sid] - 1, end_step + 1), stamp))
+        if self.first is not None:
+            samples += self._write_gauges(out, range(self.first - 1, end_step + 1), stamp, extra_names, extra_values)
+        out.write("# EOF\n")
+        return samples
+
+    def _write_gauges(self, out: IO[str], steps: range, stamp: Callable[[int], str],
+                      extra_names: tuple[str, ...], extra_values: tuple[str, ...]) -> int:
+        """The gauges the dashboards and rules join with, set to 1 at every step:
+        smtp_exporter_build_info, and the *_info of every code the log holds."""
+        seen_codes = {key[1] for key in self.ids[REPLIES]}
+        seen_enhanced = {key[3] for key in self.ids[REPLIES]}
+        series: dict[MetricDef, list[tuple[str, ...]]] = {
+            REPLY_CODE_INFO: [row for row in codes.iter_reply_codes() if row[0] in seen_codes],
+            ENHANCED_STATUS_INFO: [row for row in codes.iter_enhanced_codes() if row[0] in seen_enhanced],
+            BUILD_INFO: [(__version__, platform.python_version())],
+        }
+        samples = 0
+        for metric in GAUGES:
+            _header(out, metric)
+            for values in series[metric]:
+                prefix = f"{metric.sample_name}{{{label_text(metric.labels + extra_names, values + extra_values)}}} 1 "
+                samples += _write_lines(out, (f"{prefix}{stamp(step)}\n" for step in steps))
+        return samples
+
+
+def _counter_lines(prefix: str, steps: array, increments: array, every: range,
+                   stamp: Callable[[int], str]) -> Iterator[str]:
+    """A counter's sample at every step of every: its running total of increments up to that step."""
+    value, i, n_changes = 0, 0, len(steps)
+    for step in every:
+        if i < n_changes and steps[i] == step:
+            value += increments[i]
+            i += 1
+        yield f"{prefix}{value} {stamp(step)}\n"
+
+
+def _write_lines(out: IO[str], lines: Iterator[str]) -> int:
+    """Write lines a few thousand at a time (a long history's series is never held whole); how many."""
+    written = 0
+    while chunk := list(islice(lines, _WRITE_LINES)):
+        out.write("".join(chunk))
+        written += len(chunk)
+    return written
+
+
+def _header(out: IO[str], metric: MetricDef) -> None:
+    out.write(f"# TYPE {metric.name} {metric.kind}\n# HELP {metric.name} {_escape(metric.documentation)}\n")
