@@ -121,6 +121,11 @@ CASES = [
     ("AUTH PLAIN credentials are not logged",
      SYSLOG + SID + 'smtp failed-command command="AUTH PLAIN (...)" result="535 Authentication failed"',
      [inb("535", "", "auth")]),
+    ("AUTH LOGIN password refused (the failed-command line is the reply)",
+     SYSLOG + SID + 'smtp failed-command command="AUTH LOGIN (password)" result="535 Authentication failed"',
+     [inb("535", "", "auth")]),
+    ("the authentication line about the same attempt counts nothing",
+     SYSLOG + SID + "smtp authentication user=admin result=permfail", []),
     ("STARTTLS", SYSLOG + SID + 'smtp failed-command command="STARTTLS" result="503 5.5.1 Invalid command: '
      'Command not supported"', [inb("503", "5.5.1", "starttls")]),
     ("VRFY", SYSLOG + SID + 'smtp failed-command command="VRFY root" result="500 5.5.1 Invalid command: '

@@ -32,7 +32,10 @@ _HOST_VERBS = (" said: ", "refused to talk to me: ", "refused to start TLS: ")
 # Substrings present in every line that can yield an event. The scanner only
 # hands lines holding one of them to parse(), which keeps the common lines
 # (connect, qmgr, cleanup message-id, TLS chatter) off the Python path.
-TRIGGERS = ("status=", *_HOST_VERBS, "reject: ", "proxy-accept: ")
+# smtpd's "warning: H[ip]: SASL LOGIN authentication failed: ..." logs the
+# reply it sent to a client whose AUTH it refused.
+_SASL_FAILED = " authentication failed: "
+TRIGGERS = ("status=", *_HOST_VERBS, "reject: ", "proxy-accept: ", _SASL_FAILED)
 
 
 
@@ -98,6 +101,10 @@ def parse(line: str) -> Sequence[Event] | None:
     if daemon in _OUTBOUND_DAEMONS:
         return _outbound(message)
     if daemon in _INBOUND_DAEMONS:
+        if message.startswith("warning: "):
+            failure = _sasl_failure(message)
+            if failure is not None:
+                return failure
         return _inbound_reject(message, cleanup=False)
     if daemon == "cleanup":
         return _inbound_reject(message, cleanup=True)
@@ -251,6 +258,36 @@ def _qmgr(message: str) -> list[Delivery]:
     if ", status=expired" in message or ", status=force-expired" in message:
         return [Delivery("expired")]
     return []
+
+
+# The reply smtpd sent for a refused AUTH ("535 5.7.8 Error: authentication
+# failed: WHY") is logged without its code. A temporary failure ("454 4.7.0
+# Temporary authentication failure: WHY") is logged alike; the one WHY that
+# marks it is Postfix's own when its Dovecot SASL server went away.
+_SASL_FAILURE = Reply(INBOUND, "", "5xx", "", "auth", "", "SASL authentication failed")
+_SASL_TEMPORARY = _SASL_FAILURE._replace(reply_class="4xx")
+_SASL_SERVER_LOST = "Connection lost to authentication server"
+
+
+def _sasl_failure(message: str) -> list[Reply] | None:
+    """"warning: H[ip]: SASL LOGIN authentication failed: WHY[, sasl_username=u]"
+    (also "H[ip]:port: " with smtpd_client_port_logging), or None.
+
+    The SASL library's own warnings about the same attempt ("warning: SASL
+    authentication failure: ...", "warning: SASL authentication problem: ...")
+    name no client and count nothing, so an attempt counts once.
+    """
+    sasl = message.find(": SASL ", 9)
+    if sasl < 0:
+        return None
+    close = message.rfind("]", 9, sasl)
+    if close < 0 or (sasl > close + 1 and not (message[close + 1] == ":" and message[close + 2 : sasl].isdigit())):
+        return None
+    mechanism_end = message.find(" ", sasl + 7)
+    if mechanism_end < 0 or not message.startswith(_SASL_FAILED, mechanism_end):
+        return None
+    why = message[mechanism_end + len(_SASL_FAILED) :]
+    return [_SASL_TEMPORARY if why.startswith(_SASL_SERVER_LOST) else _SASL_FAILURE]
 
 
 def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:

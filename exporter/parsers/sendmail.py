@@ -28,7 +28,8 @@ Inbound: ruleset rejects (`ruleset=check_rcpt, arg1=.., relay=.., reject=550
 reject=...`), and unknown local recipients, which Sendmail logs without the
 code it sent (`<r>... User unknown` for `550 5.1.1`): counted with code ""
 and class 5xx. `lost input channel`, `did not issue MAIL/EXPN/VRFY/ETRN` and
-`VRFY x [rejected]` carry no reply.
+`VRFY x [rejected]` carry no reply. A refused AUTH is logged as `AUTH failure
+(MECH): ...` without the `535` it drew: a code-less 5xx at stage `auth`.
 
 Numbers elsewhere on these lines (pids, queue ids, `delay=00:00:15`,
 `pri=120015`, `nrcpts=2`, `size=`, IP octets, `(1/0)` uid/gid) are never
@@ -43,7 +44,7 @@ from collections.abc import Sequence
 
 from exporter.replies import INBOUND, OUTBOUND, Delivery, Event, Reply, reply_from_text
 
-TRIGGERS = ("stat=", "reject=", "... User unknown")
+TRIGGERS = ("stat=", "reject=", "... User unknown", "AUTH failure (")
 
 # Postfix's own "postfix/sendmail[pid]" is not one: a tag is a whole name.
 # Another name needs `format: sendmail`.
@@ -111,6 +112,8 @@ def parse(line: str) -> Sequence[Event] | None:
         return _ruleset_reject(message)
     if message.startswith("Milter"):
         return _milter_reject(message)
+    if message.startswith("AUTH failure ("):
+        return [_AUTH_FAILURE]
     if message.startswith("<") and message.endswith(">... User unknown"):
         # "550 5.1.1 <r>... User unknown" went to the client; the log
         # keeps only the text.
@@ -118,6 +121,12 @@ def parse(line: str) -> Sequence[Event] | None:
     if "reject=" in message or "stat=" in message:
         return None
     return []
+
+
+# "AUTH failure (LOGIN): authentication failure (-13) SASL(-13): ..., relay=..."
+# (LogLevel 9, the default, and up) logs the "535 5.7.0 authentication
+# failed" Sendmail sent, without the code.
+_AUTH_FAILURE = Reply(INBOUND, "", "5xx", "", "auth", "", "authentication failed")
 
 
 def _field(message: str, name: str, after: int = 0) -> tuple[str, int] | None:
