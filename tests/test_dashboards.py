@@ -284,12 +284,14 @@ def test_thresholds_match_alert_defaults(name):
                 want = defaults[(f"smtp:threshold:reply_{m[1]}_ratio", direction)]
                 assert _threshold_values(by_direction[direction]) == [want], f"{title} {direction}{fix}"
             checked += 1
-        elif title == "Time since last log data":
-            want = defaults[("smtp:threshold:log_quiet_seconds", None)]
+        elif title in ("Time since last log data", "Refused SMTP AUTH attempts a minute"):
+            record = "log_quiet_seconds" if title.startswith("Time") else "auth_failures_per_minute"
+            want = defaults[(f"smtp:threshold:{record}", None)]
             assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
             checked += 1
     if "overview" in name:
-        assert checked == 8, "expected 4 ratio graphs, the 5xx ratio by provider, 2 ratio stats and the log age"
+        assert checked == 9, ("expected 4 ratio graphs, the 5xx ratio by provider, 2 ratio stats, the log age "
+                              "and the refused AUTHs")
 
 
 def test_known_metric_names_cover_the_contract():
