@@ -45,7 +45,7 @@ def test_lab_covers_every_stage_and_class(lab):
     outbound = {k[4] for k in keys if k[0] == "outbound"}
     inbound = {k[4] for k in keys if k[0] == "inbound"}
     assert outbound >= {"connect", "starttls", "mail", "rcpt", "data", "end_of_data"}
-    assert inbound >= {"connect", "helo", "mail", "rcpt", "data", "end_of_data", "other"}
+    assert inbound >= {"connect", "helo", "auth", "mail", "rcpt", "data", "end_of_data", "other"}
     assert {k[2] for k in keys} == {"2xx", "4xx", "5xx"}
     assert any(k[1] == "" for k in keys if k[0] == "inbound")  # cleanup: enhanced code only
     assert any(k[3] == "" and k[1] for k in keys if k[0] == "outbound")  # reply without enhanced
@@ -87,3 +87,14 @@ def test_reject_warning_is_not_a_reply(lab, tmp_path):
     only_warnings.write_text("".join(warnings))
     replies, deliveries = exported(only_warnings)
     assert not replies and not deliveries
+
+
+def test_refused_auth_counts_once(lab):
+    """Each refused AUTH is logged by smtpd and, about the same attempt, by the
+    SASL library; only smtpd's line is the reply, counted code-less at auth."""
+    text = lab.log.read_text()
+    failed = text.count(": SASL PLAIN authentication failed: ")
+    assert failed == 3
+    assert "warning: SASL authentication " in text  # the library's own lines are there too
+    replies, _ = exported(lab.log)
+    assert {k: n for k, n in replies.items() if k[4] == "auth"} == {("inbound", "", "5xx", "", "auth"): failed}
