@@ -14,10 +14,16 @@ counted. "defer (-44)" style numbers are Exim's own errno, never codes.
 
 Inbound: ACL rejections ("rejected RCPT <x>: ...", "rejected EHLO or HELO",
 "rejected connection in "connect" ACL", ...) and messages refused while
-received ("rejected from <s> H=...: message too big"). When the logged text starts
-with a code and/or enhanced code, those are the reply's; when it does not,
-Exim logged no code: the reply counts with code "" and class 5xx (4xx for
-"temporarily rejected").
+received ("rejected from <s> H=...: message too big", "rejected by
+local_scan(): ..."). When the logged text starts with a code and/or enhanced
+code, those are the reply's; when it does not, Exim logged no code: the reply
+counts with code "" and class 5xx (4xx for "temporarily rejected").
+
+Sessions Exim ends itself log the reply they got without its code: "SMTP
+call from H dropped: too many unrecognized commands" (500), "... too many
+syntax or protocol errors" (the last error's 5xx), "... too many nonmail
+commands" (554), all stage `other`; "SMTP command timeout on connection from
+H" (421, stage `unknown`: no command was answered).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ TRIGGERS = (
     "authenticator failed ",
     "from cutthrough after DATA: ",
     "synchronization error",
+    "SMTP call from ",
+    "SMTP command timeout on ",
 )
 
 # Exim's syslog names (its syslog_processname, "exim" by default); another
@@ -208,6 +216,22 @@ def _client_failure(body: str) -> list[Event] | None:
 
 
 def _inbound(body: str) -> list[Reply] | None:
+    # First: these lines name the client (its HELO, its last command), which
+    # may hold "rejected RCPT" and the like.
+    local_scan = body.find("rejected by local_scan(): ")
+    if local_scan >= 0:
+        # The message was refused after its data by local_scan() (sa-exim
+        # and kin): 550, or 451 when "temporarily rejected".
+        return [_acl_reply(body[local_scan + 26 :], body.startswith("temporarily ", local_scan - 12),
+                           "end_of_data")]
+    if body.startswith("SMTP call from "):
+        dropped = body.find(" dropped: too many ")
+        if dropped < 0:
+            return None
+        why = body[dropped + 19 :]
+        return [_DROPPED] if why.startswith(_DROP_REASONS) else None
+    if body.startswith("SMTP command timeout on "):
+        return [_TIMED_OUT]
     m = _REJECTED.search(body)
     if m:
         what = m.group("what")
@@ -233,6 +257,15 @@ def _inbound(body: str) -> list[Reply] | None:
     if "synchronization error" in body:
         return [_acl_reply("", False, "other")]
     return None
+
+
+# The reasons Exim gives in "SMTP call from H dropped: too many ...", each
+# after a 5xx reply it sent (smtp_in.c: smtp_notquit_exit with 500, the
+# last syntax error's code, 554).
+_DROP_REASONS = ("unrecognized commands", "syntax or protocol errors", "nonmail commands")
+_DROPPED = Reply(INBOUND, "", "5xx", "", "other")
+# "421 <host>: SMTP command timeout - closing connection".
+_TIMED_OUT = Reply(INBOUND, "", "4xx", "", "unknown")
 
 
 def _acl_reply(text: str, temporary: bool, stage: str) -> Reply:

@@ -156,7 +156,7 @@ class Lab:
 
 @dataclass(frozen=True)
 class Step:
-    verb: str  # connect ehlo helo mail rcpt data bdat vrfy etrn auth
+    verb: str  # connect ehlo helo mail rcpt data bdat vrfy etrn auth raw idle
     arg: str = ""
     expect: str = "ok"  # ok | reject | cleanup | bare | quiet | warn
     body: str = ""
@@ -276,6 +276,13 @@ def send_step(client: smtplib.SMTP, port: int, source: str, step) -> tuple[str, 
         client.send(f"BDAT {len(chunk)} LAST\r\n".encode() + chunk)
         code, msg = client.getreply()
         return "data", code, msg.decode()
+    if verb == "raw":  # any command line, as is (unknown verbs, commands out of order)
+        code, msg = client.docmd(arg)
+        return "other", code, msg.decode()
+    if verb == "idle":  # say nothing for arg seconds, then read what the server sent
+        time.sleep(float(arg))
+        code, msg = client.getreply()
+        return "unknown", code, msg.decode()
     if verb in ("vrfy", "etrn", "auth", "starttls"):
         code, msg = client.docmd(verb.upper(), arg)
         return {"auth": "auth", "starttls": "starttls"}.get(verb, "other"), code, msg.decode()
