@@ -41,6 +41,10 @@ def test_gzip_and_stdin_read_the_same(tmp_path):
     gz.write_bytes(gzip.compress(LOG.read_bytes()))
     assert counted(run_once(str(gz)).stdout) == plain
     assert counted(run_once("-", stdin=LOG.read_bytes()).stdout) == plain
+    # gzip on stdin is told by its first bytes, as in a file.
+    piped = run_once("-", stdin=gz.read_bytes())
+    assert piped.returncode == 0 and counted(piped.stdout) == plain
+    assert b'smtp_exporter_invalid_utf8_lines_total{source="-"} 0.0' in piped.stdout
 
 
 @pytest.mark.slow
