@@ -24,7 +24,8 @@ lab = lab_fixture(exim_lab.run, "exim-e2e")
 
 @pytest.fixture(scope="module")
 def wire(lab) -> Wire:
-    return Wire((lab.mainlog,), lab.expected.replies, lab.expected.deliveries)
+    # QT= (+queue_time) is logged on deliveries only.
+    return Wire((lab.mainlog,), lab.expected.replies, lab.expected.deliveries, delayed=("sent",))
 
 
 class TestAgainstTheWire(AgainstTheWire):

@@ -11,7 +11,8 @@ DATA = Path(__file__).parent / "data"
 LOG = DATA / "once.log"
 LOG_ARG = str(LOG.relative_to(REPO))  # the source label in the golden file is this path
 GOLDEN = DATA / "once.golden"
-CONTRACT = ("smtp_replies_total", "smtp_reply_reasons_total", "smtp_deliveries_total", "smtp_exporter_lines_total")
+CONTRACT = ("smtp_replies_total", "smtp_reply_reasons_total", "smtp_deliveries_total", "smtp_exporter_lines_total",
+            "smtp_delivery_delay_seconds", "smtp_delivery_delay_phase_seconds")
 
 
 def contract_lines(exposition: str) -> str:

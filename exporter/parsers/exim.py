@@ -36,9 +36,11 @@ from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
     OUTBOUND,
+    Delay,
     Delivery,
     Event,
     Reply,
+    duration_seconds,
     make_reply,
     reply_from_text,
     split_reply,
@@ -154,6 +156,13 @@ def _delivered(body: str) -> list[Event]:
     host = _host(body)
     if _is_remote(body):
         events.append(Delivery("sent", host))
+        # QT= (log_selector +queue_time): time on the queue until this delivery.
+        qt = body.find(" QT=")
+        if qt >= 0:
+            end = body.find(" ", qt + 4)
+            seconds = duration_seconds(body[qt + 4 : end if end >= 0 else len(body)])
+            if seconds is not None:
+                events.append(Delay("sent", seconds))
     at = body.find(' C="')
     if at >= 0:
         reply = reply_from_text(OUTBOUND, body[at + 4 :], "end_of_data", host)

@@ -15,15 +15,20 @@ delays, queue ids and numbers inside reply text are never taken for codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from exporter.replies import (
     COMMAND_STAGES,
+    DELAY_PHASES,
     DELIVERY_STATUSES,
     INBOUND,
     OUTBOUND,
+    Delay,
+    DelayPhase,
     Delivery,
     Event,
     Reply,
+    duration_seconds,
     reply_from_text,
 )
 
@@ -232,6 +237,7 @@ def _outbound(message: str) -> list[Event] | None:
     if status in _DELIVERY_STATUSES:
         # With relay=none, the host it failed to reach may be in the text.
         events.append(Delivery(status, relay or (reply.host if reply else _tried_host(text))))
+        events += _delays(message, status)
     if reply is not None:
         events.append(reply)
     return events
@@ -245,11 +251,45 @@ def _tried_host(text: str) -> str:
     return ""
 
 
-def _delivery_only(message: str) -> list[Delivery] | None:
+def _delivery_only(message: str) -> list[Event] | None:
     found = _status(message)
-    if found is None:
+    if found is None or found[0] not in _DELIVERY_STATUSES:
         return []
-    return [Delivery(found[0])] if found[0] in _DELIVERY_STATUSES else []
+    return [Delivery(found[0]), *_delays(message, found[0])]
+
+
+def _delays(message: str, status: str) -> list[Event]:
+    """The Delay of a status line's ", delay=1.5, delays=a/b/c/d," and a
+    DelayPhase for each part of delays= (before the queue manager, in it,
+    connecting, transmitting)."""
+    at = message.find(", delay=")
+    if at < 0:
+        return []
+    end = message.find(",", at + 8)
+    delay = _delay(status, message[at + 8 : end])
+    if delay is None:
+        return []
+    if not message.startswith(", delays=", end):
+        return [delay]
+    parts = message[end + 9 : message.find(",", end + 9)].split("/")
+    if len(parts) != 4:
+        return [delay]
+    phases = [_phase(0, parts[0]), _phase(1, parts[1]), _phase(2, parts[2]), _phase(3, parts[3])]
+    return [delay] if None in phases else [delay, *phases]  # type: ignore[list-item]  # no None left
+
+
+# Cached: a log repeats its delays (two significant digits), so most lines
+# reuse the events of earlier ones.
+@lru_cache(maxsize=4096)
+def _delay(status: str, text: str) -> Delay | None:
+    seconds = duration_seconds(text)
+    return None if seconds is None else Delay(status, seconds)
+
+
+@lru_cache(maxsize=4096)
+def _phase(index: int, text: str) -> DelayPhase | None:
+    seconds = duration_seconds(text)
+    return None if seconds is None else DelayPhase(DELAY_PHASES[index], seconds)
 
 
 def _qmgr(message: str) -> list[Delivery]:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from exporter.replies import INBOUND, OUTBOUND, Delivery, Event, Reply, reply_from_text
+from exporter.replies import INBOUND, OUTBOUND, Delay, Delivery, Event, Reply, duration_seconds, reply_from_text
 
 TRIGGERS = ("stat=", "reject=", "... User unknown", "AUTH failure (")
 
@@ -158,6 +158,10 @@ def _delivery(message: str) -> list[Event] | None:
     if status is None:
         return []  # "stat=queued": no attempt was made
     events: list[Event] = [Delivery(status, host)]
+    delay = _field(message, "delay")
+    seconds = duration_seconds(delay[0]) if delay else None
+    if seconds is not None:
+        events.append(Delay(status, seconds))  # since the message was queued; xdelay= is this attempt's
     found = None
     if reply >= 0:
         found = reply_from_text(OUTBOUND, message[reply + 8 : stat_at], "unknown", host)

@@ -127,7 +127,7 @@ host_lookup =
 rfc1413_hosts =
 tls_advertise_hosts =
 # smtp_syntax_error: without it "unqualified sender rejected" reaches only the rejectlog.
-log_selector = +smtp_confirmation +smtp_connection +smtp_syntax_error
+log_selector = +smtp_confirmation +smtp_connection +smtp_syntax_error +queue_time
 message_size_limit = {MESSAGE_SIZE_LIMIT}
 # Deliver every message at once, however many come down one connection.
 smtp_accept_queue_per_connection = 0
