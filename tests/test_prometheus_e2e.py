@@ -380,6 +380,11 @@ def test_overview_panels_show_the_burst(run, dashboard_results):
     assert {"4xx", "5xx"} <= positive(panels["Inbound replies by class"], "class")
     assert {"sent", "deferred", "bounced"} <= positive(panels["Deliveries in range by status"], "status")
     assert {"matched", "ignored"} <= positive(panels["Log lines read by result"], "result")
+    # The demo log's deliveries waited a little: a delay is estimated in the
+    # buckets, per status and (Postfix) per phase; no refused AUTH was fed.
+    assert {"sent", "deferred", "bounced"} <= positive(panels["Delivery delay p50 and p95 by status"], "status")
+    assert positive(panels["Postfix delay phases p95"], "phase") >= {"before_qmgr", "transmission"}
+    assert set(values_by(panels["Refused SMTP AUTH attempts a minute"], "instance").values()) == {0}
     # Whole, well-formed lines appended to one file: nothing for these to count.
     for title in ("Unrecognized lines in range", "Read errors in range", "Rotations and truncations in range",
                   "Malformed lines in range", "Series cap overflows in range"):
