@@ -18,14 +18,14 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.providers import ProviderTable
 from exporter.reasons import ReasonRules
-from exporter.replies import INBOUND, OUTBOUND, Delay, DelayPhase, Delivery, Event, Reply
+from exporter.replies import INBOUND, OUTBOUND, Delay, Delivery, Event, Reply, Tls
 
 # Label names, in the order of the tuples in Counts.
 REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage", "remote")
 REASON_LABELS = ("direction", "class", "reason", "remote")
 DELIVERY_LABELS = ("status", "remote")
+TLS_LABELS = ("direction", "protocol", "trust")
 DELAY_LABELS = ("status",)
-DELAY_PHASE_LABELS = ("phase",)
 
 # The histograms' bucket bounds in seconds, fixed: from a message relayed at
 # once to one given up after the usual 5-day queue lifetime.
@@ -66,19 +66,19 @@ class Counts:
     """Label tuples -> counts, one dict per metric, and how many replies were
     folded for the series cap (smtp_exporter_label_overflow_total)."""
 
-    __slots__ = ("replies", "reasons", "deliveries", "delays", "delay_phases", "overflow")
+    __slots__ = ("replies", "reasons", "deliveries", "tls", "delays", "overflow")
 
     def __init__(self) -> None:
         self.replies: dict[tuple[str, ...], int] = {}
         self.reasons: dict[tuple[str, ...], int] = {}
         self.deliveries: dict[tuple[str, ...], int] = {}
+        self.tls: dict[tuple[str, ...], int] = {}
         # Histograms: see BUCKET_BOUNDS.
         self.delays: dict[tuple[str, ...], float] = {}
-        self.delay_phases: dict[tuple[str, ...], float] = {}
         self.overflow = 0
 
     def __bool__(self) -> bool:
-        return bool(self.replies or self.deliveries or self.delays or self.delay_phases)
+        return bool(self.replies or self.deliveries or self.tls or self.delays)
 
 
     def merge(self, other: Counts, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES) -> None:
@@ -98,7 +98,7 @@ class Counts:
         self.overflow += other.overflow
 
 
-_ADDED = ("reasons", "deliveries", "delays", "delay_phases")
+_ADDED = ("reasons", "deliveries", "tls", "delays")
 
 
 class Labeller:
@@ -124,10 +124,11 @@ class Labeller:
             elif type(event) is Delivery:
                 delivery_key = (event[0], provider_of(event[1]))
                 deliveries[delivery_key] = deliveries.get(delivery_key, 0) + n
+            elif type(event) is Tls:
+                tls = counts.tls
+                tls[event] = tls.get(event, 0) + n  # its fields are its labels
             elif type(event) is Delay:
                 observe(counts.delays, event[0], event[1], n)
-            elif type(event) is DelayPhase:
-                observe(counts.delay_phases, event[0], event[1], n)
 
 
 def observe(histogram: dict[tuple[str, ...], float], label: str, value: float, n: int) -> None:

@@ -21,16 +21,16 @@ from exporter.labels import (
     BUCKET_BOUNDS,
     DEFAULT_MAX_REPLY_SERIES,
     DELAY_LABELS,
-    DELAY_PHASE_LABELS,
     DELIVERY_LABELS,
     REASON_LABELS,
     REPLY_LABELS,
     SUM,
+    TLS_LABELS,
     Counts,
     capped_reply_key,
 )
 from exporter.providers import OTHER
-from exporter.replies import DELAY_PHASES, DELIVERY_STATUSES
+from exporter.replies import DELIVERY_STATUSES
 from exporter.source_progress import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
@@ -84,6 +84,14 @@ DELIVERIES = MetricDef(
     DELIVERY_LABELS,
     lambda counts: counts.deliveries,
 )
+TLS_CONNECTIONS = MetricDef(
+    "counter",
+    "smtp_tls_connections",
+    "SMTP connections that used TLS, by direction, protocol version and how far the "
+    "peer's certificate was checked (Exim: per message received or delivered).",
+    TLS_LABELS,
+    lambda counts: counts.tls,
+)
 DELIVERY_DELAY = MetricDef(
     "histogram",
     "smtp_delivery_delay_seconds",
@@ -92,15 +100,6 @@ DELIVERY_DELAY = MetricDef(
     DELAY_LABELS,
     lambda counts: counts.delays,
     DELIVERY_STATUSES,
-)
-DELIVERY_DELAY_PHASE = MetricDef(
-    "histogram",
-    "smtp_delivery_delay_phase_seconds",
-    "Postfix's delays=a/b/c/d of each delivery attempt: before the queue manager, "
-    "in it, connecting (DNS, greeting, TLS), transmitting.",
-    DELAY_PHASE_LABELS,
-    lambda counts: counts.delay_phases,
-    DELAY_PHASES,
 )
 REPLY_CODE_INFO = MetricDef(
     "gauge",
@@ -150,7 +149,7 @@ BUILD_INFO = MetricDef(
 # The registry's metrics, in exposition order. The files' tailing health
 # (smtp_exporter_source_*) is read from the followers at scrape time instead.
 METRICS = (
-    REPLIES, REASONS, DELIVERIES, DELIVERY_DELAY, DELIVERY_DELAY_PHASE, REPLY_CODE_INFO, ENHANCED_STATUS_INFO,
+    REPLIES, REASONS, DELIVERIES, TLS_CONNECTIONS, DELIVERY_DELAY, REPLY_CODE_INFO, ENHANCED_STATUS_INFO,
     LINES, READ_BYTES, TRUNCATED, INVALID_UTF8, LABEL_OVERFLOW, BUILD_INFO,
 )
 
@@ -177,6 +176,7 @@ class ExporterMetrics:
         self.replies = self._counters[REPLIES]
         self.reasons = self._counters[REASONS]
         self.deliveries = self._counters[DELIVERIES]
+        self.tls = self._counters[TLS_CONNECTIONS]
         self.lines = self._counters[LINES]
         self.read_bytes = self._counters[READ_BYTES]
         self.truncated = self._counters[TRUNCATED]
@@ -197,6 +197,7 @@ class ExporterMetrics:
             (s, OTHER): self.deliveries.labels(s, OTHER) for s in DELIVERY_STATUSES
         }
         self._reason_children: dict[tuple[str, ...], Counter] = {}
+        self._tls_children: dict[tuple[str, ...], Counter] = {}
         self._reply_children: dict[tuple[str, ...], Counter] = {}
         self._sinks: dict[str, SourceSink] = {}
 
@@ -222,10 +223,11 @@ class ExporterMetrics:
         if counts.overflow:
             self.label_overflow.inc(counts.overflow)
         self._histograms.add(counts)
-        # Reasons and providers are fixed lists: these two stay bounded.
+        # Reasons, providers and TLS versions are fixed lists: these stay bounded.
         for children, counter, batch in (
             (self._reason_children, self.reasons, counts.reasons),
             (self._delivery_children, self.deliveries, counts.deliveries),
+            (self._tls_children, self.tls, counts.tls),
         ):
             for key, n in batch.items():
                 child = children.get(key)

@@ -77,20 +77,33 @@ class Delay(NamedTuple):
     seconds: float
 
 
-# Postfix's delays=a/b/c/d, in its order: before the queue manager, in it,
-# connecting (DNS, greeting, HELO, TLS), transmitting.
-DELAY_PHASES = ("before_qmgr", "in_qmgr", "connection", "transmission")
+TLS_PROTOCOLS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other")
+# How far the peer's certificate was checked: anonymous (none presented or
+# asked for), untrusted (presented, not verified), trusted (its chain
+# verified), verified (chain and name matched, or DANE), unknown (not logged).
+TLS_TRUSTS = ("anonymous", "untrusted", "trusted", "verified", "unknown")
 
 
-class DelayPhase(NamedTuple):
-    """One part of Postfix's delays=a/b/c/d of a delivery attempt."""
+class Tls(NamedTuple):
+    """One connection, or one message on it where the MTA logs TLS per
+    message, that used TLS."""
 
-    phase: str
-    seconds: float
+    direction: str
+    protocol: str  # one of TLS_PROTOCOLS
+    trust: str  # one of TLS_TRUSTS
+
+
+def tls_protocol(version: str) -> str:
+    """TLS_PROTOCOLS' name of a logged version: "TLSv1.3" (OpenSSL), "TLS1.3"
+    (Exim with GnuTLS), "TLSv1.0"; "other" for SSLv3 and anything else."""
+    number = version.removeprefix("TLSv").removeprefix("TLS")
+    if number in ("1", "1.0"):
+        return "TLSv1"
+    return f"TLSv{number}" if number in ("1.1", "1.2", "1.3") else "other"
 
 
 # What a parser gives for one line.
-Event = Reply | Delivery | Delay | DelayPhase
+Event = Reply | Delivery | Delay | Tls
 
 
 # A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone (also as the

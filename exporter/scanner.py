@@ -16,7 +16,7 @@ from typing import Protocol
 
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
-from exporter.parsers import Format, ParseFn, Presence
+from exporter.parsers import BlockCountFn, Format, ParseFn, Presence
 from exporter.replies import Event, looks_like_reply
 
 
@@ -85,10 +85,10 @@ class LineScanner:
         self._sink = sink
         self._max_line = max_line
         self._labeller = labeller if labeller is not None else Labeller()
-        # (parse, triggers) for each combination of formats seen present.
-        self._plans: dict[tuple[Format, ...], tuple[ParseFn, tuple[bytes, ...]]] = {}
+        # (parse, triggers, block counters) for each combination of formats seen present.
+        self._plans: dict[tuple[Format, ...], tuple[ParseFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]] = {}
 
-    def _plan(self, block: bytes) -> tuple[ParseFn, tuple[bytes, ...]]:
+    def _plan(self, block: bytes) -> tuple[ParseFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]:
         active: tuple[Format, ...]
         if len(self._formats) == 1:
             active = self._formats
@@ -99,7 +99,8 @@ class LineScanner:
             triggers = tuple(sorted({t.encode() for f in active for t in f.triggers}))
             # With no format active there are no triggers, and no line reaches parse.
             parse = active[0].parse if len(active) == 1 else _first_taker(tuple(f.parse for f in active))
-            plan = self._plans[active] = (parse, triggers)
+            counters = tuple(f.count_block for f in active if f.count_block is not None)
+            plan = self._plans[active] = (parse, triggers, counters)
         return plan
 
     def feed(self, block: bytes, cut: int = 0) -> None:
@@ -110,7 +111,7 @@ class LineScanner:
         """
         if not block and not cut:
             return
-        parse, triggers = self._plan(block)
+        parse, triggers, counters = self._plan(block)
         starts: set[int] = set()
         find, rfind = block.find, block.rfind
         for trigger in triggers:
@@ -137,6 +138,11 @@ class LineScanner:
             elif result is None and looks_like_reply(line):
                 unrecognized += 1
                 self._report_unrecognized(line)
+        for count_block in counters:
+            counted, counted_lines = count_block(block)
+            matched += counted_lines
+            for event, n in counted.items():
+                events[event] = events.get(event, 0) + n
         total = block.count(b"\n")
         lines = {
             "matched": matched,

@@ -12,7 +12,6 @@ import re
 import time
 
 import pytest
-from helpers import metric_by
 from mta import postfix_lab, scenario
 from mta.checks import AgainstTheWire, Wire, skip_if
 from mta.namespace import CLASSIC_STAMP
@@ -100,10 +99,3 @@ def test_refused_auth_counts_once(lab):
     replies, _ = exported(lab.log)
     assert {k: n for k, n in replies.items() if k[4] == "auth"} == {("inbound", "", "5xx", "", "auth"): failed}
 
-
-def test_each_delay_is_split_into_its_four_phases(wire):
-    text = wire.exposition()
-    delays = sum(metric_by(text, "smtp_delivery_delay_seconds_count", "status").values())
-    phases = metric_by(text, "smtp_delivery_delay_phase_seconds_count", "phase")
-    assert delays > 0
-    assert phases == {(phase,): delays for phase in ("before_qmgr", "in_qmgr", "connection", "transmission")}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from exporter.parsers.presence import LineStart
 from exporter.replies import (
@@ -40,10 +41,12 @@ from exporter.replies import (
     Delivery,
     Event,
     Reply,
+    Tls,
     duration_seconds,
     make_reply,
     reply_from_text,
     split_reply,
+    tls_protocol,
 )
 
 TRIGGERS = (
@@ -59,6 +62,7 @@ TRIGGERS = (
     "synchronization error",
     "SMTP call from ",
     "SMTP command timeout on ",
+    " <= ",
 )
 
 # Exim's syslog names (its syslog_processname, "exim" by default); another
@@ -103,8 +107,10 @@ def parse(line: str) -> Sequence[Event] | None:
         return _delivered(body)
     if flag in ("== ", "** "):
         return _not_delivered(body, "deferred" if flag == "== " else "bounced")
-    if flag in ("*> ", "<= ", "Com"):
-        return []  # suppressed, arrival, Completed
+    if flag == "<= ":
+        return _tls(body, INBOUND)  # an arrival: its TLS, if any
+    if flag in ("*> ", "Com"):
+        return []  # suppressed, Completed
     outbound = _client_failure(body)
     if outbound is not None:
         return outbound
@@ -128,6 +134,33 @@ def _body(line: str) -> str | None:
         body = line[at + 3:]
     m = _MESSAGE_ID.match(body)
     return body[m.end():] if m else body
+
+
+def _tls(body: str, direction: str) -> list[Event]:
+    """The Tls of a message received (<=) or delivered (=>) over TLS:
+    X=TLS1.3:cipher:bits, and CV=yes|no|dane (log_selector
+    +tls_certificate_verified, on by default). A delivery down a connection
+    already open (H=host [ip]*) used that connection's TLS: not counted again."""
+    at = body.find(" X=")
+    if at < 0 or "]* " in body:
+        return []
+    end = body.find(":", at + 3)
+    version = body[at + 3 : end] if end > 0 else ""
+    cv = body.find(" CV=")
+    verified = body[cv + 4 : cv + 7] if cv >= 0 else ""
+    return [_tls_event(direction, version, verified)]
+
+
+# CV= of an outbound connection: the server's certificate was verified
+# (yes, or by DANE) or not; inbound, "no" may as well mean no client
+# certificate at all.
+_EXIM_TRUSTS = {("outbound", "yes"): "verified", ("outbound", "dan"): "verified", ("outbound", "no"): "untrusted",
+                ("inbound", "yes"): "verified"}
+
+
+@lru_cache(maxsize=64)
+def _tls_event(direction: str, version: str, verified: str) -> Tls:
+    return Tls(direction, tls_protocol(version), _EXIM_TRUSTS.get((direction, verified.rstrip(" ")), "unknown"))
 
 
 def _is_remote(body: str) -> bool:
@@ -156,6 +189,7 @@ def _delivered(body: str) -> list[Event]:
     host = _host(body)
     if _is_remote(body):
         events.append(Delivery("sent", host))
+        events += _tls(body, OUTBOUND)
         # QT= (log_selector +queue_time): time on the queue until this delivery.
         qt = body.find(" QT=")
         if qt >= 0:

@@ -42,9 +42,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from exporter.replies import INBOUND, OUTBOUND, Delay, Delivery, Event, Reply, duration_seconds, reply_from_text
+from exporter.replies import (
+    INBOUND,
+    OUTBOUND,
+    Delay,
+    Delivery,
+    Event,
+    Reply,
+    Tls,
+    duration_seconds,
+    reply_from_text,
+    tls_protocol,
+)
 
-TRIGGERS = ("stat=", "reject=", "... User unknown", "AUTH failure (")
+TRIGGERS = ("stat=", "reject=", "... User unknown", "AUTH failure (", "STARTTLS=")
 
 # Postfix's own "postfix/sendmail[pid]" is not one: a tag is a whole name.
 # Another name needs `format: sendmail`.
@@ -112,6 +123,8 @@ def parse(line: str) -> Sequence[Event] | None:
         return _ruleset_reject(message)
     if message.startswith("Milter"):
         return _milter_reject(message)
+    if message.startswith("STARTTLS="):
+        return _starttls(message)
     if message.startswith("AUTH failure ("):
         return [_AUTH_FAILURE]
     if message.startswith("<") and message.endswith(">... User unknown"):
@@ -127,6 +140,25 @@ def parse(line: str) -> Sequence[Event] | None:
 # (LogLevel 9, the default, and up) logs the "535 5.7.0 authentication
 # failed" Sendmail sent, without the code.
 _AUTH_FAILURE = Reply(INBOUND, "", "5xx", "", "auth", "", "authentication failed")
+
+
+# verify= of "STARTTLS=client|server, relay=..., version=TLSv1.3, verify=OK, ...":
+# OK (TRUSTED from 8.16): the peer's certificate verified; NO: none presented;
+# FAIL: presented, not verified. NONE, NOT, SOFTWARE, TEMP, PROTOCOL: unknown.
+_SENDMAIL_TRUSTS = {"OK": "verified", "TRUSTED": "verified", "NO": "anonymous", "FAIL": "untrusted"}
+
+
+def _starttls(message: str) -> list[Event]:
+    """A TLS session: STARTTLS=client (we connected out) or =server."""
+    side = message[9 : message.find(",")]
+    if side not in ("client", "server"):
+        return []  # "STARTTLS=server, error: ...", "STARTTLS: ..." and kin
+    version = _field(message, "version")
+    if version is None:
+        return []
+    verify = _field(message, "verify")
+    trust = _SENDMAIL_TRUSTS.get(verify[0] if verify else "", "unknown")
+    return [Tls(OUTBOUND if side == "client" else INBOUND, tls_protocol(version[0]), trust)]
 
 
 def _field(message: str, name: str, after: int = 0) -> tuple[str, int] | None:
