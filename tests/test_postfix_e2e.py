@@ -12,6 +12,7 @@ import re
 import time
 
 import pytest
+from helpers import metric_by, run_once
 from mta import postfix_lab, scenario
 from mta.checks import AgainstTheWire, Wire, skip_if
 from mta.namespace import CLASSIC_STAMP
@@ -94,8 +95,18 @@ def test_refused_auth_counts_once(lab):
     SASL library; only smtpd's line is the reply, counted code-less at auth."""
     text = lab.log.read_text()
     failed = text.count(": SASL PLAIN authentication failed: ")
-    assert failed == 3
+    assert failed == 4
     assert "warning: SASL authentication " in text  # the library's own lines are there too
     replies, _ = exported(lab.log)
     assert {k: n for k, n in replies.items() if k[4] == "auth"} == {("inbound", "", "5xx", "", "auth"): failed}
 
+
+
+def test_tls_sessions_match_the_wire(lab):
+    """Each client session that started TLS, by the version its handshake
+    negotiated: inbound, anonymous (no client certificate)."""
+    assert lab.expected.tls  # the lab's clients did start TLS
+    result = run_once(str(lab.log))
+    assert result.returncode == 0, result.stderr
+    got = metric_by(result.stdout.decode(), "smtp_tls_connections_total", "direction", "protocol", "trust")
+    assert {k: n for k, n in got.items() if n} == lab.expected.tls

@@ -32,6 +32,7 @@ import base64
 import concurrent.futures
 import re
 import smtplib
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ class Lab:
 
 @dataclass(frozen=True)
 class Step:
-    verb: str  # connect ehlo helo mail rcpt data bdat vrfy etrn auth raw idle
+    verb: str  # connect ehlo helo mail rcpt data bdat vrfy etrn auth tls raw idle
     arg: str = ""
     expect: str = "ok"  # ok | reject | cleanup | bare | quiet | warn
     body: str = ""
@@ -283,6 +284,14 @@ def send_step(client: smtplib.SMTP, port: int, source: str, step) -> tuple[str, 
         time.sleep(float(arg))
         code, msg = client.getreply()
         return "unknown", code, msg.decode()
+    if verb == "tls":  # STARTTLS and the handshake; the text is the TLS version negotiated
+        # The lab's certificate is self-signed: not checked. smtplib sends SNI
+        # for the host given to SMTP(), and this client was made without one.
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        client._host = "127.0.0.1"
+        code, msg = client.starttls(context=context)
+        return "starttls", code, client.sock.version() if code == 220 else msg.decode()
     if verb in ("vrfy", "etrn", "auth", "starttls"):
         code, msg = client.docmd(verb.upper(), arg)
         return {"auth": "auth", "starttls": "starttls"}.get(verb, "other"), code, msg.decode()
@@ -328,6 +337,7 @@ class Expected:
     replies: Counter = field(default_factory=Counter)  # ReplyKey -> count
     deliveries: Counter = field(default_factory=Counter)  # status -> count
     warned: int = 0  # RCPTs that drew a reject_warning (accepted, not a reply)
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions
     unlogged: list[str] = field(default_factory=list)  # rejections Postfix does not log with a code
 
 
@@ -370,6 +380,9 @@ def expected_counts(lab: Lab) -> Expected:
 
     # Inbound: what the clients received.
     for seen in lab.seen:
+        if seen.step.verb == "tls":
+            # The clients present no certificate: "Anonymous TLS connection".
+            exp.tls[("inbound", seen.text, "anonymous")] += 1
         if seen.step.expect == "warn":
             exp.warned += 1
         elif seen.step.expect == "quiet":
@@ -562,6 +575,9 @@ def e2e_probes() -> list[Probe]:
         Probe("auth-refused", "submission", o,
               session(*(Step("auth", "PLAIN " + base64.b64encode(f"\0{user}\0guess".encode()).decode(), "bare")
                         for user in ("admin", "info", "postmaster")))),
+        Probe("auth-refused-over-tls", "submission", o,
+              session(Step("tls"), Step("ehlo", "client.example.test"),
+                      Step("auth", "PLAIN " + base64.b64encode(b"\0sales\0guess").decode(), "bare"))),
         Probe("data", "main", pl.CLIENT_NO_DATA,
               session(ok("mail", "a@client.test"), ok("rcpt", fine), rej("data", body=message("x")))),
         Probe("bdat", "main", pl.CLIENT_NO_DATA,
