@@ -45,6 +45,14 @@ def test_postfix_tls_lines_are_matched_lines_and_counted_once():
     assert not sink.counts.replies
 
 
+@pytest.mark.parametrize("tail", [b"", b"\n", b" from\n", b" from host[192.0.2.1]:\n", b" from\nnext line\n"])
+def test_postfix_a_cut_tls_line_counts_nothing_and_ends(tail):
+    # A line cut after the phrase (or hostile) must not be read past its end,
+    # nor looked at again and again.
+    line = PF.encode() + b"smtpd[1]: Anonymous TLS connection established" + tail
+    assert postfix.count_block(line) == ({}, 0)
+
+
 def test_postfix_tls_setup_failures_are_not_connections():
     block = (PF + "smtpd[6]: SSL_accept error from unknown[192.0.2.8]: lost connection\n"
              + PF + "smtp[7]: TLS library problem: error:0A000086:SSL routines::certificate verify failed\n").encode()
