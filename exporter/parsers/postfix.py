@@ -394,7 +394,7 @@ _TLS_DIRECTIONS = {b"from": INBOUND, b"to": OUTBOUND}
 def count_block(block: bytes) -> tuple[dict[Event, int], int]:
     """The Tls of every "TRUST TLS connection established from|to H[ip][:port]:
     VERSION with cipher ..." line of block, and how many there were."""
-    keys = []
+    keys: list[tuple[bytes, bytes, bytes]] = []
     append, find = keys.append, block.find
     length = len(_TLS_ESTABLISHED)
     at = find(_TLS_ESTABLISHED)
