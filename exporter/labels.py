@@ -12,14 +12,30 @@ fills one per block of lines and the metrics take it in one call.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
+from prometheus_client.utils import floatToGoString
+
 from exporter.providers import ProviderTable
 from exporter.reasons import ReasonRules
-from exporter.replies import INBOUND, OUTBOUND, Event, Reply
+from exporter.replies import INBOUND, OUTBOUND, Delay, Delivery, Event, Reply, Tls
 
 # Label names, in the order of the tuples in Counts.
 REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage", "remote")
 REASON_LABELS = ("direction", "class", "reason", "remote")
 DELIVERY_LABELS = ("status", "remote")
+TLS_LABELS = ("direction", "protocol", "trust")
+DELAY_LABELS = ("status",)
+
+# The histograms' bucket bounds in seconds, fixed: from a message relayed at
+# once to one given up after the usual 5-day queue lifetime.
+DELAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+                 7200, 14400, 43200, 86400, 172800, 432000)
+# A histogram's batch in Counts: (labels..., le) -> observations in that
+# bucket alone (not cumulative), le the bucket's bound as exposed or "+Inf";
+# (labels..., SUM) -> the sum of the observed values.
+BUCKET_BOUNDS = (*map(floatToGoString, DELAY_BUCKETS), "+Inf")
+SUM = "sum"
 
 
 # Remote servers choose their replies: past this many reply label sets, new
@@ -50,16 +66,20 @@ class Counts:
     """Label tuples -> counts, one dict per metric, and how many replies were
     folded for the series cap (smtp_exporter_label_overflow_total)."""
 
-    __slots__ = ("replies", "reasons", "deliveries", "overflow")
+    __slots__ = ("replies", "reasons", "deliveries", "tls", "delays", "overflow")
 
     def __init__(self) -> None:
         self.replies: dict[tuple[str, ...], int] = {}
         self.reasons: dict[tuple[str, ...], int] = {}
         self.deliveries: dict[tuple[str, ...], int] = {}
+        self.tls: dict[tuple[str, ...], int] = {}
+        # Histograms: see BUCKET_BOUNDS.
+        self.delays: dict[tuple[str, ...], float] = {}
         self.overflow = 0
 
     def __bool__(self) -> bool:
-        return bool(self.replies or self.deliveries)
+        return bool(self.replies or self.deliveries or self.tls or self.delays)
+
 
     def merge(self, other: Counts, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES) -> None:
         """Add other's counts, folding reply sets past the cap as the metrics do,
@@ -70,10 +90,15 @@ class Counts:
             if folded:
                 self.overflow += n
             replies[key] = replies.get(key, 0) + n
-        for mine, theirs in ((self.reasons, other.reasons), (self.deliveries, other.deliveries)):
+        # The others' label values are bounded: they just add up.
+        for name in _ADDED:
+            mine, theirs = getattr(self, name), getattr(other, name)
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) + n
         self.overflow += other.overflow
+
+
+_ADDED = ("reasons", "deliveries", "tls", "delays")
 
 
 class Labeller:
@@ -96,6 +121,19 @@ class Labeller:
                 if reply_class[0] in "45":
                     reason_key = (direction, reply_class, reason_of(code, enhanced, text), remote)
                     reasons[reason_key] = reasons.get(reason_key, 0) + n
-            else:
+            elif type(event) is Delivery:
                 delivery_key = (event[0], provider_of(event[1]))
                 deliveries[delivery_key] = deliveries.get(delivery_key, 0) + n
+            elif type(event) is Tls:
+                tls = counts.tls
+                tls[event] = tls.get(event, 0) + n  # its fields are its labels
+            elif type(event) is Delay:
+                observe(counts.delays, event[0], event[1], n)
+
+
+def observe(histogram: dict[tuple[str, ...], float], label: str, value: float, n: int) -> None:
+    """Add n observations of value to a histogram's batch (see BUCKET_BOUNDS)."""
+    bucket = (label, BUCKET_BOUNDS[bisect_left(DELAY_BUCKETS, value)])
+    histogram[bucket] = histogram.get(bucket, 0) + n
+    total = (label, SUM)
+    histogram[total] = histogram.get(total, 0) + value * n

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from exporter import __version__, codes
 from exporter.labels import (
+    BUCKET_BOUNDS,
     DEFAULT_MAX_REPLY_SERIES,
+    DELAY_LABELS,
     DELIVERY_LABELS,
     REASON_LABELS,
     REPLY_LABELS,
+    SUM,
+    TLS_LABELS,
     Counts,
     capped_reply_key,
 )
@@ -36,19 +40,21 @@ LINE_RESULTS = ("matched", "ignored", "unrecognized")
 class MetricDef:
     """One metric of the exporter's registry.
 
-    Counters are what the state file keeps across restarts, beside the read
-    positions; gauges are set once, when the metrics are made, except the
-    queue probe's, which are registered only when the daemon runs the probe
-    (queue_probe) and set by it after each run.
+    Counters and histograms are what the state file keeps across restarts,
+    beside the read positions; gauges are set once, when the metrics are made,
+    except the queue probe's, which are registered only when the daemon runs
+    the probe (queue_probe) and set by it after each run.
     """
 
-    kind: Literal["counter", "gauge"]
+    kind: Literal["counter", "gauge", "histogram"]
     name: str  # as registered; a counter's samples are name + "_total"
     documentation: str
     labels: tuple[str, ...] = ()
     # The batch of Counts a restored value goes into, so that the series cap
     # knows its label set; None: the value goes straight into the counter.
-    batch: Callable[[Counts], dict[tuple[str, ...], int]] | None = None
+    batch: Callable[[Counts], dict] | None = None
+    # A histogram's values of its one label, each of which starts at zero.
+    known: tuple[str, ...] = ()
     queue_probe: bool = False
 
     @property
@@ -80,6 +86,23 @@ DELIVERIES = MetricDef(
     "attempts that got no reply at all (connection refused, timeout, DNS).",
     DELIVERY_LABELS,
     lambda counts: counts.deliveries,
+)
+TLS_CONNECTIONS = MetricDef(
+    "counter",
+    "smtp_tls_connections",
+    "SMTP connections that used TLS, by direction, protocol version and how far the "
+    "peer's certificate was checked (Exim: per message received or delivered).",
+    TLS_LABELS,
+    lambda counts: counts.tls,
+)
+DELIVERY_DELAY = MetricDef(
+    "histogram",
+    "smtp_delivery_delay_seconds",
+    "How long messages waited until a delivery attempt by our MTA ended, by its "
+    "outcome (Postfix and Sendmail delay=, OpenSMTPD delay=, Exim QT=).",
+    DELAY_LABELS,
+    lambda counts: counts.delays,
+    DELIVERY_STATUSES,
 )
 REPLY_CODE_INFO = MetricDef(
     "gauge",
@@ -165,7 +188,7 @@ QUEUE_GAUGES = (QUEUE_MESSAGES, QUEUE_SIZE, QUEUE_OLDEST_AGE, QUEUE_PROBE_SUCCES
 # The registry's metrics, in exposition order. The files' tailing health
 # (smtp_exporter_source_*) is read from the followers at scrape time instead.
 METRICS = (
-    REPLIES, REASONS, DELIVERIES, REPLY_CODE_INFO, ENHANCED_STATUS_INFO,
+    REPLIES, REASONS, DELIVERIES, TLS_CONNECTIONS, DELIVERY_DELAY, REPLY_CODE_INFO, ENHANCED_STATUS_INFO,
     LINES, READ_BYTES, TRUNCATED, INVALID_UTF8, LABEL_OVERFLOW, BUILD_INFO,
     *QUEUE_GAUGES,
 )
@@ -183,16 +206,19 @@ class ExporterMetrics:
         # Every counter is persistent: these are what snapshot() saves.
         self._counters: dict[MetricDef, Counter] = {}
         gauges: dict[MetricDef, Gauge] = {}
+        self._histograms = _Histograms([d for d in METRICS if d.kind == "histogram"])
+        r.register(self._histograms)
         for d in METRICS:
             if d.queue_probe:
                 continue  # registered by queue_gauges(), in the daemon with a queue probe only
             if d.kind == "counter":
                 self._counters[d] = Counter(d.name, d.documentation, d.labels, registry=r)
-            else:
+            elif d.kind == "gauge":
                 gauges[d] = Gauge(d.name, d.documentation, d.labels, registry=r)
         self.replies = self._counters[REPLIES]
         self.reasons = self._counters[REASONS]
         self.deliveries = self._counters[DELIVERIES]
+        self.tls = self._counters[TLS_CONNECTIONS]
         self.lines = self._counters[LINES]
         self.read_bytes = self._counters[READ_BYTES]
         self.truncated = self._counters[TRUNCATED]
@@ -213,6 +239,7 @@ class ExporterMetrics:
             (s, OTHER): self.deliveries.labels(s, OTHER) for s in DELIVERY_STATUSES
         }
         self._reason_children: dict[tuple[str, ...], Counter] = {}
+        self._tls_children: dict[tuple[str, ...], Counter] = {}
         self._reply_children: dict[tuple[str, ...], Counter] = {}
         self._sinks: dict[str, SourceSink] = {}
 
@@ -243,10 +270,12 @@ class ExporterMetrics:
             child.inc(n)
         if counts.overflow:
             self.label_overflow.inc(counts.overflow)
-        # Reasons and providers are fixed lists: these two stay bounded.
+        self._histograms.add(counts)
+        # Reasons, providers and TLS versions are fixed lists: these stay bounded.
         for children, counter, batch in (
             (self._reason_children, self.reasons, counts.reasons),
             (self._delivery_children, self.deliveries, counts.deliveries),
+            (self._tls_children, self.tls, counts.tls),
         ):
             for key, n in batch.items():
                 child = children.get(key)
@@ -266,21 +295,26 @@ class ExporterMetrics:
                 for sample in family.samples:
                     if sample.name == d.sample_name and sample.value:
                         rows.append([d.sample_name, sample.labels, sample.value])
-        return rows
+        return rows + self._histograms.snapshot()
 
     def restore(self, rows: list[list]) -> None:
         """Start the counters from a snapshot (after a restart)."""
         # Replies, reasons and deliveries go in as if counted now, so the
         # series cap knows them and holds across restarts.
         counted = Counts()
-        by_name = {d.sample_name: (d, counter) for d, counter in self._counters.items()}
+        by_name: dict[str, tuple[MetricDef, Counter | None]] = {
+            d.sample_name: (d, counter) for d, counter in self._counters.items()}
+        by_name.update((d.name, (d, None)) for d in self._histograms.defs)
         for name, labels, value in rows:
             if name not in by_name:
                 continue  # a counter this version no longer has
             d, counter = by_name[name]
             # A state file written before a label existed lacks it: "".
             values = tuple(labels.get(label, "") for label in d.labels)
-            if d.batch is not None:
+            if counter is None:  # a histogram's row: one bucket alone, or the sum
+                assert d.batch is not None
+                d.batch(counted)[values + (labels.get("le", ""),)] = value
+            elif d.batch is not None:
                 d.batch(counted)[values] = value
             else:
                 (counter.labels(*values) if d.labels else counter).inc(value)
@@ -299,6 +333,46 @@ class ExporterMetrics:
                     key = tuple(sample.labels.get(label, "") for label in labels)
                     totals[key] = totals.get(key, 0.0) + sample.value
         return totals
+
+
+class _Histograms:
+    """The histograms, kept as Counts batches are: per label set, the count of
+    each bucket alone and the sum; exposed cumulative, as Prometheus wants.
+    Every label value is known in advance, so each starts at zero."""
+
+    def __init__(self, defs: list[MetricDef]) -> None:
+        self.defs = defs
+        self._values: dict[MetricDef, dict[tuple[str, ...], float]] = {d: {} for d in defs}
+        zero = Counts()
+        for d in defs:
+            assert d.batch is not None
+            d.batch(zero).update(((value, le), 0) for value in d.known for le in (*BUCKET_BOUNDS, SUM))
+        self.add(zero)
+
+    def add(self, counts: Counts) -> None:
+        for d, values in self._values.items():
+            assert d.batch is not None
+            for key, n in d.batch(counts).items():
+                values[key] = values.get(key, 0) + n
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        for d, values in self._values.items():
+            family = HistogramMetricFamily(d.name, d.documentation, labels=list(d.labels))
+            for labels in sorted({key[:-1] for key in values}):
+                cumulative, buckets = 0.0, []
+                for le in BUCKET_BOUNDS:
+                    cumulative += values.get((*labels, le), 0)
+                    buckets.append((le, cumulative))
+                family.add_metric(list(labels), buckets, values.get((*labels, SUM), 0))
+            yield family
+
+    def snapshot(self) -> list[list]:
+        """[name, labels with le (a bucket alone, or "sum"), value] rows, for the state file."""
+        return [[d.name, {**dict(zip(d.labels, key[:-1], strict=True)), "le": key[-1]}, value]
+                for d, values in self._values.items() for key, value in sorted(values.items()) if value]
 
 
 class SourceSink:

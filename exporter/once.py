@@ -9,6 +9,7 @@ is order-free, so the result is the same as reading the file in one piece.
 from __future__ import annotations
 
 import gzip
+import io
 import multiprocessing
 import os
 import stat
@@ -36,15 +37,24 @@ BLOCK_SIZE = 1 << 20
 PARALLEL_MIN_BYTES = 16 << 20
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def open_log(path: str) -> BinaryIO:
+    """A log to read: plain or gzip, told by its first bytes, stdin too
+    (`zcat` is not needed)."""
     if path == "-":
-        return sys.stdin.buffer
+        stdin = sys.stdin.buffer
+        # peek() leaves the bytes it shows to be read.
+        if isinstance(stdin, io.BufferedReader) and stdin.peek(2)[:2] == GZIP_MAGIC:
+            return gzip.GzipFile(fileobj=stdin, mode="rb")  # type: ignore[return-value]
+        return stdin
     return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
 
 
 def _is_gzip(path: str) -> bool:
     with open(path, "rb") as probe:
-        return probe.read(2) == b"\x1f\x8b"
+        return probe.read(2) == GZIP_MAGIC
 
 
 def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limit: int = -1) -> None:

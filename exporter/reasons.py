@@ -12,8 +12,10 @@ the label `reason` of smtp_reply_reasons_total. The values (REASONS):
 - blocklisted: the sending IP or domain is on a DNS blocklist, banned, or has
   a bad reputation
 - spam_content: the message itself was judged spam, virus or phishing
-- auth_failed: SPF, DKIM, DMARC or ARC failed, or SMTP AUTH credentials were
-  refused (535)
+- sender_auth: the sender's domain failed SPF, DKIM, DMARC or ARC
+- smtp_auth: SMTP AUTH was refused (wrong credentials, a weak mechanism) or
+  is required first (530, 534, 535, 538, X.7.8, X.7.9, "authentication
+  required")
 - tls_required: the server demands STARTTLS or stronger encryption
 - relay_denied: the server refuses to relay for us
 - message_too_big: the message exceeds a size limit
@@ -30,18 +32,20 @@ Precedence, first that decides wins:
 3. Text evidence: phrases in the reply text such as "greylisted", "Spamhaus",
    "[TSS04]", "SPF", "Relay access denied", "over quota". When several are
    present, the reason that comes first in this order wins: greylisted,
-   tls_required, relay_denied, auth_failed, rate_limited, blocklisted,
+   tls_required, relay_denied, sender_auth, smtp_auth, rate_limited, blocklisted,
    mailbox_full, message_too_big, dns_error, user_unknown, spam_content.
    So Gmail's 421 4.7.0 "unusual rate of unsolicited mail ... protect our
    users from spam" is rate_limited, not spam_content, and its 550 5.7.26
    "unauthenticated ... SPF or DKIM ... protect our users from spam" is
-   auth_failed.
+   sender_auth.
 4. The enhanced code: first an entry for the exact code (Microsoft's 5.7.606
    "banned sending IP"), then its subject and detail in any class (X.1.1
-   user_unknown, X.2.2 mailbox_full, X.7.26 auth_failed, ...), then its subject
+   user_unknown, X.2.2 mailbox_full, X.7.26 sender_auth, ...), then its subject
    (X.7.x policy).
-5. The reply code, for the few that say enough alone (535 auth_failed, 538
-   tls_required, 556 dns_error).
+   Yahoo's DMARC reject "554 5.7.9 ... policy reasons" is told from X.7.9
+   (mechanism too weak) by its code: sender_auth.
+5. The reply code, for the few that say enough alone (530, 534, 535, 538
+   smtp_auth, 556 dns_error).
 6. Weak text evidence: "policy", "access denied", "not authorized",
    "blocked", ... give policy.
 7. other.
@@ -90,7 +94,8 @@ REASONS: tuple[str, ...] = (
     "rate_limited",
     "blocklisted",
     "spam_content",
-    "auth_failed",
+    "sender_auth",
+    "smtp_auth",
     "tls_required",
     "relay_denied",
     "message_too_big",
@@ -122,7 +127,7 @@ _STRONG_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"no relaying",
         r"allowed rcpthosts",  # qmail
     )),
-    ("auth_failed", (
+    ("sender_auth", (
         r"dmarc",
         r"spf\b",
         r"sender policy framework",
@@ -131,7 +136,12 @@ _STRONG_PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"domainkeys",
         r"unauthenticated",
         r"arc (?:validation|check)",
-        r"authentication (?:failed|failure|unsuccessful|credentials invalid)",
+    )),
+    ("smtp_auth", (
+        r"authentication (?:failed|failure|unsuccessful|credentials invalid|is required|required)",
+        r"auth(?:entication)? (?:is )?required",
+        r"must (?:issue an auth|authenticate)",
+        r"authenticate first",
         r"incorrect authentication",
         r"invalid credentials",
         r"username and password not accepted",
@@ -251,7 +261,7 @@ _BUNDLED_ENHANCED: tuple[tuple[str, str], ...] = (
     # Exchange Online directory-based edge blocking: "550 5.4.1 Recipient
     # address rejected: Access denied" means the recipient does not exist.
     ("5.4.1", "user_unknown"),
-    ("5.7.509", "auth_failed"),  # does not pass DMARC
+    ("5.7.509", "sender_auth"),  # does not pass DMARC
     ("5.7.511", "blocklisted"),  # banned sender
     *((f"5.7.{detail}", "blocklisted") for detail in range(606, 650)),  # banned sending IP
     ("5.7.708", "blocklisted"),  # traffic not accepted from this IP
@@ -270,30 +280,37 @@ _BUNDLED_ENHANCED: tuple[tuple[str, str], ...] = (
     ("*.4.3", "dns_error"),
     ("*.4.4", "dns_error"),
     ("*.5.3", "rate_limited"),
-    ("*.7.8", "auth_failed"),
-    ("*.7.9", "auth_failed"),  # also Yahoo's DMARC reject, "554 5.7.9 ... policy reasons"
+    ("*.7.8", "smtp_auth"),  # authentication credentials invalid
+    ("*.7.9", "smtp_auth"),  # mechanism too weak (but see _BUNDLED_PAIRS)
     ("*.7.10", "tls_required"),
     ("*.7.11", "tls_required"),
-    ("*.7.12", "auth_failed"),
-    ("*.7.20", "auth_failed"),
-    ("*.7.21", "auth_failed"),
-    ("*.7.22", "auth_failed"),
-    ("*.7.23", "auth_failed"),
-    ("*.7.24", "auth_failed"),
+    ("*.7.12", "smtp_auth"),  # a password transition is needed
+    ("*.7.20", "sender_auth"),
+    ("*.7.21", "sender_auth"),
+    ("*.7.22", "sender_auth"),
+    ("*.7.23", "sender_auth"),
+    ("*.7.24", "sender_auth"),
     ("*.7.25", "dns_error"),  # reverse DNS validation failed
-    ("*.7.26", "auth_failed"),
+    ("*.7.26", "sender_auth"),
     ("*.7.27", "dns_error"),  # sender address has null MX
     ("*.7.28", "rate_limited"),  # mail flood
-    ("*.7.29", "auth_failed"),
+    ("*.7.29", "sender_auth"),
     ("*.7.30", "tls_required"),
     ("*.7.*", "policy"),
 )
 
-# Reply codes that say enough alone (precedence step 5).
+# (code, enhanced) pairs that mean something else than the enhanced code
+# alone (precedence step 4, first).
+_BUNDLED_PAIRS: dict[tuple[str, str], str] = {
+    ("554", "5.7.9"): "sender_auth",  # Yahoo's DMARC reject, "... policy reasons"
+}
+
+# Reply codes that say enough alone (precedence step 5), RFC 4954's.
 _BUNDLED_CODES: dict[str, str] = {
-    "534": "auth_failed",  # authentication mechanism is too weak
-    "535": "auth_failed",  # authentication credentials invalid
-    "538": "tls_required",  # encryption required for the requested mechanism
+    "530": "smtp_auth",  # authentication required
+    "534": "smtp_auth",  # authentication mechanism is too weak
+    "535": "smtp_auth",  # authentication credentials invalid
+    "538": "smtp_auth",  # encryption required for the requested mechanism
     "556": "dns_error",  # domain does not accept mail (null MX, RFC 7504)
 }
 
@@ -307,6 +324,9 @@ _CONTINUATION = re.compile(r"\s[2-5][0-5][0-9][ -](?:[245]\.[0-9]{1,3}\.[0-9]{1,
 # Longer texts (flattened multi-line replies) are rarely repeated exactly.
 _CACHED_TEXT = 256
 
+# The reason that sender_auth and smtp_auth replaced, named in the error a
+# rule still using it gets.
+_SPLIT_REASON = "auth_failed"
 _RULE_KEYS = ("reason", "code", "enhanced", "text")
 _RULE_EXAMPLE = '{reason: blocklisted, text: "spamhaus|blocked using"}'
 
@@ -401,6 +421,9 @@ def _check_rule(checker: Checker, key: str, value: Any) -> Rule:
     if "reason" not in item:
         checker.fail(f"{key}.reason", f"missing; give one of: {valid}")
     reason = item["reason"]
+    if reason == _SPLIT_REASON:
+        checker.fail(f"{key}.reason", "auth_failed was split in two; use sender_auth (SPF, DKIM, DMARC, "
+                     "ARC) or smtp_auth (SMTP AUTH refused or required)")
     if reason not in REASONS:
         checker.fail(f"{key}.reason", f"{reason!r} is not a reason; use one of: {valid}")
     if not any(name in item for name in ("code", "enhanced", "text")):
@@ -512,6 +535,9 @@ def _code_reason(code: str, enhanced: str) -> str | None:
     """Precedence steps 4 and 5. Cached: there are few distinct pairs."""
     m = _ENHANCED_CODE.fullmatch(enhanced)
     if m is not None:
+        paired = _BUNDLED_PAIRS.get((code, enhanced))
+        if paired:
+            return paired
         subject, detail = str(int(m.group(1))), str(int(m.group(2)))
         found = (_BY_ENHANCED.get(enhanced) or _BY_SUBJECT_DETAIL.get(f"{subject}.{detail}")
                  or _BY_SUBJECT.get(subject))

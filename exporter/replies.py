@@ -68,8 +68,42 @@ class Delivery(NamedTuple):
     host: str = ""  # the relay host name as logged, or "" when there was none
 
 
+class Delay(NamedTuple):
+    """How long a message waited until a delivery attempt ended (Postfix and
+    Sendmail delay=, OpenSMTPD delay=, Exim QT=): beside that attempt's
+    Delivery, with the same status."""
+
+    status: str
+    seconds: float
+
+
+TLS_PROTOCOLS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other")
+# How far the peer's certificate was checked: anonymous (none presented or
+# asked for), untrusted (presented, not verified), trusted (its chain
+# verified), verified (chain and name matched, or DANE), unknown (not logged).
+TLS_TRUSTS = ("anonymous", "untrusted", "trusted", "verified", "unknown")
+
+
+class Tls(NamedTuple):
+    """One connection, or one message on it where the MTA logs TLS per
+    message, that used TLS."""
+
+    direction: str
+    protocol: str  # one of TLS_PROTOCOLS
+    trust: str  # one of TLS_TRUSTS
+
+
+def tls_protocol(version: str) -> str:
+    """TLS_PROTOCOLS' name of a logged version: "TLSv1.3" (OpenSSL), "TLS1.3"
+    (Exim with GnuTLS), "TLSv1.0"; "other" for SSLv3 and anything else."""
+    number = version.removeprefix("TLSv").removeprefix("TLS")
+    if number in ("1", "1.0"):
+        return "TLSv1"
+    return f"TLSv{number}" if number in ("1.1", "1.2", "1.3") else "other"
+
+
 # What a parser gives for one line.
-Event = Reply | Delivery
+Event = Reply | Delivery | Delay | Tls
 
 
 # A reply code is [2-5][0-5][0-9] (RFC 5321 4.2), standing alone (also as the
@@ -169,3 +203,27 @@ _LOOKS_LIKE_REPLY = re.compile(
 
 def looks_like_reply(line: str) -> bool:
     return _LOOKS_LIKE_REPLY.search(line) is not None
+
+
+_DURATION_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_CLOCK = re.compile(r"(?:([0-9]+)\+)?([0-9]+):([0-9]{2}):([0-9]{2})")
+_UNITS = re.compile(r"(?:[0-9]+[wdhm])*(?:[0-9]+(?:\.[0-9]+)?s)?")
+_UNIT_PART = re.compile(r"([0-9.]+)([wdhms])")
+
+
+@lru_cache(maxsize=4096)
+def duration_seconds(text: str) -> float | None:
+    """Seconds of a logged duration: Postfix's "0.52", Sendmail's "00:01:02"
+    and "2+03:04:05" (days+), Exim's and OpenSMTPD's "1d2h3m4s", "0s",
+    "0.125s"; None when text is none of those. Cached: mail logs repeat their
+    delays."""
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    m = _CLOCK.fullmatch(text)
+    if m:
+        days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+        return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+    if text and _UNITS.fullmatch(text):
+        return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _UNIT_PART.findall(text))
+    return None

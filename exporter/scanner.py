@@ -8,14 +8,51 @@ one. Every other line costs nothing beyond being counted as ignored.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
-from exporter.parsers import Format, ParseFn, Presence
+from exporter.parsers import BlockCountFn, Format, ParseFn, Presence
 from exporter.replies import Event, looks_like_reply
+
+
+log = logging.getLogger(__name__)
+
+
+class UnrecognizedReport:
+    """Logs the first few unrecognized lines of each hour at info, cut short,
+    so that a user can report a shape no parser knows; the count of them is
+    smtp_exporter_lines_total{result="unrecognized"}. Shared by every scanner
+    of a process, so a flood of them costs a few log lines an hour."""
+
+    def __init__(self, per_hour: int = 5, max_chars: int = 300,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour = per_hour
+        self.max_chars = max_chars
+        self._clock = clock
+        self._hour_start = -3600.0
+        self._logged = 0
+
+    def __call__(self, line: str) -> None:
+        now = self._clock()
+        if now - self._hour_start >= 3600:
+            self._hour_start, self._logged = now, 0
+        self._logged += 1
+        if self._logged <= self.per_hour:
+            # repr: the line is the remote side's text as much as the MTA's,
+            # and may hold terminal escapes.
+            log.info("unrecognized line (it looks like a reply, but no parser knows its shape; "
+                     "please report it): %r%s", line[:self.max_chars],
+                     " (cut)" if len(line) > self.max_chars else "")
+            if self._logged == self.per_hour:
+                log.info("no more unrecognized lines are logged for an hour")
+
+
+REPORT_UNRECOGNIZED = UnrecognizedReport()
 
 
 class EventSink(Protocol):
@@ -40,16 +77,18 @@ class LineScanner:
         sink: EventSink,
         max_line: int = DEFAULT_MAX_LINE,
         labeller: Labeller | None = None,
+        report_unrecognized: Callable[[str], None] = REPORT_UNRECOGNIZED,
     ) -> None:
         self._formats = tuple(formats)
+        self._report_unrecognized = report_unrecognized
         self._presence = Presence(self._formats)
         self._sink = sink
         self._max_line = max_line
         self._labeller = labeller if labeller is not None else Labeller()
-        # (parse, triggers) for each combination of formats seen present.
-        self._plans: dict[tuple[Format, ...], tuple[ParseFn, tuple[bytes, ...]]] = {}
+        # (parse, triggers, block counters) for each combination of formats seen present.
+        self._plans: dict[tuple[Format, ...], tuple[ParseFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]] = {}
 
-    def _plan(self, block: bytes) -> tuple[ParseFn, tuple[bytes, ...]]:
+    def _plan(self, block: bytes) -> tuple[ParseFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]:
         active: tuple[Format, ...]
         if len(self._formats) == 1:
             active = self._formats
@@ -60,7 +99,8 @@ class LineScanner:
             triggers = tuple(sorted({t.encode() for f in active for t in f.triggers}))
             # With no format active there are no triggers, and no line reaches parse.
             parse = active[0].parse if len(active) == 1 else _first_taker(tuple(f.parse for f in active))
-            plan = self._plans[active] = (parse, triggers)
+            counters = tuple(f.count_block for f in active if f.count_block is not None)
+            plan = self._plans[active] = (parse, triggers, counters)
         return plan
 
     def feed(self, block: bytes, cut: int = 0) -> None:
@@ -71,7 +111,7 @@ class LineScanner:
         """
         if not block and not cut:
             return
-        parse, triggers = self._plan(block)
+        parse, triggers, counters = self._plan(block)
         starts: set[int] = set()
         find, rfind = block.find, block.rfind
         for trigger in triggers:
@@ -97,6 +137,12 @@ class LineScanner:
                     events[event] = events.get(event, 0) + 1
             elif result is None and looks_like_reply(line):
                 unrecognized += 1
+                self._report_unrecognized(line)
+        for count_block in counters:
+            counted, counted_lines = count_block(block)
+            matched += counted_lines
+            for event, n in counted.items():
+                events[event] = events.get(event, 0) + n
         total = block.count(b"\n")
         lines = {
             "matched": matched,

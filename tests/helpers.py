@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.replies import Reply
+from exporter.replies import Delivery, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -79,12 +79,18 @@ def replies_by(exposition: str, *labels: str) -> Counter:
     return Counter({key: int(n) for key, n in metric_by(exposition, "smtp_replies_total", *labels).items()})
 
 
+def hosted(events):
+    """The events of a parser that name a host: replies and deliveries."""
+    return [e for e in events if isinstance(e, (Reply, Delivery))]
+
+
 def labels_only(events):
-    """A parser's events without the relay host and reply text, which parser
-    tables test apart: what is left is what the labels are made of."""
+    """A parser's replies and deliveries without the relay host and reply
+    text, which parser tables test apart (as the delays are: see
+    test_delays.py): what is left is what the labels are made of."""
     if events is None:
         return None
-    return [e._replace(host="", text="") if len(e) > 2 else e._replace(host="") for e in events]
+    return [e._replace(host="", text="") if isinstance(e, Reply) else e._replace(host="") for e in hosted(events)]
 
 
 # -- parser tables ----------------------------------------------------------------

@@ -261,6 +261,14 @@ def _threshold_values(thresholds: dict) -> list[float]:
     return [step["value"] for step in thresholds["steps"] if step["value"] is not None]
 
 
+# Panels drawing one threshold without a direction: title -> its smtp:threshold:NAME.
+_SINGLE_THRESHOLDS = {
+    "Time since last log data": "log_quiet_seconds",
+    "Refused SMTP AUTH attempts a minute": "auth_failures_per_minute",
+    "Delivery delay p50 and p95 by status": "delivery_delay_p95_seconds",
+}
+
+
 @pytest.mark.parametrize("name", DASHBOARD_IDS)
 def test_thresholds_match_alert_defaults(name):
     """The lines drawn on the ratio and log-age panels are the alerts' default thresholds."""
@@ -284,12 +292,13 @@ def test_thresholds_match_alert_defaults(name):
                 want = defaults[(f"smtp:threshold:reply_{m[1]}_ratio", direction)]
                 assert _threshold_values(by_direction[direction]) == [want], f"{title} {direction}{fix}"
             checked += 1
-        elif title == "Time since last log data":
-            want = defaults[("smtp:threshold:log_quiet_seconds", None)]
+        elif record := _SINGLE_THRESHOLDS.get(title):
+            want = defaults[(f"smtp:threshold:{record}", None)]
             assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
             checked += 1
     if "overview" in name:
-        assert checked == 8, "expected 4 ratio graphs, the 5xx ratio by provider, 2 ratio stats and the log age"
+        assert checked == 10, ("expected 4 ratio graphs, the 5xx ratio by provider, 2 ratio stats, the log age, "
+                               "the refused AUTHs and the delivery delay")
 
 
 def test_known_metric_names_cover_the_contract():

@@ -7,7 +7,7 @@ import pytest
 from exporter.parsers import FORMATS, exim, postfix, sendmail
 from exporter.parsers.opensmtpd import TRIGGERS, parse
 from exporter.replies import Delivery
-from helpers import (EXIM_DEFER, POSTFIX_REJECT, POSTFIX_SENT, assert_left_alone, counted_apart, counts, inb,
+from helpers import (EXIM_DEFER, POSTFIX_REJECT, POSTFIX_SENT, assert_left_alone, counted_apart, counts, hosted, inb,
                      interleave, out, replies_in, summed, table_replies, table_tests)
 
 present = FORMATS["opensmtpd"].present
@@ -121,6 +121,11 @@ CASES = [
     ("AUTH PLAIN credentials are not logged",
      SYSLOG + SID + 'smtp failed-command command="AUTH PLAIN (...)" result="535 Authentication failed"',
      [inb("535", "", "auth")]),
+    ("AUTH LOGIN password refused (the failed-command line is the reply)",
+     SYSLOG + SID + 'smtp failed-command command="AUTH LOGIN (password)" result="535 Authentication failed"',
+     [inb("535", "", "auth")]),
+    ("the authentication line about the same attempt counts nothing",
+     SYSLOG + SID + "smtp authentication user=admin result=permfail", []),
     ("STARTTLS", SYSLOG + SID + 'smtp failed-command command="STARTTLS" result="503 5.5.1 Invalid command: '
      'Command not supported"', [inb("503", "5.5.1", "starttls")]),
     ("VRFY", SYSLOG + SID + 'smtp failed-command command="VRFY root" result="500 5.5.1 Invalid command: '
@@ -171,13 +176,13 @@ test_line_gives_events, test_every_counting_line_holds_a_trigger = table_tests(C
 
 ])
 def test_relay_host_of_outbound_events(line, host):
-    assert {e.host for e in parse(line)} == {host}
+    assert {e.host for e in hosted(parse(line))} == {host}
 
 
 def test_reply_text_is_the_reply_as_logged():
     [reply] = parse(SYSLOG + SID + 'smtp failed-command command="DATA" result="451 Try again later"')
     assert reply.text == "451 Try again later"
-    _, reply = parse(SYSLOG + SID + delivery() + 'result="PermFail" stat="550 5.7.1 "no" thanks"')
+    _, reply = hosted(parse(SYSLOG + SID + delivery() + 'result="PermFail" stat="550 5.7.1 "no" thanks"'))
     assert reply.text == '550 5.7.1 "no" thanks'
 
 

@@ -12,6 +12,7 @@ import re
 import time
 
 import pytest
+from helpers import metric_by, run_once
 from mta import postfix_lab, scenario
 from mta.checks import AgainstTheWire, Wire, skip_if
 from mta.namespace import CLASSIC_STAMP
@@ -45,7 +46,7 @@ def test_lab_covers_every_stage_and_class(lab):
     outbound = {k[4] for k in keys if k[0] == "outbound"}
     inbound = {k[4] for k in keys if k[0] == "inbound"}
     assert outbound >= {"connect", "starttls", "mail", "rcpt", "data", "end_of_data"}
-    assert inbound >= {"connect", "helo", "mail", "rcpt", "data", "end_of_data", "other"}
+    assert inbound >= {"connect", "helo", "auth", "mail", "rcpt", "data", "end_of_data", "other"}
     assert {k[2] for k in keys} == {"2xx", "4xx", "5xx"}
     assert any(k[1] == "" for k in keys if k[0] == "inbound")  # cleanup: enhanced code only
     assert any(k[3] == "" and k[1] for k in keys if k[0] == "outbound")  # reply without enhanced
@@ -87,3 +88,25 @@ def test_reject_warning_is_not_a_reply(lab, tmp_path):
     only_warnings.write_text("".join(warnings))
     replies, deliveries = exported(only_warnings)
     assert not replies and not deliveries
+
+
+def test_refused_auth_counts_once(lab):
+    """Each refused AUTH is logged by smtpd and, about the same attempt, by the
+    SASL library; only smtpd's line is the reply, counted code-less at auth."""
+    text = lab.log.read_text()
+    failed = text.count(": SASL PLAIN authentication failed: ")
+    assert failed == 4
+    assert "warning: SASL authentication " in text  # the library's own lines are there too
+    replies, _ = exported(lab.log)
+    assert {k: n for k, n in replies.items() if k[4] == "auth"} == {("inbound", "", "5xx", "", "auth"): failed}
+
+
+
+def test_tls_sessions_match_the_wire(lab):
+    """Each client session that started TLS, by the version its handshake
+    negotiated: inbound, anonymous (no client certificate)."""
+    assert lab.expected.tls  # the lab's clients did start TLS
+    result = run_once(str(lab.log))
+    assert result.returncode == 0, result.stderr
+    got = metric_by(result.stdout.decode(), "smtp_tls_connections_total", "direction", "protocol", "trust")
+    assert {k: n for k, n in got.items() if n} == lab.expected.tls

@@ -4,7 +4,7 @@ import pytest
 
 from exporter.parsers.postfix import TRIGGERS, parse
 from exporter.replies import Delivery, Reply
-from helpers import inb, out, table_tests
+from helpers import hosted, inb, out, table_tests
 
 SYSLOG = "Nov  3 17:44:15 mx1 "
 RFC3339 = "2026-11-03T17:44:15.123456+01:00 mx1 "
@@ -352,6 +352,47 @@ CASES = [
         "helo=<smtp5.example.com>: 5.7.1 554 Character set prohibited.",
         [inb("", "5.7.1", "end_of_data")],
     ),
+    (
+        "AUTH refused: smtpd logs its 535 without the code",
+        SYSLOG + "postfix/submission/smtpd[1187]: warning: unknown[192.0.2.77]: SASL LOGIN authentication "
+        "failed: UGFzc3dvcmQ6",
+        [inb("", "", "auth", "5xx")],
+    ),
+    (
+        "AUTH refused, Postfix 3.x with the user name tried",
+        RFC3339 + "postfix/smtpd[2290]: warning: mail.example.net[2001:db8::7]: SASL PLAIN authentication "
+        "failed: authentication failure, sasl_username=admin@example.org",
+        [inb("", "", "auth", "5xx")],
+    ),
+    (
+        "AUTH refused, client port logged (smtpd_client_port_logging)",
+        SYSLOG + "postfix/smtpd[31152]: warning: unknown[192.0.2.237]:55729: SASL LOGIN authentication failed: "
+        "authentication failure",
+        [inb("", "", "auth", "5xx")],
+    ),
+    (
+        "Dovecot SASL server gone: the reply was 454 4.7.0 Temporary authentication failure",
+        SYSLOG + "postfix/smtpd[21022]: warning: unknown[192.0.2.9]: SASL LOGIN authentication failed: "
+        "Connection lost to authentication server",
+        [inb("", "", "auth", "4xx")],
+    ),
+    (
+        "the SASL library's own line about the same attempt counts nothing",
+        SYSLOG + "postfix/submission/smtpd[1187]: warning: SASL authentication failure: Password verification "
+        "failed",
+        [],
+    ),
+    (
+        "the SASL library's problem line counts nothing",
+        SYSLOG + "postfix/smtpd[1187]: warning: SASL authentication problem: unable to open Berkeley db "
+        "/etc/sasldb2: No such file or directory",
+        [],
+    ),
+    (
+        "an AUTH the client aborted (\"*\") is no failed attempt: not counted",
+        SYSLOG + "postfix/smtpd[1187]: warning: unknown[192.0.2.77]: SASL LOGIN authentication aborted",
+        [],
+    ),
     # --- numbers that are not replies -----------------------------------------
     (
         "rate limit counter 334 is not a reply",
@@ -443,7 +484,7 @@ HOSTS_AND_TEXTS = [
 
 @pytest.mark.parametrize("line,expected", [c[1:] for c in HOSTS_AND_TEXTS], ids=[c[0] for c in HOSTS_AND_TEXTS])
 def test_relay_host_and_reply_text(line, expected):
-    assert parse(line) == expected
+    assert hosted(parse(line)) == expected
 
 
 

@@ -220,14 +220,17 @@ def test_msimerson_one_sent_message():
 def test_kumina_outbound_replies_and_deliveries():
     # By hand: status=sent (250 2.0.0 ...) from smtp; "said: 451 DT:SPM ..."
     # as an MX reply and again in status=deferred; status=bounced (... said:
-    # 554 DT:SPM ...); qmgr status=expired. No smtpd reject lines. The
+    # 554 DT:SPM ...); qmgr status=expired. No smtpd reject lines, but one
+    # refused AUTH ("SASL PLAIN authentication failed"), after two lines of
+    # the SASL library about the same attempt, which count nothing. The
     # virtual delivery (status=sent (delivered to maildir)) is no SMTP reply.
     rows, deliveries = replies_and_deliveries("kumina/postfix_exporter/DERIVED_postfix_exporter_test_lines.log")
     assert total(rows, direction="outbound", code="250", enhanced="2.0.0") == 1
     assert total(rows, direction="outbound", code="451", enhanced="", stage="end_of_data") == 2
     assert total(rows, direction="outbound", code="554", enhanced="") == 1
     assert total(rows, direction="outbound") == 4
-    assert total(rows, direction="inbound") == 0
+    assert total(rows, direction="inbound") == 1
+    assert total(rows, direction="inbound", code="", enhanced="", stage="auth", **{"class": "5xx"}) == 1
     assert [total(deliveries, status=s) for s in ("sent", "deferred", "bounced")] == [1, 1, 1]
     assert total(deliveries, status="expired") >= 1
 
@@ -235,14 +238,17 @@ def test_kumina_outbound_replies_and_deliveries():
 def test_fail2ban_postfix_rejects():
     # 26 reject lines (smtpd, postscreen, milter-reject, reject with a queue
     # id, postfix-*/smtpd multi-instance names): 10 answer 4xx, 16 answer 5xx.
-    # EHLO rejects: 3; CONNECT: 1; VRFY: 1; DATA and BDAT: 2. The failJSON
+    # EHLO rejects: 3; CONNECT: 1; VRFY: 1; DATA and BDAT: 2. And 12 refused
+    # AUTHs ("SASL ... authentication failed"), one with the client's port,
+    # one a 454 (Dovecot's SASL server lost), all code-less. The failJSON
     # comments quote codes but are no log lines.
     rows, _ = replies_and_deliveries("fail2ban/fail2ban/fail2ban/tests/files/logs/postfix")
-    assert total(rows, direction="inbound", **{"class": "4xx"}) == 10
-    assert total(rows, direction="inbound", **{"class": "5xx"}) == 16
+    assert total(rows, direction="inbound", **{"class": "4xx"}) == 10 + 1
+    assert total(rows, direction="inbound", **{"class": "5xx"}) == 16 + 11
     assert total(rows, direction="outbound") == 0
-    stages = {s: total(rows, direction="inbound", stage=s) for s in ("helo", "connect", "other", "data")}
-    assert stages == {"helo": 3, "connect": 1, "other": 1, "data": 2}
+    stages = {s: total(rows, direction="inbound", stage=s) for s in ("helo", "connect", "other", "data", "auth")}
+    assert stages == {"helo": 3, "connect": 1, "other": 1, "data": 2, "auth": 12}
+    assert total(rows, direction="inbound", stage="auth", code="", enhanced="") == 12
 
 
 def test_fail2ban_exim_authentication_failures():

@@ -23,13 +23,13 @@ REAL_REPLIES = [
      "not 550-5.7.26 pass with ip: [192.0.2.10]. To best protect our users from spam, the 550-5.7.26 "
      "message has been blocked. Please visit 550-5.7.26 https://support.google.com/mail/answer/81126#"
      "authentication for more 550 5.7.26 information. a640c23a62f3a-a9a2b2b0c1esi1234567.123 - gsmtp",
-     "auth_failed"),
+     "sender_auth"),
     ("gmail 5.7.26 DMARC",
      "550-5.7.26 Unauthenticated email from example.com is not accepted due to 550-5.7.26 domain's DMARC "
      "policy. Please contact the administrator of example.com 550-5.7.26 domain if this was a legitimate "
      "mail. To learn about the DMARC 550-5.7.26 initiative, go to 550 5.7.26 "
      "https://support.google.com/mail/?p=DmarcRejection d2e1a72fcca58si8765432.45 - gsmtp",
-     "auth_failed"),
+     "sender_auth"),
     ("gmail 4.7.28 rate, DKIM domain",
      "421-4.7.28 [192.0.2.10      15] Our system has detected an unusual rate of 421-4.7.28 unsolicited "
      "mail originating from your DKIM domain [example.com      15]. 421-4.7.28 To protect our users from "
@@ -101,7 +101,7 @@ REAL_REPLIES = [
     ("gmail 535 auth",
      "535-5.7.8 Username and Password not accepted. Learn more at 535 5.7.8 "
      "https://support.google.com/mail/?p=BadCredentials g8si9 - gsmtp",
-     "auth_failed"),
+     "smtp_auth"),
     # Microsoft (Exchange Online, Outlook.com)
     ("microsoft 5.7.606 banned IP",
      "550 5.7.606 Access denied, banned sending IP [192.0.2.10]. To request removal from this list please "
@@ -144,7 +144,7 @@ REAL_REPLIES = [
     ("microsoft 5.7.509 DMARC",
      "550 5.7.509 Access denied, sending domain example.com does not pass DMARC verification and has a "
      "DMARC policy of reject. [DB1PEPF000509EE.eurprd03.prod.outlook.com]",
-     "auth_failed"),
+     "sender_auth"),
     ("microsoft 5.7.64 relay",
      "550 5.7.64 TenantAttribution; Relay Access Denied [SN1NAM02FT0123.eop-nam02.prod.protection."
      "outlook.com]",
@@ -163,7 +163,7 @@ REAL_REPLIES = [
      "blocklisted"),
     ("yahoo 5.7.9 DMARC",
      "554 5.7.9 Message not accepted for policy reasons.  See https://postmaster.yahooinc.com/error-codes",
-     "auth_failed"),
+     "sender_auth"),
     ("yahoo account disabled",
      "554 delivery error: dd Sorry your message to someone@yahoo.com cannot be delivered. This account has "
      "been disabled or discontinued [#102]. - mta1272.mail.sk1.yahoo.com",
@@ -247,7 +247,7 @@ REAL_REPLIES = [
      "550 5.7.23 <someone@example.org>: Recipient address rejected: Message rejected due to: SPF fail - "
      "not authorized. Please see http://www.open-spf.org/Why;id=someone%40example.com;ip=192.0.2.10;"
      "r=<UNKNOWN>",
-     "auth_failed"),
+     "sender_auth"),
     ("postfix anvil connections",
      "421 4.7.0 mx.example.org Error: too many connections from 192.0.2.10", "rate_limited"),
     ("postfix too many recipients",
@@ -262,7 +262,7 @@ REAL_REPLIES = [
      "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", "relay_denied"),
     ("exim unrouteable",
      "550 Unrouteable address", "user_unknown"),
-    ("exim auth", "535 Incorrect authentication data", "auth_failed"),
+    ("exim auth", "535 Incorrect authentication data", "smtp_auth"),
     ("rspamd spam", "554 5.7.1 Spam message rejected", "spam_content"),
     ("amavis virus",
      "554 5.7.0 Reject, id=12345-01 - VIRUS: Eicar-Signature", "spam_content"),
@@ -270,10 +270,22 @@ REAL_REPLIES = [
     ("enhanced only 5.1.1", "5.1.1", "user_unknown"),
     ("enhanced only 5.7.1", "5.7.1", "policy"),
     ("enhanced only 4.2.2", "4.2.2", "mailbox_full"),
-    ("enhanced only 5.7.26", "5.7.26", "auth_failed"),
+    ("enhanced only 5.7.26", "5.7.26", "sender_auth"),
     ("enhanced only, unmapped", "5.0.0", "other"),
     ("code only 550", "550", "other"),
-    ("code only 535", "535", "auth_failed"),
+    ("code only 535", "535", "smtp_auth"),
+    ("code only 530", "530", "smtp_auth"),
+    ("code only 538 (encryption required for the mechanism)", "538", "smtp_auth"),
+    ("postfix AUTH required", "530 5.7.0 Authentication required", "smtp_auth"),
+    ("5.7.9 with an AUTH code: mechanism too weak",
+     "534 5.7.9 Authentication mechanism is too weak", "smtp_auth"),
+    ("postfix submission, AUTH refused", "535 5.7.8 Error: authentication failed: authentication failure",
+     "smtp_auth"),
+    ("opensmtpd AUTH required", "530 5.5.1 Invalid command: Must issue an AUTH command first", "smtp_auth"),
+    ("STARTTLS required wins over AUTH text",
+     "530 5.7.0 Must issue a STARTTLS command first", "tls_required"),
+    ("relaying denied wins over AUTH text",
+     "550 5.7.1 <a@example.net>... Relaying denied. Proper authentication required.", "relay_denied"),
     ("code only 421", "421", "other"),
     ("code only with vague text", "451 Temporary local problem - please try later", "other"),
 ]
@@ -296,8 +308,8 @@ def test_the_table_covers_every_reason() -> None:
 
 def test_reasons_are_the_documented_labels_in_order() -> None:
     assert REASONS == ("user_unknown", "mailbox_full", "greylisted", "rate_limited", "blocklisted",
-                       "spam_content", "auth_failed", "tls_required", "relay_denied", "message_too_big",
-                       "dns_error", "policy", "other")
+                       "spam_content", "sender_auth", "smtp_auth", "tls_required", "relay_denied",
+                       "message_too_big", "dns_error", "policy", "other")
 
 
 # Precedence
@@ -312,8 +324,8 @@ def test_text_beats_the_enhanced_code() -> None:
 
 def test_weak_text_yields_to_a_code() -> None:
     rules = ReasonRules.default()
-    # "policy reasons" is weak evidence; Yahoo's 5.7.9 says more.
-    assert rules.reason("554", "5.7.9", "554 5.7.9 Message not accepted for policy reasons.") == "auth_failed"
+    # "policy reasons" is weak evidence; Yahoo's 554 5.7.9 says more.
+    assert rules.reason("554", "5.7.9", "554 5.7.9 Message not accepted for policy reasons.") == "sender_auth"
     assert rules.reason("554", "", "554 Message not accepted for policy reasons.") == "policy"
 
 
@@ -421,7 +433,10 @@ BAD_RULES = [
     ([{"code": "550"}], "reasons[0].reason", "missing; give one of: user_unknown, mailbox_full"),
     ([{"reason": "spam", "text": "x"}], "reasons[0].reason",
      "'spam' is not a reason; use one of: user_unknown, mailbox_full, greylisted, rate_limited, blocklisted, "
-     "spam_content, auth_failed, tls_required, relay_denied, message_too_big, dns_error, policy, other"),
+     "spam_content, sender_auth, smtp_auth, tls_required, relay_denied, message_too_big, dns_error, policy, "
+     "other"),
+    ([{"reason": "auth_failed", "code": "535"}], "reasons[0].reason",
+     "auth_failed was split in two; use sender_auth (SPF, DKIM, DMARC, ARC) or smtp_auth"),
     ([{"reason": "policy", "txt": "x"}], "reasons[0].txt",
      "unknown key (did you mean 'text'?); the known keys are: reason, code, enhanced, text"),
     ([{"reason": "policy"}], "reasons[0]", "has no matcher; give at least one of code, enhanced or text"),

@@ -1,7 +1,9 @@
 """LineScanner: finds trigger lines in a block, parses them, tallies results."""
 
+import logging
+
 from exporter.parsers import formats_for
-from exporter.scanner import LineScanner, Tally
+from exporter.scanner import LineScanner, Tally, UnrecognizedReport
 
 
 def scan(text: bytes, max_line=65536):
@@ -49,6 +51,36 @@ def test_unrecognized_is_a_reply_shaped_line_no_parser_took():
     assert sink.lines["unrecognized"] == 1
     assert sink.lines["ignored"] == 1
     assert not sink.counts
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_first_unrecognized_lines_of_each_hour_are_logged_cut_short(caplog):
+    clock = FakeClock()
+    report = UnrecognizedReport(per_hour=2, max_chars=90, clock=clock)
+    odd = b"Nov  3 17:44:15 mx someproxy[9]: upstream said: 550 5.7.1 blocked \x1b[31m" + b"x" * 100 + b"\n"
+    scanner = LineScanner(formats_for("auto"), Tally(), report_unrecognized=report)
+    with caplog.at_level(logging.INFO, logger="exporter.scanner"):
+        # QUIET: a Postfix line, so that `auto` looks for Postfix's triggers.
+        scanner.feed(QUIET + odd * 3)
+        clock.now += 3599
+        scanner.feed(QUIET + odd)
+        logged_first_hour = [r.getMessage() for r in caplog.records]
+        clock.now += 1
+        scanner.feed(QUIET + odd)
+    assert len(logged_first_hour) == 3  # two lines and the note that no more follow
+    line = logged_first_hour[0]
+    assert "someproxy[9]: upstream said: 550" in line and line.endswith(" (cut)")
+    assert "\\x1b" in line and "\x1b" not in line  # shown escaped
+    assert "x" * 30 not in line
+    assert "no more unrecognized lines" in logged_first_hour[2]
+    assert len(caplog.records) == 4  # the next hour logs again
 
 
 def test_invalid_utf8_is_survived_and_counted():

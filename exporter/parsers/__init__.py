@@ -2,7 +2,9 @@
 
 Each parser module gives parse(line) (None: not my line), TRIGGERS (the
 substrings every line it counts holds), TAGS (its syslog tags) and
-present_untagged(block) (other signs that a block holds its lines). `auto`
+present_untagged(block) (other signs that a block holds its lines), and may
+give count_block(block): the events of lines common and simple enough to be
+counted over a whole block, without the cost of parse() on each. `auto`
 enables, block by block, the parsers whose MTA is present, and lets each line
 go to the first that takes it: mixed logs work, and a Postfix-only log pays
 for no other MTA's triggers.
@@ -20,6 +22,8 @@ from exporter.replies import Event
 
 # A parser: a line in; its events, [] for a line it knows but that counts nothing, or None: not its line.
 ParseFn = Callable[[str], "Sequence[Event] | None"]
+# A block of lines in; the events of the lines it counts, and how many lines those were.
+BlockCountFn = Callable[[bytes], "tuple[dict[Event, int], int]"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Format:
     triggers: tuple[str, ...]
     tags: tuple[str, ...]  # syslog tag names: "sendmail", "sm-mta"
     present_untagged: Callable[[bytes], bool]
+    count_block: BlockCountFn | None = None
 
     def present(self, block: bytes) -> bool:
         """Could block hold this format's lines?"""
@@ -48,7 +53,8 @@ class Presence:
 
 
 def _module_format(name: str, module) -> Format:  # noqa: ANN001 - a parser module
-    return Format(name, module.parse, module.TRIGGERS, module.TAGS, module.present_untagged)
+    return Format(name, module.parse, module.TRIGGERS, module.TAGS, module.present_untagged,
+                  getattr(module, "count_block", None))
 
 
 FORMATS = {name: _module_format(name, m) for name, m in

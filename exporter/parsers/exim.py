@@ -14,28 +14,39 @@ counted. "defer (-44)" style numbers are Exim's own errno, never codes.
 
 Inbound: ACL rejections ("rejected RCPT <x>: ...", "rejected EHLO or HELO",
 "rejected connection in "connect" ACL", ...) and messages refused while
-received ("rejected from <s> H=...: message too big"). When the logged text starts
-with a code and/or enhanced code, those are the reply's; when it does not,
-Exim logged no code: the reply counts with code "" and class 5xx (4xx for
-"temporarily rejected").
+received ("rejected from <s> H=...: message too big", "rejected by
+local_scan(): ..."). When the logged text starts with a code and/or enhanced
+code, those are the reply's; when it does not, Exim logged no code: the reply
+counts with code "" and class 5xx (4xx for "temporarily rejected").
+
+Sessions Exim ends itself log the reply they got without its code: "SMTP
+call from H dropped: too many unrecognized commands" (500), "... too many
+syntax or protocol errors" (the last error's 5xx), "... too many nonmail
+commands" (554), all stage `other`; "SMTP command timeout on connection from
+H" (421, stage `unknown`: no command was answered).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from exporter.parsers.presence import LineStart
 from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
     OUTBOUND,
+    Delay,
     Delivery,
     Event,
     Reply,
+    Tls,
+    duration_seconds,
     make_reply,
     reply_from_text,
     split_reply,
+    tls_protocol,
 )
 
 TRIGGERS = (
@@ -49,6 +60,9 @@ TRIGGERS = (
     "authenticator failed ",
     "from cutthrough after DATA: ",
     "synchronization error",
+    "SMTP call from ",
+    "SMTP command timeout on ",
+    " <= ",
 )
 
 # Exim's syslog names (its syslog_processname, "exim" by default); another
@@ -93,8 +107,10 @@ def parse(line: str) -> Sequence[Event] | None:
         return _delivered(body)
     if flag in ("== ", "** "):
         return _not_delivered(body, "deferred" if flag == "== " else "bounced")
-    if flag in ("*> ", "<= ", "Com"):
-        return []  # suppressed, arrival, Completed
+    if flag == "<= ":
+        return _tls(body, INBOUND)  # an arrival: its TLS, if any
+    if flag in ("*> ", "Com"):
+        return []  # suppressed, Completed
     outbound = _client_failure(body)
     if outbound is not None:
         return outbound
@@ -118,6 +134,33 @@ def _body(line: str) -> str | None:
         body = line[at + 3:]
     m = _MESSAGE_ID.match(body)
     return body[m.end():] if m else body
+
+
+def _tls(body: str, direction: str) -> list[Event]:
+    """The Tls of a message received (<=) or delivered (=>) over TLS:
+    X=TLS1.3:cipher:bits, and CV=yes|no|dane (log_selector
+    +tls_certificate_verified, on by default). A delivery down a connection
+    already open (H=host [ip]*) used that connection's TLS: not counted again."""
+    at = body.find(" X=")
+    if at < 0 or "]* " in body:
+        return []
+    end = body.find(":", at + 3)
+    version = body[at + 3 : end] if end > 0 else ""
+    cv = body.find(" CV=")
+    verified = body[cv + 4 : cv + 7] if cv >= 0 else ""
+    return [_tls_event(direction, version, verified)]
+
+
+# CV= of an outbound connection: the server's certificate was verified
+# (yes, or by DANE) or not; inbound, "no" may as well mean no client
+# certificate at all.
+_EXIM_TRUSTS = {("outbound", "yes"): "verified", ("outbound", "dan"): "verified", ("outbound", "no"): "untrusted",
+                ("inbound", "yes"): "verified"}
+
+
+@lru_cache(maxsize=64)
+def _tls_event(direction: str, version: str, verified: str) -> Tls:
+    return Tls(direction, tls_protocol(version), _EXIM_TRUSTS.get((direction, verified.rstrip(" ")), "unknown"))
 
 
 def _is_remote(body: str) -> bool:
@@ -146,6 +189,14 @@ def _delivered(body: str) -> list[Event]:
     host = _host(body)
     if _is_remote(body):
         events.append(Delivery("sent", host))
+        events += _tls(body, OUTBOUND)
+        # QT= (log_selector +queue_time): time on the queue until this delivery.
+        qt = body.find(" QT=")
+        if qt >= 0:
+            end = body.find(" ", qt + 4)
+            seconds = duration_seconds(body[qt + 4 : end if end >= 0 else len(body)])
+            if seconds is not None:
+                events.append(Delay("sent", seconds))
     at = body.find(' C="')
     if at >= 0:
         reply = reply_from_text(OUTBOUND, body[at + 4 :], "end_of_data", host)
@@ -208,6 +259,22 @@ def _client_failure(body: str) -> list[Event] | None:
 
 
 def _inbound(body: str) -> list[Reply] | None:
+    # First: these lines name the client (its HELO, its last command), which
+    # may hold "rejected RCPT" and the like.
+    local_scan = body.find("rejected by local_scan(): ")
+    if local_scan >= 0:
+        # The message was refused after its data by local_scan() (sa-exim
+        # and kin): 550, or 451 when "temporarily rejected".
+        return [_acl_reply(body[local_scan + 26 :], body.startswith("temporarily ", local_scan - 12),
+                           "end_of_data")]
+    if body.startswith("SMTP call from "):
+        dropped = body.find(" dropped: too many ")
+        if dropped < 0:
+            return None
+        why = body[dropped + 19 :]
+        return [_DROPPED] if why.startswith(_DROP_REASONS) else None
+    if body.startswith("SMTP command timeout on "):
+        return [_TIMED_OUT]
     m = _REJECTED.search(body)
     if m:
         what = m.group("what")
@@ -233,6 +300,15 @@ def _inbound(body: str) -> list[Reply] | None:
     if "synchronization error" in body:
         return [_acl_reply("", False, "other")]
     return None
+
+
+# The reasons Exim gives in "SMTP call from H dropped: too many ...", each
+# after a 5xx reply it sent (smtp_in.c: smtp_notquit_exit with 500, the
+# last syntax error's code, 554).
+_DROP_REASONS = ("unrecognized commands", "syntax or protocol errors", "nonmail commands")
+_DROPPED = Reply(INBOUND, "", "5xx", "", "other")
+# "421 <host>: SMTP command timeout - closing connection".
+_TIMED_OUT = Reply(INBOUND, "", "4xx", "", "unknown")
 
 
 def _acl_reply(text: str, temporary: bool, stage: str) -> Reply:

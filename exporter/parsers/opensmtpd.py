@@ -46,10 +46,14 @@ from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
     OUTBOUND,
+    Delay,
     Delivery,
     Event,
     Reply,
+    Tls,
+    duration_seconds,
     reply_from_text,
+    tls_protocol,
 )
 
 TRIGGERS = (
@@ -60,6 +64,7 @@ TRIGGERS = (
     "Failed command on session ",
     " mta error reason=",
     "smtp-out: Error on session ",
+    " tls ciphers=",
 )
 
 # Postfix tags its lines "postfix/smtpd[": a tag is a whole name, so
@@ -103,6 +108,8 @@ def parse(line: str) -> Sequence[Event] | None:
             return _delivery(event)
         if event.startswith("error reason="):
             return _session_failure(event[13:])
+        if event.startswith("tls ciphers="):
+            return _tls(event[12:], OUTBOUND)
         return []
     if event.startswith("smtp "):
         event = event[5:]
@@ -112,6 +119,8 @@ def parse(line: str) -> Sequence[Event] | None:
             return _failed_command(event[15:])
         if event.startswith("bad-input "):
             return _result(event[10:], "unknown")
+        if event.startswith("tls ciphers="):
+            return _tls(event[12:], INBOUND)
         return []
     return []  # mda (local delivery), and others that carry no SMTP reply
 
@@ -151,12 +160,22 @@ def _delivery(event: str) -> list[Event]:
         return []
     host = _relay_host(_field(event, "relay") or "")
     events: list[Event] = [Delivery(status, host)]
+    seconds = duration_seconds(_field(event, "delay") or "")  # "delay=1h2m3s": since the envelope was queued
+    if seconds is not None:
+        events.append(Delay(status, seconds))
     stat = _field(event, "stat")
     if stat:
         reply = reply_from_text(OUTBOUND, stat, "end_of_data" if status == "sent" else "unknown", host)
         if reply is not None:
             events.append(reply)
     return events
+
+
+def _tls(ciphers: str, direction: str) -> list[Event]:
+    """"smtp|mta tls ciphers=TLSv1.3:TLS_AES_256_GCM_SHA384:256": a session
+    that started TLS. Whether the peer's certificate was verified is logged
+    apart (cert-check), if at all: trust unknown."""
+    return [Tls(direction, tls_protocol(ciphers.partition(":")[0]), "unknown")]
 
 
 def _relay_host(relay: str) -> str:

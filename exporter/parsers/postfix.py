@@ -14,17 +14,23 @@ delays, queue ids and numbers inside reply text are never taken for codes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 from exporter.replies import (
     COMMAND_STAGES,
     DELIVERY_STATUSES,
     INBOUND,
     OUTBOUND,
+    Delay,
     Delivery,
     Event,
     Reply,
+    Tls,
+    duration_seconds,
     reply_from_text,
+    tls_protocol,
 )
 
 # The verbs after a remote host's name in the replies _host_reply reads.
@@ -32,7 +38,12 @@ _HOST_VERBS = (" said: ", "refused to talk to me: ", "refused to start TLS: ")
 # Substrings present in every line that can yield an event. The scanner only
 # hands lines holding one of them to parse(), which keeps the common lines
 # (connect, qmgr, cleanup message-id, TLS chatter) off the Python path.
-TRIGGERS = ("status=", *_HOST_VERBS, "reject: ", "proxy-accept: ")
+# smtpd's "warning: H[ip]: SASL LOGIN authentication failed: ..." logs the
+# reply it sent to a client whose AUTH it refused.
+_SASL_FAILED = " authentication failed: "
+# Each trigger costs a pass over every block, and a longer one a faster pass:
+# ", status=" rather than the "status=" the parser reads.
+TRIGGERS = (", status=", *_HOST_VERBS, "reject: ", "proxy-accept: ", _SASL_FAILED)
 
 
 
@@ -98,6 +109,10 @@ def parse(line: str) -> Sequence[Event] | None:
     if daemon in _OUTBOUND_DAEMONS:
         return _outbound(message)
     if daemon in _INBOUND_DAEMONS:
+        if message.startswith("warning: "):
+            failure = _sasl_failure(message)
+            if failure is not None:
+                return failure
         return _inbound_reject(message, cleanup=False)
     if daemon == "cleanup":
         return _inbound_reject(message, cleanup=True)
@@ -225,6 +240,7 @@ def _outbound(message: str) -> list[Event] | None:
     if status in _DELIVERY_STATUSES:
         # With relay=none, the host it failed to reach may be in the text.
         events.append(Delivery(status, relay or (reply.host if reply else _tried_host(text))))
+        events += _delays(message, status)
     if reply is not None:
         events.append(reply)
     return events
@@ -238,11 +254,29 @@ def _tried_host(text: str) -> str:
     return ""
 
 
-def _delivery_only(message: str) -> list[Delivery] | None:
+def _delivery_only(message: str) -> list[Event] | None:
     found = _status(message)
-    if found is None:
+    if found is None or found[0] not in _DELIVERY_STATUSES:
         return []
-    return [Delivery(found[0])] if found[0] in _DELIVERY_STATUSES else []
+    return [Delivery(found[0]), *_delays(message, found[0])]
+
+
+def _delays(message: str, status: str) -> list[Event]:
+    """The Delay of a status line's ", delay=1.5, ..." (its "delays=a/b/c/d"
+    split is not read: see README, Metrics)."""
+    at = message.find(", delay=")
+    if at < 0:
+        return []
+    delay = _delay(status, message[at + 8 : message.find(",", at + 8)])
+    return [delay] if delay is not None else []
+
+
+# Cached: a log repeats its delays (two significant digits), so most lines
+# reuse the event of an earlier one.
+@lru_cache(maxsize=4096)
+def _delay(status: str, text: str) -> Delay | None:
+    seconds = duration_seconds(text)
+    return None if seconds is None else Delay(status, seconds)
 
 
 def _qmgr(message: str) -> list[Delivery]:
@@ -251,6 +285,36 @@ def _qmgr(message: str) -> list[Delivery]:
     if ", status=expired" in message or ", status=force-expired" in message:
         return [Delivery("expired")]
     return []
+
+
+# The reply smtpd sent for a refused AUTH ("535 5.7.8 Error: authentication
+# failed: WHY") is logged without its code. A temporary failure ("454 4.7.0
+# Temporary authentication failure: WHY") is logged alike; the one WHY that
+# marks it is Postfix's own when its Dovecot SASL server went away.
+_SASL_FAILURE = Reply(INBOUND, "", "5xx", "", "auth", "", "SASL authentication failed")
+_SASL_TEMPORARY = _SASL_FAILURE._replace(reply_class="4xx")
+_SASL_SERVER_LOST = "Connection lost to authentication server"
+
+
+def _sasl_failure(message: str) -> list[Reply] | None:
+    """"warning: H[ip]: SASL LOGIN authentication failed: WHY[, sasl_username=u]"
+    (also "H[ip]:port: " with smtpd_client_port_logging), or None.
+
+    The SASL library's own warnings about the same attempt ("warning: SASL
+    authentication failure: ...", "warning: SASL authentication problem: ...")
+    name no client and count nothing, so an attempt counts once.
+    """
+    sasl = message.find(": SASL ", 9)
+    if sasl < 0:
+        return None
+    close = message.rfind("]", 9, sasl)
+    if close < 0 or (sasl > close + 1 and not (message[close + 1] == ":" and message[close + 2 : sasl].isdigit())):
+        return None
+    mechanism_end = message.find(" ", sasl + 7)
+    if mechanism_end < 0 or not message.startswith(_SASL_FAILED, mechanism_end):
+        return None
+    why = message[mechanism_end + len(_SASL_FAILED) :]
+    return [_SASL_TEMPORARY if why.startswith(_SASL_SERVER_LOST) else _SASL_FAILURE]
 
 
 def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:
@@ -312,3 +376,46 @@ def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:
     reply = reply_from_text(INBOUND, text, stage, why=why)
     # No code logged (postscreen "too many connections"): nothing to count.
     return [reply] if reply is not None else []
+
+
+
+# "Anonymous TLS connection established from H[ip]: TLSv1.3 with cipher ..."
+# (smtpd, tlsproxy) and "Verified TLS connection established to H[ip]:25:
+# TLSv1.2 with cipher ..." (smtp, lmtp): one line per TLS connection, a few
+# per cent of a busy log, so counted over a block: parsing each line costs
+# three times as much.
+_TLS_ESTABLISHED = b" TLS connection established "
+# The 9 bytes before _TLS_ESTABLISHED, by the trust they end with.
+_TLS_TRUSTS = ((b"Anonymous", "anonymous"), (b"Untrusted", "untrusted"), (b"Trusted", "trusted"),
+               (b"Verified", "verified"))
+_TLS_DIRECTIONS = {b"from": INBOUND, b"to": OUTBOUND}
+
+
+def count_block(block: bytes) -> tuple[dict[Event, int], int]:
+    """The Tls of every "TRUST TLS connection established from|to H[ip][:port]:
+    VERSION with cipher ..." line of block, and how many there were."""
+    keys: list[tuple[bytes, bytes, bytes]] = []
+    append, find = keys.append, block.find
+    length = len(_TLS_ESTABLISHED)
+    at = find(_TLS_ESTABLISHED)
+    while at >= 0:
+        after = at + length
+        end = find(b"\n", after)
+        if end < 0:
+            end = len(block)
+        host = find(b" ", after, end) + 1  # the host name holds no space
+        start = find(b" ", host, end) + 1 if host else 0
+        if start:
+            stop = find(b" ", start, end)
+            append((block[at - 9 : at], block[after : host - 1], block[start : stop if stop > 0 else end]))
+        at = find(_TLS_ESTABLISHED, end)  # one per line, and always onwards
+    events: dict[Event, int] = {}
+    lines = 0
+    for (before, direction, version), n in Counter(keys).items():
+        trust = next((name for word, name in _TLS_TRUSTS if before.endswith(word)), None)
+        if trust is None or direction not in _TLS_DIRECTIONS:
+            continue
+        event = Tls(_TLS_DIRECTIONS[direction], tls_protocol(version.decode("ascii", "replace")), trust)
+        events[event] = events.get(event, 0) + n
+        lines += n
+    return events, lines

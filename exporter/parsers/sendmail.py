@@ -28,7 +28,8 @@ Inbound: ruleset rejects (`ruleset=check_rcpt, arg1=.., relay=.., reject=550
 reject=...`), and unknown local recipients, which Sendmail logs without the
 code it sent (`<r>... User unknown` for `550 5.1.1`): counted with code ""
 and class 5xx. `lost input channel`, `did not issue MAIL/EXPN/VRFY/ETRN` and
-`VRFY x [rejected]` carry no reply.
+`VRFY x [rejected]` carry no reply. A refused AUTH is logged as `AUTH failure
+(MECH): ...` without the `535` it drew: a code-less 5xx at stage `auth`.
 
 Numbers elsewhere on these lines (pids, queue ids, `delay=00:00:15`,
 `pri=120015`, `nrcpts=2`, `size=`, IP octets, `(1/0)` uid/gid) are never
@@ -41,9 +42,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from exporter.replies import INBOUND, OUTBOUND, Delivery, Event, Reply, reply_from_text
+from exporter.replies import (
+    INBOUND,
+    OUTBOUND,
+    Delay,
+    Delivery,
+    Event,
+    Reply,
+    Tls,
+    duration_seconds,
+    reply_from_text,
+    tls_protocol,
+)
 
-TRIGGERS = ("stat=", "reject=", "... User unknown")
+TRIGGERS = ("stat=", "reject=", "... User unknown", "AUTH failure (", "STARTTLS=")
 
 # Postfix's own "postfix/sendmail[pid]" is not one: a tag is a whole name.
 # Another name needs `format: sendmail`.
@@ -111,6 +123,10 @@ def parse(line: str) -> Sequence[Event] | None:
         return _ruleset_reject(message)
     if message.startswith("Milter"):
         return _milter_reject(message)
+    if message.startswith("STARTTLS="):
+        return _starttls(message)
+    if message.startswith("AUTH failure ("):
+        return [_AUTH_FAILURE]
     if message.startswith("<") and message.endswith(">... User unknown"):
         # "550 5.1.1 <r>... User unknown" went to the client; the log
         # keeps only the text.
@@ -118,6 +134,31 @@ def parse(line: str) -> Sequence[Event] | None:
     if "reject=" in message or "stat=" in message:
         return None
     return []
+
+
+# "AUTH failure (LOGIN): authentication failure (-13) SASL(-13): ..., relay=..."
+# (LogLevel 9, the default, and up) logs the "535 5.7.0 authentication
+# failed" Sendmail sent, without the code.
+_AUTH_FAILURE = Reply(INBOUND, "", "5xx", "", "auth", "", "authentication failed")
+
+
+# verify= of "STARTTLS=client|server, relay=..., version=TLSv1.3, verify=OK, ...":
+# OK (TRUSTED from 8.16): the peer's certificate verified; NO: none presented;
+# FAIL: presented, not verified. NONE, NOT, SOFTWARE, TEMP, PROTOCOL: unknown.
+_SENDMAIL_TRUSTS = {"OK": "verified", "TRUSTED": "verified", "NO": "anonymous", "FAIL": "untrusted"}
+
+
+def _starttls(message: str) -> list[Event]:
+    """A TLS session: STARTTLS=client (we connected out) or =server."""
+    side = message[9 : message.find(",")]
+    if side not in ("client", "server"):
+        return []  # "STARTTLS=server, error: ...", "STARTTLS: ..." and kin
+    version = _field(message, "version")
+    if version is None:
+        return []
+    verify = _field(message, "verify")
+    trust = _SENDMAIL_TRUSTS.get(verify[0] if verify else "", "unknown")
+    return [Tls(OUTBOUND if side == "client" else INBOUND, tls_protocol(version[0]), trust)]
 
 
 def _field(message: str, name: str, after: int = 0) -> tuple[str, int] | None:
@@ -149,6 +190,10 @@ def _delivery(message: str) -> list[Event] | None:
     if status is None:
         return []  # "stat=queued": no attempt was made
     events: list[Event] = [Delivery(status, host)]
+    delay = _field(message, "delay")
+    seconds = duration_seconds(delay[0]) if delay else None
+    if seconds is not None:
+        events.append(Delay(status, seconds))  # since the message was queued; xdelay= is this attempt's
     found = None
     if reply >= 0:
         found = reply_from_text(OUTBOUND, message[reply + 8 : stat_at], "unknown", host)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import metric_by
+from helpers import metric_by, run_once
 
 from .debian import PackagesUnavailable
 from .scenario import diff, exported
@@ -26,9 +26,17 @@ class Wire:
     replies: Counter  # expected smtp_replies_total by scenario.LABELS
     deliveries: Counter  # expected smtp_deliveries_total by status
     options: tuple[str, ...] = ()  # for --once, before the logs
+    # The delivery statuses whose every attempt the MTA logs with its delay
+    # (None: all of them); the others' delay histograms stay empty.
+    delayed: tuple[str, ...] | None = None
 
     def exported(self) -> tuple[Counter, Counter]:
         return exported(*self.logs, options=self.options)
+
+    def exposition(self) -> str:
+        result = run_once(*self.options, *map(str, self.logs))
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stdout.decode()
 
 
 def only(counter: Counter, direction: str) -> Counter:
@@ -53,6 +61,16 @@ class AgainstTheWire:
     def test_deliveries_by_status(self, wire: Wire):
         _, got = wire.exported()
         assert got == wire.deliveries
+
+    def test_every_delivery_attempt_has_its_delay(self, wire: Wire):
+        """One observation per delivery attempt the MTA logs a delay for, and
+        none longer than the lab could have taken (an hour)."""
+        text = wire.exposition()
+        counts = metric_by(text, "smtp_delivery_delay_seconds_count", "status")
+        delayed = wire.deliveries if wire.delayed is None else {s: wire.deliveries[s] for s in wire.delayed}
+        assert {status: n for (status,), n in counts.items() if n} == {s: n for s, n in delayed.items() if n}
+        within_hour = metric_by(text, "smtp_delivery_delay_seconds_bucket", "status", "le")
+        assert all(within_hour[status, "3600.0"] == n for (status,), n in counts.items())
 
 
 def unrecognized(exposition: str) -> float:

@@ -64,6 +64,7 @@ RELAY_ENHANCED_ONLY = "other.test"  # relaying there: "5.7.1 relay not permitted
 SUBJECT_REJECTED = "CHEAP-PILLS"  # DATA ACL: "550 5.7.1 Message content rejected"
 SUBJECT_VIRUS = "EICAR-LAB-SIGNATURE"  # DATA ACL: a message without a code
 MESSAGE_SIZE_LIMIT = 200_000
+RECEIVE_TIMEOUT = 4
 
 
 def unavailable() -> str | None:
@@ -127,7 +128,7 @@ host_lookup =
 rfc1413_hosts =
 tls_advertise_hosts =
 # smtp_syntax_error: without it "unqualified sender rejected" reaches only the rejectlog.
-log_selector = +smtp_confirmation +smtp_connection +smtp_syntax_error
+log_selector = +smtp_confirmation +smtp_connection +smtp_syntax_error +queue_time
 message_size_limit = {MESSAGE_SIZE_LIMIT}
 # Deliver every message at once, however many come down one connection.
 smtp_accept_queue_per_connection = 0
@@ -136,6 +137,8 @@ remote_max_parallel = 4
 # A deferred host is tried again by the next message, not "retry time not reached".
 retry_interval_max = 1s
 smtp_enforce_sync = false
+# Short, so that a client that says nothing is timed out (421) within a probe.
+smtp_receive_timeout = {RECEIVE_TIMEOUT}s
 domainlist local_domains = {LOCAL_DOMAIN} : {PLAIN_DOMAIN}
 hostlist relay_from_hosts = {CLIENT_TRUSTED}
 acl_smtp_connect = acl_connect
@@ -346,6 +349,9 @@ class Ask:
                 reason, "Unrouteable address", not the ACL message). Code "", the
                 class of the wire's code (the log says "temporarily rejected" for
                 4xx), enhanced "".
+      quiet     rejected, and not logged as a reply at all (the unrecognized
+                commands and protocol errors before Exim drops the session):
+                counts nothing.
     """
 
     verb: str  # connect ehlo helo mail rcpt data (as scenario.send_step knows them)
@@ -419,6 +425,16 @@ def e2e_probes() -> list[ClientProbe]:
         ClientProbe("virus", out, delivered(Ask("rcpt", fine), refused_data("bare", f"See {SUBJECT_VIRUS}"))),
         ClientProbe("too-big", out, delivered(Ask("rcpt", fine),
                                         refused_data("bare", "big", scenario.oversized(MESSAGE_SIZE_LIMIT)))),
+        # Sessions Exim drops: the reply before the drop is logged without its
+        # code ("SMTP call from ... dropped: too many ..."). Defaults:
+        # smtp_max_unknown_commands 3, smtp_max_synprot_errors 3,
+        # smtp_accept_max_nonmail 10.
+        ClientProbe("unrecognized", out, _session(
+            *[Ask("raw", "XYZZY", "quiet")] * 3, Ask("raw", "XYZZY", "bare"))),
+        ClientProbe("protocol-errors", out, _session(
+            *[Ask("raw", "RCPT TO:<fine@lab.test>", "quiet")] * 3, Ask("raw", "RCPT TO:<fine@lab.test>", "bare"))),
+        ClientProbe("nonmail", out, _session(*[Ask("raw", "NOOP")] * 10, Ask("raw", "NOOP", "bare"))),
+        ClientProbe("silent", out, _session(Ask("idle", str(RECEIVE_TIMEOUT + 2), "bare"))),
     ]
 
 
@@ -428,6 +444,7 @@ class Expected:
     deliveries: Counter = field(default_factory=Counter)  # status -> count
     uncoded: list[str] = field(default_factory=list)  # inbound rejections logged without their code
     unlogged: list[str] = field(default_factory=list)  # outbound replies the log does not show
+    mainlog_only: Counter = field(default_factory=Counter)  # inbound replies the rejectlog does not repeat
 
 
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
@@ -470,7 +487,7 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
     exp.deliveries["deferred"] += sum(messages_to.get(REFUSED, []))
 
     for h in heard:
-        if h.step.logged == "accepted":
+        if h.step.logged in ("accepted", "quiet"):
             continue
         code = str(h.code) if h.step.logged == "code" else ""
         enhanced = h.enhanced if h.step.logged in ("code", "enhanced") else ""
@@ -479,8 +496,10 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         if not code:
             # The wire had a code; Exim's log cannot show it.
             exp.uncoded.append(f"{h.probe}: {h.code} {h.text}")
-        klass = f"{h.code // 100}xx"
-        exp.replies[("inbound", code, klass, enhanced, h.stage)] += 1
+        key = ("inbound", code, f"{h.code // 100}xx", enhanced, h.stage)
+        exp.replies[key] += 1
+        if h.step.verb == "idle":
+            exp.mainlog_only[key] += 1  # a command timeout is no rejection: mainlog only
     return exp
 
 

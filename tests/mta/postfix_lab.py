@@ -16,6 +16,10 @@ Three smtpd services listen on 127.0.0.1, each on a free port:
           restrictions reject at CONNECT, HELO/EHLO and MAIL
   screen  postscreen in front of an smtpd; denylisted clients get postscreen's
           own "550 5.3.2" at RCPT
+  submission  syslog_name postfix/submission, STARTTLS offered (a self-signed
+          certificate made at start), SMTP AUTH (PLAIN, LOGIN) through Cyrus
+          SASL against a password database that holds no user, so every AUTH
+          is refused ("535 5.7.8"), as a password-guessing bot sees it
 
 Which clients, HELO names, senders, recipients and subjects each restriction
 hits is fixed here (the constants below), so the traffic script can aim at them.
@@ -101,7 +105,7 @@ class PostfixLab:
         self.log = self.base / "maillog"
         self.routes = dict(routes or {})  # domain -> transport:nexthop
         self.tls_required = list(tls_required or [])  # nexthops ([127.0.0.1]:port)
-        self.port = self.strict_port = self.screen_port = 0
+        self.port = self.strict_port = self.screen_port = self.submission_port = 0
         self.started = False
 
     # -- configuration -------------------------------------------------------
@@ -192,6 +196,12 @@ class PostfixLab:
              " -o syslog_name=postfix/strict -o smtpd_delay_reject=no"),
             f"127.0.0.1:{self.screen_port} inet n - n - 1 postscreen",
             "smtpd pass - - n - - smtpd -o syslog_name=postfix/screened",
+            (f"127.0.0.1:{self.submission_port} inet n - n - - smtpd -o syslog_name=postfix/submission"
+             " -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_type=cyrus"
+             f" -o cyrus_sasl_config_path={self.conf / 'sasl'} -o smtpd_sasl_path=smtpd"
+             # loglevel 1: the "TLS connection established" line (0, the default, logs none).
+             f" -o smtpd_tls_security_level=may -o smtpd_tls_loglevel=1"
+             f" -o smtpd_tls_cert_file={self.conf / 'tls.crt'} -o smtpd_tls_key_file={self.conf / 'tls.key'}"),
             "dnsblog unix - - n - 0 dnsblog",
             "tlsproxy unix - - n - 0 tlsproxy",
             "pickup unix n - n 60 1 pickup",
@@ -229,6 +239,16 @@ class PostfixLab:
             f"/^Subject:.*{SUBJECT_REJECTED}/ REJECT 5.7.1 Message content rejected\n"
             f"/^Subject:.*{SUBJECT_DEFERRED}/ REJECT 4.7.1 Content scanner unavailable, try later\n"
         )
+        # Cyrus SASL reads <smtpd_sasl_path>.conf; its sasldb file is never
+        # created, so no user exists and every AUTH fails.
+        (self.conf / "sasl").mkdir()
+        (self.conf / "sasl" / "smtpd.conf").write_text(
+            f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\n"
+            f"sasldb_path: {self.base / 'sasldb2'}\n"
+        )
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", f"/CN={MYHOSTNAME}", "-keyout", str(self.conf / "tls.key"),
+                        "-out", str(self.conf / "tls.crt")], capture_output=True, timeout=60, check=True)
         (self.conf / "body_checks").write_text(
             f"/{BODY_REJECTED}/ REJECT 5.7.0 Virus found in message body\n"
         )
@@ -259,6 +279,7 @@ class PostfixLab:
         self.data.mkdir()
         shutil.chown(self.data, "postfix", "postfix")
         self.port, self.strict_port, self.screen_port = free_port(), free_port(), free_port()
+        self.submission_port = free_port()
         self._write_config()
         self._postfix("check")  # creates the queue directories (post-install create-missing)
         self._postfix("start")
@@ -269,7 +290,7 @@ class PostfixLab:
     def _wait_listening(self, timeout: float = 15) -> None:
         """Wait for the smtpd ports to be in LISTEN state (without connecting,
         which would put "lost connection after CONNECT" lines in the log)."""
-        wanted = {self.port, self.strict_port, self.screen_port}
+        wanted = {self.port, self.strict_port, self.screen_port, self.submission_port}
         deadline = time.monotonic() + timeout
         while True:
             listening = set()

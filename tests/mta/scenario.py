@@ -15,6 +15,8 @@ exporter's counting rule follows (one count per log line):
   - STARTTLS refused where TLS is required: "refused to start TLS", stage starttls;
   - a 5xx greeting is deferred, not bounced (smtp_skip_5xx_greeting = yes);
   - cleanup's header/body_checks rejects log only the enhanced code (code "");
+  - a refused AUTH is logged with neither code ("bare": code and enhanced ""),
+    its class that of the reply the client got;
   - some rejections reach the client but are not logged with a code at all
     (503 "send HELO/EHLO first", ETRN's 459, "message file too big"): the probe
     marks them "quiet" and they count for nothing;
@@ -26,9 +28,11 @@ the expected counts.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import re
 import smtplib
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -136,7 +140,7 @@ class Lab:
 
     def _run_probe(self, probe: Probe) -> list[Seen]:
         port = {"main": self.postfix.port, "strict": self.postfix.strict_port,
-                "screen": self.postfix.screen_port}[probe.service]
+                "screen": self.postfix.screen_port, "submission": self.postfix.submission_port}[probe.service]
         return run_probe(port, probe.name, probe.client, probe.steps)
 
     # -- waiting
@@ -153,20 +157,20 @@ class Lab:
 
 @dataclass(frozen=True)
 class Step:
-    verb: str  # connect ehlo helo mail rcpt data bdat vrfy etrn auth
+    verb: str  # connect ehlo helo mail rcpt data bdat vrfy etrn auth tls raw idle
     arg: str = ""
-    expect: str = "ok"  # ok | reject | cleanup | quiet | warn
+    expect: str = "ok"  # ok | reject | cleanup | bare | quiet | warn
     body: str = ""
 
     @property
     def refused(self) -> bool:
-        return self.expect in ("reject", "cleanup", "quiet")
+        return self.expect in ("reject", "cleanup", "bare", "quiet")
 
 
 @dataclass(frozen=True)
 class Probe:
     name: str
-    service: str  # main | strict | screen
+    service: str  # main | strict | screen | submission
     client: str  # source address
     steps: tuple[Step, ...]
 
@@ -273,6 +277,21 @@ def send_step(client: smtplib.SMTP, port: int, source: str, step) -> tuple[str, 
         client.send(f"BDAT {len(chunk)} LAST\r\n".encode() + chunk)
         code, msg = client.getreply()
         return "data", code, msg.decode()
+    if verb == "raw":  # any command line, as is (unknown verbs, commands out of order)
+        code, msg = client.docmd(arg)
+        return "other", code, msg.decode()
+    if verb == "idle":  # say nothing for arg seconds, then read what the server sent
+        time.sleep(float(arg))
+        code, msg = client.getreply()
+        return "unknown", code, msg.decode()
+    if verb == "tls":  # STARTTLS and the handshake; the text is the TLS version negotiated
+        # The lab's certificate is self-signed: not checked. smtplib sends SNI
+        # for the host given to SMTP(), and this client was made without one.
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        client._host = "127.0.0.1"
+        code, msg = client.starttls(context=context)
+        return "starttls", code, client.sock.version() if code == 220 else msg.decode()
     if verb in ("vrfy", "etrn", "auth", "starttls"):
         code, msg = client.docmd(verb.upper(), arg)
         return {"auth": "auth", "starttls": "starttls"}.get(verb, "other"), code, msg.decode()
@@ -308,9 +327,9 @@ def rej(verb: str, arg: str = "", body: str = "") -> Step:
 ReplyKey = tuple[str, str, str, str, str]  # direction, code, class, enhanced, stage
 
 
-def reply_key(direction: str, code: str, enhanced: str, stage: str) -> ReplyKey:
-    klass = f"{(code or enhanced)[0]}xx"
-    return (direction, code, klass, enhanced, stage)
+def reply_key(direction: str, code: str, enhanced: str, stage: str, klass: str = "") -> ReplyKey:
+    """The key of a reply; klass is needed when neither code is logged."""
+    return (direction, code, klass or f"{(code or enhanced)[0]}xx", enhanced, stage)
 
 
 @dataclass
@@ -318,6 +337,7 @@ class Expected:
     replies: Counter = field(default_factory=Counter)  # ReplyKey -> count
     deliveries: Counter = field(default_factory=Counter)  # status -> count
     warned: int = 0  # RCPTs that drew a reject_warning (accepted, not a reply)
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions
     unlogged: list[str] = field(default_factory=list)  # rejections Postfix does not log with a code
 
 
@@ -360,10 +380,15 @@ def expected_counts(lab: Lab) -> Expected:
 
     # Inbound: what the clients received.
     for seen in lab.seen:
+        if seen.step.verb == "tls":
+            # The clients present no certificate: "Anonymous TLS connection".
+            exp.tls[("inbound", seen.text, "anonymous")] += 1
         if seen.step.expect == "warn":
             exp.warned += 1
         elif seen.step.expect == "quiet":
             exp.unlogged.append(f"{seen.probe}: {seen.code} {seen.text}")
+        elif seen.step.expect == "bare":
+            exp.replies[reply_key("inbound", "", "", seen.stage, f"{seen.code // 100}xx")] += 1
         elif seen.step.expect in ("reject", "cleanup"):
             code = "" if seen.step.expect == "cleanup" else str(seen.code)
             exp.replies[reply_key("inbound", code, seen.enhanced, seen.stage)] += 1
@@ -546,6 +571,13 @@ def e2e_probes() -> list[Probe]:
         Probe("vrfy-etrn", "main", o,
               session(rej("vrfy", f"no-such-user@{pl.LOCAL_DOMAIN}"),
                       Step("etrn", "elsewhere.test", "quiet"), Step("auth", "PLAIN", "quiet"))),
+        # AUTH PLAIN with the initial response: "\0user\0password".
+        Probe("auth-refused", "submission", o,
+              session(*(Step("auth", "PLAIN " + base64.b64encode(f"\0{user}\0guess".encode()).decode(), "bare")
+                        for user in ("admin", "info", "postmaster")))),
+        Probe("auth-refused-over-tls", "submission", o,
+              session(Step("tls"), Step("ehlo", "client.example.test"),
+                      Step("auth", "PLAIN " + base64.b64encode(b"\0sales\0guess").decode(), "bare"))),
         Probe("data", "main", pl.CLIENT_NO_DATA,
               session(ok("mail", "a@client.test"), ok("rcpt", fine), rej("data", body=message("x")))),
         Probe("bdat", "main", pl.CLIENT_NO_DATA,
