@@ -1,4 +1,4 @@
-"""Counts by time step into counter series, written as timestamped OpenMetrics.
+"""Counts by time step into counter series (and the delay histogram), written as timestamped OpenMetrics.
 
 The reader hands over one Tally per step (the lines logged in (t - step, t]).
 Here they become series of the exporter's counters: the sample at step t of
@@ -28,10 +28,11 @@ from itertools import islice
 from typing import IO
 
 from exporter import __version__, codes
-from exporter.labels import DEFAULT_MAX_REPLY_SERIES, capped_reply_key
+from exporter.labels import BUCKET_BOUNDS, DEFAULT_MAX_REPLY_SERIES, SUM, capped_reply_key
 from exporter.metrics import (
     BUILD_INFO,
     DELIVERIES,
+    DELIVERY_DELAY,
     ENHANCED_STATUS_INFO,
     INVALID_UTF8,
     LABEL_OVERFLOW,
@@ -40,6 +41,7 @@ from exporter.metrics import (
     REASONS,
     REPLIES,
     REPLY_CODE_INFO,
+    TLS_CONNECTIONS,
     TRUNCATED,
     MetricDef,
 )
@@ -55,7 +57,13 @@ UNTIMED = MetricDef(
     ("source",),
 )
 # Exposition order: the log's counters, then the gauges the dashboards join.
-COUNTERS = (REPLIES, REASONS, DELIVERIES, LINES, READ_BYTES, TRUNCATED, INVALID_UTF8, LABEL_OVERFLOW, UNTIMED)
+COUNTERS = (REPLIES, REASONS, DELIVERIES, TLS_CONNECTIONS, LINES, READ_BYTES, TRUNCATED, INVALID_UTF8, LABEL_OVERFLOW,
+            UNTIMED)
+# The delay histogram's series of one status, in the order a point of it is
+# written: its cumulative buckets, then _count and _sum (held in milliseconds,
+# exact for the delays logs give: whole seconds or two decimals).
+COUNT = "count"
+HISTOGRAM_PARTS = (*BUCKET_BOUNDS, COUNT, SUM)
 GAUGES = (REPLY_CODE_INFO, ENHANCED_STATUS_INFO, BUILD_INFO)
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
 
@@ -83,7 +91,7 @@ class History:
         self.max_reply_series = max_reply_series
         # Per metric: label values -> series id. The replies' dict is also
         # what the series cap counts, as the metrics' children are.
-        self.ids: dict[MetricDef, dict[tuple[str, ...], int]] = {d: {} for d in COUNTERS}
+        self.ids: dict[MetricDef, dict[tuple[str, ...], int]] = {d: {} for d in (*COUNTERS, DELIVERY_DELAY)}
         self.first_step = array("q")  # by series id
         self.changes = array("q")  # by series id: records in the spill file
         self.first: int | None = None  # the first step committed
@@ -111,6 +119,9 @@ class History:
             self._count(REASONS, key, step, n)
         for key, n in counts.deliveries.items():
             self._count(DELIVERIES, key, step, n)
+        for key, n in counts.tls.items():
+            self._count(TLS_CONNECTIONS, key, step, n)
+        self._count_delays(counts.delays, step)
         source = (self.source,)
         lines = tally.lines
         for result in LINE_RESULTS:
@@ -121,6 +132,17 @@ class History:
         self._count(UNTIMED, source, step, lines["untimed"])
         self._count(LABEL_OVERFLOW, (), step, overflow)
 
+    def _count_delays(self, delays: dict[tuple[str, ...], float], step: int) -> None:
+        """One step's delays (each bucket alone, and the sum) as the increments
+        of the cumulative bucket, _count and _sum series."""
+        for status in {status for status, _ in delays}:
+            cumulative = 0
+            for le in BUCKET_BOUNDS:
+                cumulative += int(delays.get((status, le), 0))
+                self._count(DELIVERY_DELAY, (status, le), step, cumulative)
+            self._count(DELIVERY_DELAY, (status, COUNT), step, cumulative)
+            self._count(DELIVERY_DELAY, (status, SUM), step, round(delays.get((status, SUM), 0) * 1000))
+
     def _zero_series(self, step: int) -> None:
         """The series the exporter shows at 0 before their first count (its
         line counters, the overflow counter, deliveries to `other`), so
@@ -130,6 +152,7 @@ class History:
         keys += [(metric, source) for metric in (READ_BYTES, TRUNCATED, INVALID_UTF8, UNTIMED)]
         keys += [(DELIVERIES, (status, OTHER)) for status in DELIVERY_STATUSES]
         keys.append((LABEL_OVERFLOW, ()))
+        keys += [(DELIVERY_DELAY, (status, part)) for status in DELIVERY_STATUSES for part in HISTOGRAM_PARTS]
         for metric, key in keys:
             self._series(metric, key, step)
 
@@ -217,8 +240,32 @@ class History:
                 samples += _write_lines(out, _counter_lines(prefix, steps, increments,
                                                             range(self.first_step[sid] - 1, end_step + 1), stamp))
         if self.first is not None:
+            samples += self._write_histogram(out, range(self.first - 1, end_step + 1), stamp, extra_names,
+                                             extra_values)
             samples += self._write_gauges(out, range(self.first - 1, end_step + 1), stamp, extra_names, extra_values)
         out.write("# EOF\n")
+        return samples
+
+    def _write_histogram(self, out: IO[str], steps: range, stamp: Callable[[int], str],
+                         extra_names: tuple[str, ...], extra_values: tuple[str, ...]) -> int:
+        """The delay histogram, a status at a time and, within it, a point (every
+        bucket, _count, _sum) at each step, as OpenMetrics orders a histogram.
+        Every status's series start at the first step."""
+        _header(out, DELIVERY_DELAY)
+        ids = self.ids[DELIVERY_DELAY]
+        samples = 0
+        for status in sorted({status for status, _ in ids}):
+            sids = [ids[(status, part)] for part in HISTOGRAM_PARTS]
+            changes = self._changes_of(sids)
+            names: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+                (f"{DELIVERY_DELAY.name}_bucket", ("status", "le"), (status, le)) for le in BUCKET_BOUNDS]
+            names += [(f"{DELIVERY_DELAY.name}_{part}", ("status",), (status,)) for part in (COUNT, SUM)]
+            prefixes = [f"{name}{{{label_text(labels + extra_names, values + extra_values)}}} "
+                        for name, labels, values in names]
+            lines = [_counter_lines(prefix, *changes[sid], steps, stamp)
+                     for prefix, sid in zip(prefixes, sids, strict=True)]
+            lines[-1] = (_in_seconds(line) for line in lines[-1])
+            samples += _write_lines(out, (line for point in zip(*lines, strict=True) for line in point))
         return samples
 
     def _write_gauges(self, out: IO[str], steps: range, stamp: Callable[[int], str],
@@ -250,6 +297,13 @@ def _counter_lines(prefix: str, steps: array, increments: array, every: range,
             value += increments[i]
             i += 1
         yield f"{prefix}{value} {stamp(step)}\n"
+
+
+def _in_seconds(line: str) -> str:
+    """A _sum sample, held in milliseconds, written in seconds (as exact decimals)."""
+    head, value, when = line.rsplit(" ", 2)
+    ms = int(value)
+    return f"{head} {ms // 1000}.{ms % 1000:03d} {when}"
 
 
 def _write_lines(out: IO[str], lines: Iterator[str]) -> int:

@@ -35,8 +35,19 @@ class Logged:
     body: str  # the line after its time stamp: "mx1 postfix/smtp[12154]: ..."
 
 
+# The demo's Postfix logged no TLS sessions (its TLS log level was 0); these
+# two, of the shapes a TLS log level of 1 writes, join them so the history
+# holds TLS connections too.
+TLS_BODIES = [
+    "mx1 postfix/smtpd[3002]: Anonymous TLS connection established from client.example.org[192.0.2.10]: "
+    "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
+    "mx1 postfix/smtp[4002]: Verified TLS connection established to mx.example.com[203.0.113.25]:25: "
+    "TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)",
+]
+
+
 def demo_bodies() -> list[str]:
-    return [line[_STAMP_WIDTH:] for line in DEMO_LOG.read_text().splitlines()]
+    return [line[_STAMP_WIDTH:] for line in DEMO_LOG.read_text().splitlines()] + TLS_BODIES
 
 
 def timeline(start: datetime, count: int, mean_gap_seconds: float, seed: int = 1) -> list[Logged]:
