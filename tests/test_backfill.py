@@ -45,6 +45,8 @@ START = datetime(2026, 11, 27, 18, 0, tzinfo=ZONE)
 # Where the steps play no part, coarse ones keep the output (and its strict parsing) small.
 COARSE = ("--step", "10m")
 LABELS = {"job": "smtp-reply-exporter", "instance": "mx1.example.net:10925"}
+# Each test runs the backfill command on a generated log set: seconds each.
+pytestmark = pytest.mark.slow
 
 
 def backfill(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -149,7 +151,6 @@ def test_end_values_equal_once_key_by_key_whatever_order_the_files_come_in(log_s
     assert {dict(key)["source"] for key in lines} == {str(newest)}
 
 
-@pytest.mark.slow
 def test_every_sample_holds_the_lines_at_or_before_its_time(rotated, tmp_path):
     log_set, written = rotated
     out = tmp_path / "history.om"
@@ -296,7 +297,6 @@ def test_output_is_the_same_read_back_in_many_passes_and_written_in_pieces(monke
     assert len(read_series(whole)) > 10
 
 
-@pytest.mark.slow
 def test_the_benchmark_runs_and_prints_its_figures(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_backfill.py"), "--lines", "5000",
                              "--tmpdir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
