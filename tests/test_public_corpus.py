@@ -116,7 +116,9 @@ def classify(path: Path) -> FileReport:
         # hands it to them: a line they would count but never see is a gap
         # in their triggers.
         verdict = next((r for f in active if (r := f.parse(line)) is not None), None)
-        if handed and verdict:
+        # Lines a format counts over whole blocks (Postfix's TLS sessions) never reach parse.
+        block_counted = any(f.count_block((line + "\n").encode())[1] for f in active if f.count_block)
+        if handed and verdict or block_counted:
             report.matched += 1
         elif verdict is None and looks_like_reply(line) or verdict and not handed:
             report.gaps.append(line)
