@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from typing import TYPE_CHECKING
 
 from prometheus_client import disable_created_metrics, generate_latest
@@ -34,8 +32,6 @@ from exporter.once import UnreadableLog, scan_files
 from exporter.parsers import formats_for
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     from exporter.web.config import WebConfig
 
 EXIT_CONFIG = 2
@@ -205,10 +201,11 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     # Imported here: --once needs neither watchdog nor the web server.
     from prometheus_client import PlatformCollector, ProcessCollector
 
-    from exporter.daemon import Daemon, Waker
+    from exporter.daemon import Daemon
     from exporter.queue_probe import start_queue_probe
     from exporter.web.server import serve
     from exporter.web.systemd import systemd_sockets
+    from exporter.wakeup import Waker, handle_signals
 
     log = logging.getLogger("smtp-reply-exporter")
     try:
@@ -220,20 +217,9 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
     ProcessCollector(registry=metrics.registry)
     PlatformCollector(registry=metrics.registry)
-    stop, waker, reload_requested = threading.Event(), Waker(), threading.Event()
+    waker = Waker()
+    stop, reload_requested = handle_signals(waker)
     daemon = Daemon(settings, metrics, wake=waker.wake)
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        waker.wake()
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        reload_requested.set()
-        waker.wake()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
     # Fix the start positions ("the end of each file present at start-up")
     # before the metrics are served, so that a client that sees the exporter
     # up knows every line written from then on will be counted.

@@ -19,7 +19,6 @@ import errno
 import logging
 import os
 import resource
-import threading
 import time
 from collections.abc import Callable
 
@@ -45,6 +44,7 @@ from exporter.parsers import formats_for
 from exporter.scanner import LineScanner
 from exporter.state import State, load_state, save_state
 from exporter.tailer import LogSource
+from exporter.wakeup import Flag, Waker
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +67,6 @@ QUIET_EVENTS = [*BUSY_EVENTS, FileModifiedEvent]
 # not existing (the inotify limits) is tried again.
 WATCH_RETRY_SECONDS = 30.0
 STATE_SAVE_INTERVAL = 1.0
-
-
-class Waker:
-    """What watchdog events (and signals) set, and what the loop waits on."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def wake(self) -> None:
-        self._event.set()
-
-    def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
-        self._event.clear()
 
 
 class _WakeOnEvent(FileSystemEventHandler):
@@ -268,9 +254,9 @@ class Daemon:
 
     def run(
         self,
-        stop: threading.Event,
+        stop: Flag,
         waker: Waker,
-        reload_requested: threading.Event | None = None,
+        reload_requested: Flag | None = None,
         reload: Callable[[], Settings] | None = None,
     ) -> None:
         """Poll until stop is set; on reload_requested, apply reload()'s settings."""
@@ -293,7 +279,7 @@ class Daemon:
                     self._watch(observer, handler, watched, events)
                 gap = MIN_POLL_GAP - (time.monotonic() - last)
                 if gap > 0:
-                    stop.wait(gap)
+                    time.sleep(gap)
                 last = time.monotonic()
                 read = self.poll()
                 interval = BUSY_POLL_INTERVAL if read else min(2 * interval, self.settings.poll_interval_seconds)

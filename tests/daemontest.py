@@ -77,10 +77,17 @@ class Exporter:
         return Path(self.stderr.name).read_text()
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Sends sig and waits for the exit; one that does not come within 20 s
+        is a failure, and the process is killed so that nothing outlives the test."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the exporter did not stop within 20 s of signal {sig}; "
+                                 f"it logged: {self.errors()}") from None
         finally:
             self.stderr.close()
 

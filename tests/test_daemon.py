@@ -16,9 +16,10 @@ from prometheus_client import generate_latest
 from watchdog.observers import Observer
 
 from exporter.config import Settings, SourceConfig
-from exporter.daemon import Daemon, Waker, raise_open_files_limit
+from exporter.daemon import Daemon, raise_open_files_limit
 from exporter.labels import REASON_LABELS, REPLY_LABELS
 from exporter.metrics import METRICS, ExporterMetrics
+from exporter.wakeup import Flag, Waker
 
 REJECT = (
     "Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.{o}]: "
@@ -296,7 +297,7 @@ def test_the_inotify_watch_limit_used_up_at_start_is_a_warning_and_the_log_is_po
     log.touch()
     settings = Settings(sources=[SourceConfig(path=str(log))], poll_interval_seconds=0.2)
     d = Daemon(settings, ExporterMetrics(), make_observer=WatchLimitUsedUp)
-    stop, waker = threading.Event(), Waker()
+    stop, waker = Flag(), Waker()
     loop = threading.Thread(target=d.run, args=(stop, waker))
     loop.start()
     try:
