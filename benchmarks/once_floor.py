@@ -101,7 +101,8 @@ def measure(log: str, workers: int, python: str = sys.executable) -> Floor:
         return {}, lines
 
     # Postfix's triggers: the log is a Postfix log, so auto searches for them alone.
-    unparsed = Format("unparsed", parse_nothing, postfix.triggers, (), lambda block: True, count_nothing)
+    unparsed = Format("unparsed", parse_nothing, postfix.triggers, (), lambda block: True, postfix.service,
+                      count_nothing)
     return Floor(
         startup=_startup(python),
         scan_unparsed=scan((unparsed,)),

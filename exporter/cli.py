@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_once(settings: Settings, output: str, workers: int) -> int:
     metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
-    paths = [(s.path, formats_for(s.format, settings.formats)) for s in settings.sources if s.path]
+    paths = [(s.path, formats_for(s.format, settings.formats), s.service) for s in settings.sources if s.path]
     try:
         scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers, settings.labeller(),
                    settings.max_reply_series)

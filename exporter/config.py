@@ -8,6 +8,7 @@ names every problem, and the CLI exits with status 2 before anything starts.
 from __future__ import annotations
 
 import math
+import re
 import os
 import shlex
 import shutil
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.configcheck import Checker, Problems, load_yaml
-from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, OVERFLOW, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import AUTO, FORMATS, Format, with_custom
 from exporter.providers import ProviderTable
@@ -41,6 +42,9 @@ class SourceConfig:
     path: str | None = None
     journal_units: list[str] = field(default_factory=list)
     format: str = AUTO
+    # The service label of everything counted from it; None: each line's
+    # syslog tag without the process name (see parsers/service.py).
+    service: str | None = None
 
     @property
     def name(self) -> str:
@@ -106,7 +110,9 @@ _SCALARS = {
                                 lambda value: value >= 100),
 }
 _TOP_KEYS = ("sources", "web", *_SCALARS, "formats", "providers", "reasons", "queue")
-_SOURCE_KEYS = ("path", "journal", "format")
+_SOURCE_KEYS = ("path", "journal", "format", "service")
+# A service label a source's config sets: a name, as a syslog tag is one.
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,63}")
 _WEB_KEYS = ("listen_addresses", "telemetry_path", "config_file")
 _QUEUE_KEYS = ("mta", "command", "interval_seconds", "timeout_seconds")
 
@@ -174,6 +180,12 @@ def _sources(checker: Checker, value: Any) -> list[SourceConfig]:
             source.journal_units = checker.texts(f"{key}.journal.units", units)
         if "format" in raw:
             source.format = checker.text(f"{key}.format", raw["format"], "a log format name, e.g. postfix")
+        if "service" in raw:
+            service = checker.text(f"{key}.service", raw["service"], "a service name, e.g. submission")
+            if not _SERVICE_NAME.fullmatch(service) or service == OVERFLOW:
+                checker.fail(f"{key}.service", f"{service!r} is not a service name: up to 64 letters, digits and "
+                                               f"_ . / -, starting with a letter or digit, and not {OVERFLOW!r}")
+            source.service = service
         out.append(source)
     return out
 

@@ -139,22 +139,23 @@ class Daemon:
             if name not in self.journals:
                 self.journals[name] = JournalSource(
                     source.journal_units,
-                    self._scanner_for(name, source.format),
+                    self._scanner_for(name, source),
                     self._wake,
                     cursor=self._saved_state.journal_cursors.get(name),
                     command=self._journalctl,
                 )
 
-    def _scanner_for(self, source: str, format_name: str):  # noqa: ANN202
-        sink = self.metrics.sink_for(source)
-        formats = formats_for(format_name, self.settings.formats)
-        return LineScanner(formats, sink, self.settings.max_line_bytes, self._labeller).feed
+    def _scanner_for(self, name: str, source: SourceConfig):  # noqa: ANN202
+        """The scanner of one followed file (name: its path) or journal source."""
+        sink = self.metrics.sink_for(name)
+        formats = formats_for(source.format, self.settings.formats)
+        return LineScanner(formats, sink, self.settings.max_line_bytes, self._labeller, service=source.service).feed
 
     def _file_source(self, source: SourceConfig) -> LogSource:
         assert source.path is not None
         return LogSource(
             source.path,
-            lambda path: self._scanner_for(path, source.format),
+            lambda path: self._scanner_for(path, source),
             from_beginning=self.settings.from_beginning,
             saved=self._saved_state.positions.pop(source.name, {}),
             saved_draining=self._saved_state.draining.pop(source.name, {}),

@@ -28,7 +28,7 @@ from itertools import islice
 from typing import IO
 
 from exporter import __version__, codes
-from exporter.labels import BUCKET_BOUNDS, DEFAULT_MAX_REPLY_SERIES, SUM, capped_reply_key
+from exporter.labels import BUCKET_BOUNDS, DEFAULT_MAX_REPLY_SERIES, SUM, Counts, capped_reply_key, zero_counts
 from exporter.metrics import (
     BUILD_INFO,
     DELIVERIES,
@@ -45,8 +45,6 @@ from exporter.metrics import (
     TRUNCATED,
     MetricDef,
 )
-from exporter.providers import OTHER
-from exporter.replies import DELIVERY_STATUSES
 from exporter.scanner import Tally
 
 # Lines whose time could not be read (they take the time of the line before).
@@ -99,6 +97,7 @@ class History:
         self._spill = tempfile.TemporaryFile(dir=spill_dir, prefix="smtp-reply-backfill-")
         self._pending: list[bytes] = []
         self.records = 0
+        self._services: set[str] = set()  # those whose zero series are made
 
     def commit(self, step: int, tally: Tally) -> None:
         """Add one step's tally; steps come in increasing order."""
@@ -108,6 +107,7 @@ class History:
             self._zero_series(step)
         self.last = step
         counts = tally.counts
+        self._zero_new_services(counts, step)
         overflow = counts.overflow
         replies = self.ids[REPLIES]
         for key, n in counts.replies.items():
@@ -135,26 +135,35 @@ class History:
     def _count_delays(self, delays: dict[tuple[str, ...], float], step: int) -> None:
         """One step's delays (each bucket alone, and the sum) as the increments
         of the cumulative bucket, _count and _sum series."""
-        for status in {status for status, _ in delays}:
+        for labels in {key[:-1] for key in delays}:
             cumulative = 0
             for le in BUCKET_BOUNDS:
-                cumulative += int(delays.get((status, le), 0))
-                self._count(DELIVERY_DELAY, (status, le), step, cumulative)
-            self._count(DELIVERY_DELAY, (status, COUNT), step, cumulative)
-            self._count(DELIVERY_DELAY, (status, SUM), step, round(delays.get((status, SUM), 0) * 1000))
+                cumulative += int(delays.get((*labels, le), 0))
+                self._count(DELIVERY_DELAY, (*labels, le), step, cumulative)
+            self._count(DELIVERY_DELAY, (*labels, COUNT), step, cumulative)
+            self._count(DELIVERY_DELAY, (*labels, SUM), step, round(delays.get((*labels, SUM), 0) * 1000))
 
     def _zero_series(self, step: int) -> None:
         """The series the exporter shows at 0 before their first count (its
-        line counters, the overflow counter, deliveries to `other`), so
-        rules and dashboards that read them find them here too."""
+        line counters, the overflow counter), so rules and dashboards that
+        read them find them here too."""
         source = (self.source,)
         keys: list[tuple[MetricDef, tuple[str, ...]]] = [(LINES, (self.source, result)) for result in LINE_RESULTS]
         keys += [(metric, source) for metric in (READ_BYTES, TRUNCATED, INVALID_UTF8, UNTIMED)]
-        keys += [(DELIVERIES, (status, OTHER)) for status in DELIVERY_STATUSES]
         keys.append((LABEL_OVERFLOW, ()))
-        keys += [(DELIVERY_DELAY, (status, part)) for status in DELIVERY_STATUSES for part in HISTOGRAM_PARTS]
         for metric, key in keys:
             self._series(metric, key, step)
+
+    def _zero_new_services(self, counts: Counts, step: int) -> None:
+        """A service's zero series (labels.zero_counts) from the step it first counts in, as the exporter shows them."""
+        for service in counts.services() - self._services:
+            self._services.add(service)
+            zero = zero_counts(service)
+            for key in zero.deliveries:
+                self._series(DELIVERIES, key, step)
+            for labels in {key[:-1] for key in zero.delays}:
+                for part in HISTOGRAM_PARTS:
+                    self._series(DELIVERY_DELAY, (*labels, part), step)
 
     def _series(self, metric: MetricDef, key: tuple[str, ...], step: int) -> int:
         ids = self.ids[metric]
@@ -248,18 +257,20 @@ class History:
 
     def _write_histogram(self, out: IO[str], steps: range, stamp: Callable[[int], str],
                          extra_names: tuple[str, ...], extra_values: tuple[str, ...]) -> int:
-        """The delay histogram, a status at a time and, within it, a point (every
-        bucket, _count, _sum) at each step, as OpenMetrics orders a histogram.
-        Every status's series start at the first step."""
+        """The delay histogram, a label set (status, service) at a time and,
+        within it, a point (every bucket, _count, _sum) at each step, as
+        OpenMetrics orders a histogram. A label set's series all start at the
+        step of its service's first count."""
         _header(out, DELIVERY_DELAY)
         ids = self.ids[DELIVERY_DELAY]
         samples = 0
-        for status in sorted({status for status, _ in ids}):
-            sids = [ids[(status, part)] for part in HISTOGRAM_PARTS]
+        for labels in sorted({key[:-1] for key in ids}):
+            sids = [ids[labels + (part,)] for part in HISTOGRAM_PARTS]
             changes = self._changes_of(sids)
             names: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-                (f"{DELIVERY_DELAY.name}_bucket", ("status", "le"), (status, le)) for le in BUCKET_BOUNDS]
-            names += [(f"{DELIVERY_DELAY.name}_{part}", ("status",), (status,)) for part in (COUNT, SUM)]
+                (f"{DELIVERY_DELAY.name}_bucket", (*DELIVERY_DELAY.labels, "le"), (*labels, le))
+                for le in BUCKET_BOUNDS]
+            names += [(f"{DELIVERY_DELAY.name}_{part}", DELIVERY_DELAY.labels, labels) for part in (COUNT, SUM)]
             prefixes = [f"{name}{{{label_text(labels + extra_names, values + extra_values)}}} "
                         for name, labels, values in names]
             lines = [_counter_lines(prefix, *changes[sid], steps, stamp)

@@ -4,7 +4,9 @@ Parsers report what a line says, including the relay host as logged and the
 reply text. Neither may become a label value: the remote side chooses both,
 without bound. Here they become bounded ones: the host a provider from the
 suffix table (`remote`), the text of a 4xx or 5xx reply a reason from the
-rule table. A 2xx reply has no reason to give.
+rule table. A 2xx reply has no reason to give. The scanner gives each event
+the service its line counts under; past MAX_SERVICES of them, new ones
+count as `other`.
 
 Counts is one batch of label sets and their counts, per metric; the scanner
 fills one per block of lines and the metrics take it in one call.
@@ -18,14 +20,15 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.providers import ProviderTable
 from exporter.reasons import ReasonRules
-from exporter.replies import INBOUND, OUTBOUND, Delay, Delivery, Event, Reply, Tls
+from exporter.providers import OTHER
+from exporter.replies import DELIVERY_STATUSES, INBOUND, OUTBOUND, Delay, Delivery, Event, Reply, Tls
 
-# Label names, in the order of the tuples in Counts.
-REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage", "remote")
-REASON_LABELS = ("direction", "class", "reason", "remote")
-DELIVERY_LABELS = ("status", "remote")
-TLS_LABELS = ("direction", "protocol", "trust")
-DELAY_LABELS = ("status",)
+# Label names, in the order of the tuples in Counts; service is always last.
+REPLY_LABELS = ("direction", "code", "class", "enhanced", "stage", "remote", "service")
+REASON_LABELS = ("direction", "class", "reason", "remote", "service")
+DELIVERY_LABELS = ("status", "remote", "service")
+TLS_LABELS = ("direction", "protocol", "trust", "service")
+DELAY_LABELS = ("status", "service")
 
 # The histograms' bucket bounds in seconds, fixed: from a message relayed at
 # once to one given up after the usual 5-day queue lifetime.
@@ -52,14 +55,50 @@ def capped_reply_key(key: tuple[str, ...], known: dict, limit: int) -> tuple[tup
     """(the key to count a reply under, whether it was folded for the cap).
 
     known: the keys counted so far. A folded key has code, enhanced (and so
-    stage and remote, for the bound to be strict) set to what says "past the
-    cap"; folding one again gives itself.
+    stage and remote) set to what says "past the cap", and keeps its service
+    (at most MAX_SERVICES + 1 of them); folding one again gives itself.
     """
     if key in known or len(known) < limit - _OVERFLOW_SETS or key[1] == OVERFLOW:
         return key, False
-    direction, _, reply_class, _, _, _ = key
+    direction, _, reply_class, _, _, _, service = key
     remote = "" if direction == INBOUND else OVERFLOW
-    return (direction, OVERFLOW, reply_class, OVERFLOW, "unknown", remote), True
+    return (direction, OVERFLOW, reply_class, OVERFLOW, "unknown", remote, service), True
+
+
+# The services a process counts under: set by the admin (syslog_name, the
+# config), not by remote peers, but a local program can log under any tag.
+MAX_SERVICES = 20
+
+
+class ServiceCap:
+    """The first MAX_SERVICES services seen are labels of their own; later
+    ones count under `other`. "" (counts restored from a state file written
+    before the label existed) takes no place."""
+
+    def __init__(self, limit: int = MAX_SERVICES) -> None:
+        self.limit = limit
+        self.known: set[str] = set()
+
+    def label(self, service: str) -> str:
+        known = self.known
+        if service in known or not service:
+            return service
+        if len(known) >= self.limit:
+            return OVERFLOW
+        known.add(service)
+        return service
+
+
+def zero_counts(service: str) -> Counts:
+    """The label sets a service shows at 0 before their first count, so that
+    rates and ratios of it exist from its start: its deliveries of each
+    status (to `other`), and its delay histogram of each status."""
+    zero = Counts()
+    for status in DELIVERY_STATUSES:
+        zero.deliveries[(status, OTHER, service)] = 0
+        for le in (*BUCKET_BOUNDS, SUM):
+            zero.delays[(status, service, le)] = 0
+    return zero
 
 
 class Counts:
@@ -80,6 +119,12 @@ class Counts:
     def __bool__(self) -> bool:
         return bool(self.replies or self.deliveries or self.tls or self.delays)
 
+
+    def services(self) -> set[str]:
+        """The services its label sets count under."""
+        services = {key[-1] for batch in (self.replies, self.reasons, self.deliveries, self.tls) for key in batch}
+        services.update(key[-2] for key in self.delays)  # (..., service, le)
+        return services
 
     def merge(self, other: Counts, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES) -> None:
         """Add other's counts, folding reply sets past the cap as the metrics do,
@@ -105,35 +150,39 @@ class Labeller:
     def __init__(self, providers: ProviderTable | None = None, reasons: ReasonRules | None = None) -> None:
         self.providers = providers if providers is not None else ProviderTable.bundled()
         self.reasons = reasons if reasons is not None else ReasonRules.default()
+        self.services = ServiceCap()
 
-    def count(self, events: dict[Event, int], counts: Counts) -> None:
-        """Add the label sets of a block's events (each with how often it
-        occurred) to counts."""
+    def count(self, events: dict[tuple[Event, str], int], counts: Counts) -> None:
+        """Add the label sets of a block's events (each with the service it
+        counts under, and how often it occurred) to counts."""
         provider_of = self.providers.provider_of
         reason_of = self.reasons.reason
+        service_label = self.services.label
         replies, reasons, deliveries = counts.replies, counts.reasons, counts.deliveries
-        for event, n in events.items():
+        for (event, service), n in events.items():
+            service = service_label(service)
             if type(event) is Reply:
                 direction, code, reply_class, enhanced, stage, host, text = event
                 remote = provider_of(host) if direction == OUTBOUND else ""
-                reply_key = (direction, code, reply_class, enhanced, stage, remote)
+                reply_key = (direction, code, reply_class, enhanced, stage, remote, service)
                 replies[reply_key] = replies.get(reply_key, 0) + n
                 if reply_class[0] in "45":
-                    reason_key = (direction, reply_class, reason_of(code, enhanced, text), remote)
+                    reason_key = (direction, reply_class, reason_of(code, enhanced, text), remote, service)
                     reasons[reason_key] = reasons.get(reason_key, 0) + n
             elif type(event) is Delivery:
-                delivery_key = (event[0], provider_of(event[1]))
+                delivery_key = (event[0], provider_of(event[1]), service)
                 deliveries[delivery_key] = deliveries.get(delivery_key, 0) + n
             elif type(event) is Tls:
                 tls = counts.tls
-                tls[event] = tls.get(event, 0) + n  # its fields are its labels
+                tls_key = (*event, service)  # its fields are its labels
+                tls[tls_key] = tls.get(tls_key, 0) + n
             elif type(event) is Delay:
-                observe(counts.delays, event[0], event[1], n)
+                observe(counts.delays, (event[0], service), event[1], n)
 
 
-def observe(histogram: dict[tuple[str, ...], float], label: str, value: float, n: int) -> None:
+def observe(histogram: dict[tuple[str, ...], float], labels: tuple[str, ...], value: float, n: int) -> None:
     """Add n observations of value to a histogram's batch (see BUCKET_BOUNDS)."""
-    bucket = (label, BUCKET_BOUNDS[bisect_left(DELAY_BUCKETS, value)])
+    bucket = (*labels, BUCKET_BOUNDS[bisect_left(DELAY_BUCKETS, value)])
     histogram[bucket] = histogram.get(bucket, 0) + n
-    total = (label, SUM)
+    total = (*labels, SUM)
     histogram[total] = histogram.get(total, 0) + value * n

@@ -27,10 +27,10 @@ from exporter.labels import (
     SUM,
     TLS_LABELS,
     Counts,
+    ServiceCap,
     capped_reply_key,
+    zero_counts,
 )
-from exporter.providers import OTHER
-from exporter.replies import DELIVERY_STATUSES
 from exporter.source_progress import SourceStats
 
 LINE_RESULTS = ("matched", "ignored", "unrecognized")
@@ -53,8 +53,6 @@ class MetricDef:
     # The batch of Counts a restored value goes into, so that the series cap
     # knows its label set; None: the value goes straight into the counter.
     batch: Callable[[Counts], dict] | None = None
-    # A histogram's values of its one label, each of which starts at zero.
-    known: tuple[str, ...] = ()
     queue_probe: bool = False
 
     @property
@@ -102,7 +100,6 @@ DELIVERY_DELAY = MetricDef(
     "outcome (Postfix and Sendmail delay=, OpenSMTPD delay=, Exim QT=).",
     DELAY_LABELS,
     lambda counts: counts.delays,
-    DELIVERY_STATUSES,
 )
 REPLY_CODE_INFO = MetricDef(
     "gauge",
@@ -233,11 +230,9 @@ class ExporterMetrics:
         self._sources = _SourceStatsCollector()
         r.register(self._sources)
 
-        # Zero series for every label value known in advance, so rates and
-        # ratios exist before the first event.
-        self._delivery_children: dict[tuple[str, ...], Counter] = {
-            (s, OTHER): self.deliveries.labels(s, OTHER) for s in DELIVERY_STATUSES
-        }
+        self._services = ServiceCap()
+        self._zeroed_services: set[str] = set()
+        self._delivery_children: dict[tuple[str, ...], Counter] = {}
         self._reason_children: dict[tuple[str, ...], Counter] = {}
         self._tls_children: dict[tuple[str, ...], Counter] = {}
         self._reply_children: dict[tuple[str, ...], Counter] = {}
@@ -257,6 +252,36 @@ class ExporterMetrics:
         return sink
 
     def add_counts(self, counts: Counts) -> None:
+        self._add(self._with_capped_services(counts))
+
+    def _with_capped_services(self, counts: Counts) -> Counts:
+        """counts, its services past the cap (see ServiceCap) folded into
+        `other`. A service seen for the first time gets its zero series
+        (labels.zero_counts) first: the cap here holds over --once's worker
+        processes and the services restored from the state file too."""
+        services = counts.services()
+        if services <= self._zeroed_services:
+            return counts
+        labels = {service: self._services.label(service) for service in services}
+        for label in sorted(set(labels.values()) - self._zeroed_services):
+            self._zeroed_services.add(label)
+            if label:
+                self._add(zero_counts(label))
+        if all(service == label for service, label in labels.items()):
+            return counts
+        folded = Counts()
+        for name in ("replies", "reasons", "deliveries", "tls"):
+            into = getattr(folded, name)
+            for key, n in getattr(counts, name).items():
+                key = (*key[:-1], labels[key[-1]])
+                into[key] = into.get(key, 0) + n
+        for key, n in counts.delays.items():
+            key = (*key[:-2], labels[key[-2]], key[-1])
+            folded.delays[key] = folded.delays.get(key, 0) + n
+        folded.overflow = counts.overflow
+        return folded
+
+    def _add(self, counts: Counts) -> None:
         children = self._reply_children
         for key, n in counts.replies.items():
             child = children.get(key)
@@ -337,17 +362,11 @@ class ExporterMetrics:
 
 class _Histograms:
     """The histograms, kept as Counts batches are: per label set, the count of
-    each bucket alone and the sum; exposed cumulative, as Prometheus wants.
-    Every label value is known in advance, so each starts at zero."""
+    each bucket alone and the sum; exposed cumulative, as Prometheus wants."""
 
     def __init__(self, defs: list[MetricDef]) -> None:
         self.defs = defs
         self._values: dict[MetricDef, dict[tuple[str, ...], float]] = {d: {} for d in defs}
-        zero = Counts()
-        for d in defs:
-            assert d.batch is not None
-            d.batch(zero).update(((value, le), 0) for value in d.known for le in (*BUCKET_BOUNDS, SUM))
-        self.add(zero)
 
     def add(self, counts: Counts) -> None:
         for d, values in self._values.items():

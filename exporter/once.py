@@ -71,24 +71,26 @@ def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limi
 
 
 def scan_files(
-    paths: Iterable[tuple[str, tuple[Format, ...]]],
+    paths: Iterable[tuple[str, tuple[Format, ...], str | None]],
     sink_for: Callable[[str], EventSink],
     max_line: int,
     workers: int = 1,
     labeller: Labeller | None = None,
     max_reply_series: int = DEFAULT_MAX_REPLY_SERIES,
 ) -> None:
-    """Count each (path, the formats it may hold) into the sink for its path (its `source`)."""
+    """Count each (path, the formats it may hold, its configured service or
+    None) into the sink for its path (its `source`)."""
     labeller = labeller if labeller is not None else Labeller()
-    for path, formats in paths:
+    for path, formats, service in paths:
         with _named_errors(path):
             sink = sink_for(path)
             if workers > 1 and path != "-" and _worth_splitting(path):
-                _scan_parallel(path, formats, sink, max_line, workers, labeller, max_reply_series)
+                _scan_parallel(path, formats, service, sink, max_line, workers, labeller, max_reply_series)
                 continue
             stream = open_log(path)
             try:
-                scan_stream(stream, LineScanner(formats, sink, max_line, labeller), LineBuffer(max_line))
+                scanner = LineScanner(formats, sink, max_line, labeller, service=service)
+                scan_stream(stream, scanner, LineBuffer(max_line))
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()
@@ -144,12 +146,13 @@ def _init_worker(labeller: Labeller) -> None:
 
 
 def _scan_range(
-    path: str, start: int, end: int, formats: tuple[Format, ...], max_line: int, max_reply_series: int
+    path: str, start: int, end: int, formats: tuple[Format, ...], service: str | None, max_line: int,
+    max_reply_series: int,
 ) -> Tally:
     tally = Tally(max_reply_series)
     with open(path, "rb") as f:
         f.seek(start)
-        scanner = LineScanner(formats, tally, max_line, _worker_labeller)
+        scanner = LineScanner(formats, tally, max_line, _worker_labeller, service=service)
         scan_stream(f, scanner, LineBuffer(max_line), end - start)
     return tally
 
@@ -157,6 +160,7 @@ def _scan_range(
 def _scan_parallel(
     path: str,
     formats: tuple[Format, ...],
+    service: str | None,
     sink: EventSink,
     max_line: int,
     workers: int,
@@ -169,7 +173,7 @@ def _scan_parallel(
     context = multiprocessing.get_context("fork")
     with context.Pool(len(ranges), initializer=_init_worker, initargs=(labeller,)) as pool:
         tallies = pool.starmap(
-            _scan_range, [(path, a, b, formats, max_line, max_reply_series) for a, b in ranges]
+            _scan_range, [(path, a, b, formats, service, max_line, max_reply_series) for a, b in ranges]
         )
     for tally in tallies:
         tally.merge_into(sink)

@@ -16,8 +16,13 @@ from typing import Protocol
 
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
-from exporter.parsers import BlockCountFn, Format, ParseFn, Presence
+from exporter.parsers import BlockCountFn, Format, Presence
+from exporter.parsers.service import ServiceFn, constant
 from exporter.replies import Event, looks_like_reply
+
+# A line in; the events of the first format that takes it and the service
+# they count under, or (None, "") if no format takes it.
+TakeFn = Callable[[str], "tuple[Sequence[Event] | None, str]"]
 
 
 log = logging.getLogger(__name__)
@@ -59,15 +64,17 @@ class EventSink(Protocol):
     def add(self, counts: Counts, lines: dict[str, int], nbytes: int) -> None: ...
 
 
-def _first_taker(parsers: tuple[ParseFn, ...]) -> ParseFn:
-    def parse(line: str) -> Sequence[Event] | None:
-        for p in parsers:
-            result = p(line)
-            if result is not None:
-                return result
-        return None
+def _first_taker(formats: Sequence[Format], service: ServiceFn | None) -> TakeFn:
+    takers = tuple((f.parse, service or f.service) for f in formats)
 
-    return parse
+    def take(line: str) -> tuple[Sequence[Event] | None, str]:
+        for parse, service_of in takers:
+            result = parse(line)
+            if result is not None:
+                return result, service_of(line) if result else ""
+        return None, ""
+
+    return take
 
 
 class LineScanner:
@@ -78,17 +85,22 @@ class LineScanner:
         max_line: int = DEFAULT_MAX_LINE,
         labeller: Labeller | None = None,
         report_unrecognized: Callable[[str], None] = REPORT_UNRECOGNIZED,
+        service: str | None = None,
     ) -> None:
+        """service: the source's configured service, which every line counts
+        under; None: each line's own (see parsers/service.py)."""
         self._formats = tuple(formats)
+        self._service_name = service
+        self._service = constant(service) if service is not None else None
         self._report_unrecognized = report_unrecognized
         self._presence = Presence(self._formats)
         self._sink = sink
         self._max_line = max_line
         self._labeller = labeller if labeller is not None else Labeller()
-        # (parse, triggers, block counters) for each combination of formats seen present.
-        self._plans: dict[tuple[Format, ...], tuple[ParseFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]] = {}
+        # (take, triggers, block counters) for each combination of formats seen present.
+        self._plans: dict[tuple[Format, ...], tuple[TakeFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]] = {}
 
-    def _plan(self, block: bytes) -> tuple[ParseFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]:
+    def _plan(self, block: bytes) -> tuple[TakeFn, tuple[bytes, ...], tuple[BlockCountFn, ...]]:
         active: tuple[Format, ...]
         if len(self._formats) == 1:
             active = self._formats
@@ -97,10 +109,10 @@ class LineScanner:
         plan = self._plans.get(active)
         if plan is None:
             triggers = tuple(sorted({t.encode() for f in active for t in f.triggers}))
-            # With no format active there are no triggers, and no line reaches parse.
-            parse = active[0].parse if len(active) == 1 else _first_taker(tuple(f.parse for f in active))
+            # With no format active there are no triggers, and no line reaches take.
+            take = _first_taker(active, self._service)
             counters = tuple(f.count_block for f in active if f.count_block is not None)
-            plan = self._plans[active] = (parse, triggers, counters)
+            plan = self._plans[active] = (take, triggers, counters)
         return plan
 
     def feed(self, block: bytes, cut: int = 0) -> None:
@@ -111,7 +123,7 @@ class LineScanner:
         """
         if not block and not cut:
             return
-        parse, triggers, counters = self._plan(block)
+        take, triggers, counters = self._plan(block)
         starts: set[int] = set()
         find, rfind = block.find, block.rfind
         for trigger in triggers:
@@ -121,8 +133,8 @@ class LineScanner:
                 starts.add(rfind(b"\n", 0, at) + 1)
                 at = find(trigger, at + step)
         # Events repeat (the same reply from the same host): counted here
-        # first, each distinct one is labelled once per block.
-        events: dict[Event, int] = {}
+        # first, each distinct one (with its service) is labelled once per block.
+        events: dict[tuple[Event, str], int] = {}
         matched = unrecognized = 0
         max_line = self._max_line
         for start in starts:
@@ -130,19 +142,22 @@ class LineScanner:
             if end - start > max_line:
                 end = start + max_line
             line = block[start:end].decode("utf-8", "replace")
-            result = parse(line)
+            result, service = take(line)
             if result:
                 matched += 1
                 for event in result:
-                    events[event] = events.get(event, 0) + 1
+                    key = (event, service)
+                    events[key] = events.get(key, 0) + 1
             elif result is None and looks_like_reply(line):
                 unrecognized += 1
                 self._report_unrecognized(line)
         for count_block in counters:
             counted, counted_lines = count_block(block)
             matched += counted_lines
-            for event, n in counted.items():
-                events[event] = events.get(event, 0) + n
+            for key, n in counted.items():
+                if self._service_name is not None:
+                    key = (key[0], self._service_name)
+                events[key] = events.get(key, 0) + n
         total = block.count(b"\n")
         lines = {
             "matched": matched,

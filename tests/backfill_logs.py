@@ -137,7 +137,8 @@ def counts_of(lines: Iterable[Logged]) -> Counts:
     """What the exporter counts for these lines, by the parser and labeller alone."""
     labeller, counts = Labeller(), Counts()
     for line in lines:
-        labeller.count(Counter(postfix.parse(line.body) or []), counts)
+        service = postfix.service(line.body)
+        labeller.count(Counter((event, service) for event in postfix.parse(line.body) or []), counts)
     return counts
 
 

@@ -98,7 +98,7 @@ def last_values(series: Series, name: str) -> dict[tuple, float]:
 
 def once_totals(paths: list[Path], name: str) -> dict[tuple, float]:
     metrics = ExporterMetrics()
-    scan_files([(str(p), formats_for("auto")) for p in paths], metrics.sink_for, 65536)
+    scan_files([(str(p), formats_for("auto"), None) for p in paths], metrics.sink_for, 65536)
     return {tuple(sorted(labels.items())): v for (n, labels, v) in _samples(metrics) if n == name}
 
 

@@ -60,7 +60,7 @@ def test_bundled_formats_take_their_lines_first_in_auto():
     other = b"Nov  3 17:44:15 mx appliance[7]: verdict 554 5.7.1 spam\n"
     LineScanner(formats_for("auto", formats), tally).feed(postfix_reject + other)
     assert tally.counts.replies == {
-        ("inbound", "550", "5xx", "5.1.1", "rcpt", ""): 1,  # Postfix's, with its stage
-        ("inbound", "554", "5xx", "5.7.1", "unknown", ""): 1,  # the custom format's
+        ("inbound", "550", "5xx", "5.1.1", "rcpt", "", "postfix"): 1,  # Postfix's, with its stage and tag
+        ("inbound", "554", "5xx", "5.7.1", "unknown", "", "greedy"): 1,  # the custom format's, its name
     }
     assert tally.lines["matched"] == 2

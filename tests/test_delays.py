@@ -86,26 +86,31 @@ def test_delays_of_a_line(parse, line, expected):
 
 def test_observations_fall_in_their_buckets_and_sum():
     counts = Counts()
-    events = {Delay("sent", 0.1): 2, Delay("sent", 0.11): 1, Delay("deferred", 10 ** 6): 1}
+    events = {(Delay("sent", 0.1), "postfix"): 2, (Delay("sent", 0.11), "postfix"): 1,
+              (Delay("deferred", 10 ** 6), "postfix"): 1, (Delay("sent", 3.0), "postfix-out"): 1}
     Labeller().count(events, counts)
-    assert counts.delays == {("sent", "0.1"): 2, ("sent", "0.25"): 1, ("sent", SUM): 0.1 * 2 + 0.11,
-                             ("deferred", "+Inf"): 1, ("deferred", SUM): 10 ** 6}
+    assert counts.delays == {
+        ("sent", "postfix", "0.1"): 2, ("sent", "postfix", "0.25"): 1, ("sent", "postfix", SUM): 0.1 * 2 + 0.11,
+        ("deferred", "postfix", "+Inf"): 1, ("deferred", "postfix", SUM): 10 ** 6,
+        ("sent", "postfix-out", "5.0"): 1, ("sent", "postfix-out", SUM): 3.0,
+    }
 
 
 def test_histograms_are_exposed_cumulative_and_survive_a_restart():
     counts = Counts()
-    Labeller().count({Delay("sent", 0.5): 3, Delay("sent", 1000.0): 1}, counts)
+    Labeller().count({(Delay("sent", 0.5), "postfix"): 3, (Delay("sent", 1000.0), "postfix"): 1}, counts)
     metrics = ExporterMetrics()
     metrics.add_counts(counts)
     restored = ExporterMetrics()
     restored.restore(metrics.snapshot())
     for m in (metrics, restored):
         text = generate_latest(m.registry).decode()
-        buckets = metric_by(text, "smtp_delivery_delay_seconds_bucket", "status", "le")
-        sent = {le: n for (status, le), n in buckets.items() if status == "sent"}
+        buckets = metric_by(text, "smtp_delivery_delay_seconds_bucket", "status", "le", "service")
+        assert {service for _, _, service in buckets} == {"postfix"}
+        sent = {le: n for (status, le, _), n in buckets.items() if status == "sent"}
         assert list(sent) == list(BUCKET_BOUNDS)
         assert (sent["0.25"], sent["0.5"], sent["600.0"], sent["1800.0"], sent["+Inf"]) == (0, 3, 3, 4, 4)
         assert metric_by(text, "smtp_delivery_delay_seconds_count", "status")[("sent",)] == 4
         assert metric_by(text, "smtp_delivery_delay_seconds_sum", "status")[("sent",)] == 1001.5
-        # Every status is there from the start, at zero.
-        assert {status for status, _ in buckets} == {"sent", "deferred", "bounced", "expired"}
+        # Every status of the service is there from its first count, at zero.
+        assert {status for status, _, _ in buckets} == {"sent", "deferred", "bounced", "expired"}

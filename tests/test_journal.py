@@ -35,23 +35,24 @@ def test_entry_to_line(entry, line):
 
 
 # One journal entry per MTA, as journalctl --output=json shows them, and the
-# reply each must count when read in auto mode.
+# reply each must count when read in auto mode, under its SYSLOG_IDENTIFIER
+# as the service.
 MTA_ENTRIES = [
     ("postfix", {"MESSAGE": REJECT, "SYSLOG_IDENTIFIER": "postfix/smtpd", "SYSLOG_PID": "1"},
-     ("inbound", "554", "5xx", "5.7.1", "rcpt", "")),
+     ("inbound", "554", "5xx", "5.7.1", "rcpt", "", "postfix")),
     ("exim", {"MESSAGE": "1ZsFHb-0004dK-SM ** ann@example.com R=dnslookup T=remote_smtp "
               "H=mx.example.com [192.0.2.1]: SMTP error from remote mail server after RCPT TO:<ann@example.com>: "
               "550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown",
               "SYSLOG_IDENTIFIER": "exim", "SYSLOG_PID": "2"},
-     ("outbound", "550", "5xx", "5.1.1", "rcpt", "other")),
+     ("outbound", "550", "5xx", "5.1.1", "rcpt", "other", "exim")),
     ("sendmail", {"MESSAGE": "6AT4G6IM030212: ruleset=check_rcpt, arg1=<x@elsewhere.test>, relay=[127.0.0.5], "
                   "reject=550 5.7.1 <x@elsewhere.test>... Relaying denied", "SYSLOG_IDENTIFIER": "sm-mta",
                   "SYSLOG_PID": "3"},
-     ("inbound", "550", "5xx", "5.7.1", "rcpt", "")),
+     ("inbound", "550", "5xx", "5.7.1", "rcpt", "", "sm-mta")),
     ("opensmtpd", {"MESSAGE": 'a427e8957ba23d6f smtp failed-command command="RCPT TO:<x@other.test>" '
                    'result="550 5.1.1 Invalid recipient: <x@other.test>"', "SYSLOG_IDENTIFIER": "smtpd",
                    "SYSLOG_PID": "4"},
-     ("inbound", "550", "5xx", "5.1.1", "rcpt", "")),
+     ("inbound", "550", "5xx", "5.1.1", "rcpt", "", "smtpd")),
 ]
 
 

@@ -1,7 +1,8 @@
 """ExporterMetrics on a fresh registry, read back with get_sample_value."""
 
-from exporter.labels import Counts
+from exporter.labels import MAX_SERVICES, Counts, Labeller
 from exporter.metrics import ExporterMetrics
+from exporter.replies import Reply
 
 LINES = {"matched": 9, "ignored": 1, "unrecognized": 0, "truncated": 0, "invalid_utf8": 0}
 
@@ -20,16 +21,18 @@ def counts(replies=(), reasons=(), deliveries=()):
 
 def test_counts_batch_into_counters():
     m = ExporterMetrics()
-    deferred = ("outbound", "451", "4xx", "4.7.1", "rcpt", "google")
-    m.add_counts(counts({deferred: 3}, {("outbound", "4xx", "greylisted", "google"): 3},
-                        {("deferred", "google"): 2}))
+    deferred = ("outbound", "451", "4xx", "4.7.1", "rcpt", "google", "postfix")
+    m.add_counts(counts({deferred: 3}, {("outbound", "4xx", "greylisted", "google", "postfix"): 3},
+                        {("deferred", "google", "postfix"): 2}))
     m.add_counts(counts({deferred: 1}))
     assert value(m, "smtp_replies_total", direction="outbound", code="451", **{"class": "4xx"},
-                 enhanced="4.7.1", stage="rcpt", remote="google") == 4
+                 enhanced="4.7.1", stage="rcpt", remote="google", service="postfix") == 4
     assert value(m, "smtp_reply_reasons_total", direction="outbound", **{"class": "4xx"},
-                 reason="greylisted", remote="google") == 3
-    assert value(m, "smtp_deliveries_total", status="deferred", remote="google") == 2
-    assert value(m, "smtp_deliveries_total", status="sent", remote="other") == 0  # pre-created
+                 reason="greylisted", remote="google", service="postfix") == 3
+    assert value(m, "smtp_deliveries_total", status="deferred", remote="google", service="postfix") == 2
+    # Made with the service's first count, so that its rates exist.
+    assert value(m, "smtp_deliveries_total", status="sent", remote="other", service="postfix") == 0
+    assert value(m, "smtp_delivery_delay_seconds_count", status="bounced", service="postfix") == 0
 
 
 def reply_series(m):
@@ -45,7 +48,7 @@ def test_series_cap_is_strict_and_keeps_totals_by_direction_and_class_exact():
             direction = ("outbound", "inbound")[i % 2]
             code = ("451", "550")[i % 3 % 2]
             remote = ("google", "yahoo", "other")[i % 3] if direction == "outbound" else ""
-            key = (direction, code, code[0] + "xx", f"{code[0]}.{batch}.{i}", stages[i % 6], remote)
+            key = (direction, code, code[0] + "xx", f"{code[0]}.{batch}.{i}", stages[i % 6], remote, "postfix")
             replies[key] = 2
         m.add_counts(counts(replies))
     series = reply_series(m)
@@ -66,7 +69,7 @@ def test_worker_tallies_fold_like_the_metrics_and_overflow_is_counted_once():
     from exporter.scanner import Tally
 
     tally = Tally(max_reply_series=20)
-    tally.add(counts({("outbound", "550", "5xx", f"5.1.{i}", "rcpt", "other"): 1 for i in range(50)}), {}, 0)
+    tally.add(counts({("outbound", "550", "5xx", f"5.1.{i}", "rcpt", "other", "exim"): 1 for i in range(50)}), {}, 0)
     assert len(tally.counts.replies) <= 20
     m = ExporterMetrics(max_reply_series=20)
     m.add_counts(tally.counts)
@@ -77,15 +80,16 @@ def test_worker_tallies_fold_like_the_metrics_and_overflow_is_counted_once():
 
 def test_snapshot_restores_into_a_fresh_registry():
     m = ExporterMetrics()
-    m.add_counts(counts({("inbound", "554", "5xx", "5.7.1", "rcpt", ""): 7},
-                        {("inbound", "5xx", "policy", ""): 7}, {("sent", "yahoo"): 2}))
+    m.add_counts(counts({("inbound", "554", "5xx", "5.7.1", "rcpt", "", "postfix/submission"): 7},
+                        {("inbound", "5xx", "policy", "", "postfix/submission"): 7},
+                        {("sent", "yahoo", "postfix"): 2}))
     m.sink_for("/var/log/mail.log").add(Counts(), LINES, 1234)
     n = ExporterMetrics()
     n.restore(m.snapshot())
     assert n.snapshot() == m.snapshot()
     assert value(n, "smtp_exporter_read_bytes_total", source="/var/log/mail.log") == 1234
     assert value(n, "smtp_reply_reasons_total", direction="inbound", **{"class": "5xx"},
-                 reason="policy", remote="") == 7
+                 reason="policy", remote="", service="postfix/submission") == 7
 
 
 def test_state_written_before_a_label_existed_restores_with_it_empty():
@@ -93,13 +97,13 @@ def test_state_written_before_a_label_existed_restores_with_it_empty():
     n.restore([["smtp_replies_total", {"direction": "inbound", "code": "550", "class": "5xx",
                                        "enhanced": "5.1.1", "stage": "rcpt"}, 4]])
     assert value(n, "smtp_replies_total", direction="inbound", code="550", **{"class": "5xx"},
-                 enhanced="5.1.1", stage="rcpt", remote="") == 4
+                 enhanced="5.1.1", stage="rcpt", remote="", service="") == 4
 
 
 def test_series_cap_holds_across_restarts():
     m = ExporterMetrics(max_reply_series=100)
     for restart in range(3):
-        m.add_counts(counts({("outbound", "550", "5xx", f"5.{restart}.{i}", "rcpt", "other"): 1
+        m.add_counts(counts({("outbound", "550", "5xx", f"5.{restart}.{i}", "rcpt", "other", "postfix"): 1
                              for i in range(500)}))
         assert len(reply_series(m)) <= 100
         snapshot = m.snapshot()
@@ -117,3 +121,39 @@ def test_restore_skips_counters_this_version_does_not_have():
                ["smtp_exporter_read_bytes_total", {"source": "/var/log/mail.log"}, 99]])
     assert value(n, "smtp_exporter_read_bytes_total", source="/var/log/mail.log") == 99
     assert value(n, "smtp_retired_total", source="/var/log/mail.log") is None
+
+
+def services_of(m):
+    return {s.labels["service"] for s in reply_series(m)}
+
+
+def test_past_the_service_cap_new_services_count_as_other_and_totals_stay_exact():
+    m = ExporterMetrics()
+    for i in range(MAX_SERVICES + 5):
+        m.add_counts(counts({("inbound", "550", "5xx", "5.1.1", "rcpt", "", f"svc{i}"): 2}))
+    assert services_of(m) == {f"svc{i}" for i in range(MAX_SERVICES)} | {"other"}
+    assert value(m, "smtp_replies_total", direction="inbound", code="550", **{"class": "5xx"}, enhanced="5.1.1",
+                 stage="rcpt", remote="", service="other") == 10
+    assert sum(s.value for s in reply_series(m)) == 2 * (MAX_SERVICES + 5)
+    # A service known before the cap was reached keeps its own label.
+    m.add_counts(counts({("inbound", "550", "5xx", "5.1.1", "rcpt", "", "svc3"): 1}))
+    assert value(m, "smtp_replies_total", direction="inbound", code="550", **{"class": "5xx"}, enhanced="5.1.1",
+                 stage="rcpt", remote="", service="svc3") == 3
+
+
+def test_the_service_cap_holds_across_a_restart_and_restored_rows_without_a_service_take_no_place():
+    m = ExporterMetrics()
+    m.add_counts(counts({("inbound", "550", "5xx", "5.1.1", "rcpt", "", f"svc{i}"): 1 for i in range(MAX_SERVICES)}))
+    n = ExporterMetrics()
+    n.restore([*m.snapshot(), ["smtp_replies_total", {"direction": "inbound", "code": "451", "class": "4xx",
+                                                      "enhanced": "4.7.1", "stage": "rcpt", "remote": ""}, 4]])
+    n.add_counts(counts({("inbound", "550", "5xx", "5.1.1", "rcpt", "", "newcomer"): 1}))
+    assert services_of(n) == {f"svc{i}" for i in range(MAX_SERVICES)} | {"", "other"}
+
+
+def test_the_labeller_caps_services_too_so_a_tally_stays_small():
+    events = {(Reply("inbound", "550", "5xx", "5.1.1", "rcpt", "", ""), f"tag{i}"): 1 for i in range(100)}
+    counted = Counts()
+    Labeller().count(events, counted)
+    assert len(counted.services()) == MAX_SERVICES + 1
+    assert sum(counted.replies.values()) == 100

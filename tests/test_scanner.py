@@ -21,7 +21,7 @@ SENT = (
     b"Nov  3 17:44:16 mx postfix/smtp[2]: ABC123: to=<y@example.net>, relay=mx.example.net[192.0.2.2]:25, "
     b"delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok said: 550 5.1.1 fake)\n"
 )
-REJECTED = ("inbound", "550", "5xx", "5.1.1", "rcpt", "")
+REJECTED = ("inbound", "550", "5xx", "5.1.1", "rcpt", "", "postfix")
 QUIET = b"Nov  3 17:44:15 mx postfix/smtpd[1]: connect from a.example[192.0.2.1]\n"
 
 
@@ -29,10 +29,10 @@ def test_counts_each_line_once_even_with_several_triggers():
     sink = scan(QUIET + REJECT + SENT + QUIET)
     assert sink.counts.replies == {
         REJECTED: 1,
-        ("outbound", "250", "2xx", "2.0.0", "end_of_data", "other"): 1,
+        ("outbound", "250", "2xx", "2.0.0", "end_of_data", "other", "postfix"): 1,
     }
-    assert sink.counts.deliveries == {("sent", "other"): 1}
-    assert sink.counts.reasons == {("inbound", "5xx", "user_unknown", ""): 1}
+    assert sink.counts.deliveries == {("sent", "other", "postfix"): 1}
+    assert sink.counts.reasons == {("inbound", "5xx", "user_unknown", "", "postfix"): 1}
     assert sink.lines["matched"] == 2
     assert sink.lines["ignored"] == 2
     assert sink.lines["unrecognized"] == 0

@@ -33,7 +33,16 @@ def test_postfix_counts_a_block_of_tls_lines():
     block = "".join(line + "\n" + noise for line, _ in POSTFIX_LINES * 2).encode()
     events, lines = postfix.count_block(block)
     assert lines == 2 * len(POSTFIX_LINES)
-    assert events == {tls: 2 for _, tls in POSTFIX_LINES}
+    assert events == {(tls, "postfix/submission" if "submission/smtpd" in line else "postfix"): 2
+                      for line, tls in POSTFIX_LINES}
+
+
+def test_postfix_tls_phrase_outside_a_postfix_tagged_line_counts_nothing():
+    # The phrase in another program's line, or in no tagged line at all.
+    block = (b"Nov 28 20:33:32 mx relayd[7]: Anonymous TLS connection established from a[192.0.2.1]: TLSv1.3 x\n"
+             b"Anonymous TLS connection established from a[192.0.2.1]: TLSv1.3 with cipher x\n"
+             b"Nov 28 20:33:32 mx postfix/smtpd[1]: connect from a[192.0.2.1]\n")
+    assert postfix.count_block(block) == ({}, 0)
 
 
 def test_postfix_tls_lines_are_matched_lines_and_counted_once():

@@ -4,7 +4,9 @@ Each parser module gives parse(line) (None: not my line), TRIGGERS (the
 substrings every line it counts holds), TAGS (its syslog tags) and
 present_untagged(block) (other signs that a block holds its lines), and may
 give count_block(block): the events of lines common and simple enough to be
-counted over a whole block, without the cost of parse() on each. `auto`
+counted over a whole block, without the cost of parse() on each, with the
+service each counts under. service(line) names the service of a line it
+takes (see parsers/service.py). `auto`
 enables, block by block, the parsers whose MTA is present, and lets each line
 go to the first that takes it: mixed logs work, and a Postfix-only log pays
 for no other MTA's triggers.
@@ -18,12 +20,14 @@ from dataclasses import dataclass
 from exporter.configcheck import Checker
 from exporter.parsers import custom, exim, opensmtpd, postfix, sendmail
 from exporter.parsers.presence import TagFinder
+from exporter.parsers.service import ServiceFn, constant
 from exporter.replies import Event
 
 # A parser: a line in; its events, [] for a line it knows but that counts nothing, or None: not its line.
 ParseFn = Callable[[str], "Sequence[Event] | None"]
-# A block of lines in; the events of the lines it counts, and how many lines those were.
-BlockCountFn = Callable[[bytes], "tuple[dict[Event, int], int]"]
+# A block of lines in; the events of the lines it counts, each with the
+# service it counts under, and how many lines those were.
+BlockCountFn = Callable[[bytes], "tuple[dict[tuple[Event, str], int], int]"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Format:
     triggers: tuple[str, ...]
     tags: tuple[str, ...]  # syslog tag names: "sendmail", "sm-mta"
     present_untagged: Callable[[bytes], bool]
+    service: ServiceFn
     count_block: BlockCountFn | None = None
 
     def present(self, block: bytes) -> bool:
@@ -53,7 +58,7 @@ class Presence:
 
 
 def _module_format(name: str, module) -> Format:  # noqa: ANN001 - a parser module
-    return Format(name, module.parse, module.TRIGGERS, module.TAGS, module.present_untagged,
+    return Format(name, module.parse, module.TRIGGERS, module.TAGS, module.present_untagged, module.service,
                   getattr(module, "count_block", None))
 
 
@@ -77,5 +82,5 @@ def with_custom(items: list, checker: Checker | None = None, key: str = "formats
     for i, item in enumerate(items):
         name, parse, triggers = custom.compile_format(checker, f"{key}[{i}]", item,
                                                       lambda n: n in formats or n == AUTO)
-        formats[name] = Format(name, parse, triggers, (), custom.ContainsAny(triggers))
+        formats[name] = Format(name, parse, triggers, (), custom.ContainsAny(triggers), constant(name))
     return formats

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from exporter.parsers.presence import LineStart
+from exporter.parsers.service import tagged
 from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
@@ -77,6 +78,15 @@ present_untagged = LineStart(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _EXIM_TIME = re.compile(
     r"(?:^|(?<=: )|(?<= ))\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?(?: [-+]\d{4})?(?: \[\d+\])? "
 )
+_syslog_service = tagged("exim")
+
+
+def service(line: str) -> str:
+    """exim for a line of Exim's own mainlog (a "]: " in it is a host's, never
+    a tag), the syslog tag (exim4) for one that came through syslog."""
+    return "exim" if _EXIM_TIME.match(line) else _syslog_service(line)
+
+
 _MESSAGE_ID = re.compile(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} ")
 
 # "after MAIL FROM:<> SIZE=1216: 451 ...": the command as sent, with its

@@ -42,6 +42,7 @@ import re
 from collections.abc import Sequence
 
 from exporter.parsers.presence import LineStart
+from exporter.parsers.service import tagged
 from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
@@ -125,6 +126,18 @@ def parse(line: str) -> Sequence[Event] | None:
     return []  # mda (local delivery), and others that carry no SMTP reply
 
 
+_syslog_service = tagged("opensmtpd")
+
+
+def service(line: str) -> str:
+    """smtpd (its syslog tag), or opensmtpd for a prefixless `smtpd -d` line."""
+    return "opensmtpd" if _prefixless(line) else _syslog_service(line)
+
+
+def _prefixless(line: str) -> bool:
+    return bool(_SESSION.match(line)) or line.startswith("smtp-in: ") or line.startswith("smtp-out: ")
+
+
 def _body(line: str) -> str | None:
     """The message after an "smtpd[pid]: " tag, or a prefixless line as is."""
     at = line.find("]: ")
@@ -133,7 +146,7 @@ def _body(line: str) -> str | None:
         start = line.rfind(" ", 0, bracket) + 1
         if bracket > 0 and line[start:bracket] == "smtpd":
             return line[at + 3 :]
-    if _SESSION.match(line) or line.startswith("smtp-in: ") or line.startswith("smtp-out: "):
+    if _prefixless(line):
         return line
     return None
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
+from exporter.parsers.service import service_of_tag, tagged
 from exporter.replies import (
     COMMAND_STAGES,
     DELIVERY_STATUSES,
@@ -55,6 +56,10 @@ TAGS: tuple[str, ...] = ()
 
 def present_untagged(block: bytes) -> bool:
     return b"postfix" in block
+
+
+# Every Postfix line has its tag: postfix/submission/smtpd counts under postfix/submission.
+service = tagged("postfix")
 
 
 _OUTBOUND_DAEMONS = frozenset(("smtp", "lmtp"))
@@ -391,11 +396,12 @@ _TLS_TRUSTS = ((b"Anonymous", "anonymous"), (b"Untrusted", "untrusted"), (b"Trus
 _TLS_DIRECTIONS = {b"from": INBOUND, b"to": OUTBOUND}
 
 
-def count_block(block: bytes) -> tuple[dict[Event, int], int]:
+def count_block(block: bytes) -> tuple[dict[tuple[Event, str], int], int]:
     """The Tls of every "TRUST TLS connection established from|to H[ip][:port]:
-    VERSION with cipher ..." line of block, and how many there were."""
-    keys: list[tuple[bytes, bytes, bytes]] = []
-    append, find = keys.append, block.find
+    VERSION with cipher ..." line of block that has a Postfix tag
+    (name/daemon[pid]: ), each with its service, and how many there were."""
+    keys: list[tuple[bytes, bytes, bytes, bytes]] = []
+    append, find, rfind = keys.append, block.find, block.rfind
     length = len(_TLS_ESTABLISHED)
     at = find(_TLS_ESTABLISHED)
     while at >= 0:
@@ -405,17 +411,22 @@ def count_block(block: bytes) -> tuple[dict[Event, int], int]:
             end = len(block)
         host = find(b" ", after, end) + 1  # the host name holds no space
         start = find(b" ", host, end) + 1 if host else 0
-        if start:
+        line_start = rfind(b"\n", 0, at) + 1
+        tag_end = find(b"]: ", line_start, at)
+        bracket = rfind(b"[", line_start, tag_end) if tag_end > 0 else -1
+        if start and bracket > 0:
             stop = find(b" ", start, end)
-            append((block[at - 9 : at], block[after : host - 1], block[start : stop if stop > 0 else end]))
+            append((block[at - 9 : at], block[after : host - 1], block[start : stop if stop > 0 else end],
+                    block[rfind(b" ", line_start, bracket) + 1 : bracket]))
         at = find(_TLS_ESTABLISHED, end)  # one per line, and always onwards
-    events: dict[Event, int] = {}
+    events: dict[tuple[Event, str], int] = {}
     lines = 0
-    for (before, direction, version), n in Counter(keys).items():
+    for (before, direction, version, tag), n in Counter(keys).items():
         trust = next((name for word, name in _TLS_TRUSTS if before.endswith(word)), None)
-        if trust is None or direction not in _TLS_DIRECTIONS:
+        if trust is None or direction not in _TLS_DIRECTIONS or b"/" not in tag:
             continue
         event = Tls(_TLS_DIRECTIONS[direction], tls_protocol(version.decode("ascii", "replace")), trust)
-        events[event] = events.get(event, 0) + n
+        key = (event, service_of_tag(tag.decode("utf-8", "replace")))
+        events[key] = events.get(key, 0) + n
         lines += n
     return events, lines

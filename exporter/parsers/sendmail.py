@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from exporter.parsers.service import tagged
 from exporter.replies import (
     INBOUND,
     OUTBOUND,
@@ -64,6 +65,9 @@ TAGS = ("sendmail", "sm-mta", "sm-msp-queue")
 
 def present_untagged(block: bytes) -> bool:
     return False  # Sendmail logs through syslog only
+
+
+service = tagged("sendmail")  # sm-mta, sendmail, sm-msp-queue: its lines always have their tag
 
 
 # Sendmail's queue ids: 12 (8.11) to 14+ (8.12+) letters and digits.
