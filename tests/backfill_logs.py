@@ -14,15 +14,13 @@ from __future__ import annotations
 import gzip
 import os
 import random
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from exporter.labels import Counts, Labeller
-from exporter.parsers import postfix
-from helpers import REPO
+from exporter.labels import Counts
+from helpers import REPO, count_postfix_lines
 
 DEMO_LOG = REPO / "exporter" / "demo" / "postfix.log"
 US = 1_000_000
@@ -135,11 +133,7 @@ def counts_by_step(lines: list[Logged], step_seconds: int) -> dict[int, Counts]:
 
 def counts_of(lines: Iterable[Logged]) -> Counts:
     """What the exporter counts for these lines, by the parser and labeller alone."""
-    labeller, counts = Labeller(), Counts()
-    for line in lines:
-        service = postfix.service(line.body)
-        labeller.count(Counter((event, service) for event in postfix.parse(line.body) or []), counts)
-    return counts
+    return count_postfix_lines(line.body for line in lines)
 
 
 def crosses_local_midnight(lines: list[Logged], zone: tzinfo) -> bool:

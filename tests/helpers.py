@@ -8,18 +8,30 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.labels import Counts, Labeller
+from exporter.parsers import postfix
 from exporter.replies import Delivery, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 PROMTOOL = shutil.which("promtool")
+
+
+def count_postfix_lines(lines: Iterable[str], counts: Counts | None = None) -> Counts:
+    """What the exporter counts for Postfix lines, by the parser and labeller
+    alone (each line's events under its service), added to counts."""
+    labeller, counts = Labeller(), counts if counts is not None else Counts()
+    for line in lines:
+        service = postfix.service(line)
+        labeller.count(Counter((event, service) for event in postfix.parse(line) or []), counts)
+    return counts
 
 
 def needs_promtool(test):  # noqa: ANN001, ANN201 - a test function
