@@ -58,6 +58,7 @@ LISTENERS: dict[str, dict] = {
     "helo550": {"ehlo": R(550, "5.7.1", "EHLO from unknown hosts not accepted"),
                 "helo": R(550, "5.7.1", "HELO from unknown hosts not accepted")},
     "tls454": {"starttls": R(454, "4.7.0")},
+    "tls": {"starttls": R(220, "2.0.0", "Ready to start TLS")},  # then the handshake, and mail over TLS
     "mail553": {"mail": R(553, "5.7.1", "Sender address rejected: not permitted for 127.0.0.1")},
     "mail451": {"mail": R(451, "", "Temporary local problem - please try later")},
 }
@@ -492,6 +493,12 @@ def to_refusing_listeners() -> list[list[str]]:
         ["a@mail451.test"],
         [f"a@{REFUSED_DOMAIN}", f"b@{REFUSED_DOMAIN}"],
     ]
+
+
+def to_tls_listener() -> list[list[str]]:
+    """Messages to the listener that does TLS: one with several recipients,
+    one refused, and one with a single recipient."""
+    return [["ann@tls.test", "bob@tls.test", "c550_5_1_1_a@tls.test"], ["cid@tls.test"]]
 
 
 def peer_routes(peer: SmtpPeer, smtp: str, lmtp: str, tls: str) -> dict[str, tuple[str, int]]:
