@@ -336,6 +336,9 @@ begin retry
 #   - a recipient refused with 452 is offered again in a further transaction
 #     on the same connection, and only its last RCPT reply is logged;
 #   - a refused STARTTLS where TLS is required defers without logging the reply;
+#   - TLS shows as X= on the lines of a message received (<=) or delivered
+#     (=>, and again on the delivery's -> and ** lines): a session that
+#     carries no message logs none;
 #   - 5xx fails (bounced), 4xx defers, a refused connection defers with no reply;
 #   - inbound, Exim logs the ACL message, not the reply it sent: see Ask.logged.
 
@@ -457,6 +460,7 @@ class Expected:
     uncoded: list[str] = field(default_factory=list)  # inbound rejections logged without their code
     unlogged: list[str] = field(default_factory=list)  # outbound replies the log does not show
     mainlog_only: Counter = field(default_factory=Counter)  # inbound replies the rejectlog does not repeat
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions logged
 
 
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
@@ -512,6 +516,11 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         exp.replies[key] += 1
         if h.step.verb == "idle":
             exp.mainlog_only[key] += 1  # a command timeout is no rejection: mainlog only
+    # Exim logs TLS as X= on the message's <= and => lines only, with CV=no
+    # for a certificate not verified: outbound the peer's self-signed one,
+    # inbound also when the client sent none (so trust is unknown there).
+    exp.tls = (scenario.inbound_tls(heard, "unknown", per_message=True)
+               + scenario.outbound_tls(peer, "untrusted", delivering=True))
     return exp
 
 

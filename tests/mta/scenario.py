@@ -381,9 +381,6 @@ def expected_counts(lab: Lab) -> Expected:
 
     # Inbound: what the clients received.
     for seen in lab.seen:
-        if seen.step.verb == "tls":
-            # The clients present no certificate: "Anonymous TLS connection".
-            exp.tls[("inbound", seen.text, "anonymous")] += 1
         if seen.step.expect == "warn":
             exp.warned += 1
         elif seen.step.expect == "quiet":
@@ -393,7 +390,34 @@ def expected_counts(lab: Lab) -> Expected:
         elif seen.step.expect in ("reject", "cleanup"):
             code = "" if seen.step.expect == "cleanup" else str(seen.code)
             exp.replies[reply_key("inbound", code, seen.enhanced, seen.stage)] += 1
+    # The clients present no certificate: "Anonymous TLS connection".
+    exp.tls = inbound_tls(lab.seen, "anonymous")
     return exp
+
+
+def inbound_tls(seen: list[Seen], trust: str, per_message: bool = False) -> Counter:
+    """(inbound, protocol, trust) -> how often the MTA logs the probes' TLS:
+    once per STARTTLS handshake (a "tls" step; its Seen.text is the version
+    negotiated), or, per_message, once per message accepted after it."""
+    counts: Counter = Counter()
+    versions: dict[str, str] = {}  # probe -> the TLS version of its session
+    for s in seen:
+        if s.step.verb == "tls" and s.code == 220:
+            versions[s.probe] = s.text
+            if not per_message:
+                counts["inbound", s.text, trust] += 1
+        elif per_message and s.probe in versions and s.stage == "end_of_data" and s.code // 100 == 2:
+            counts["inbound", versions[s.probe], trust] += 1
+    return counts
+
+
+def outbound_tls(peer: SmtpPeer, trust: str, delivering: bool = False) -> Counter:
+    """(outbound, protocol, trust) -> the peer's sessions that did the TLS
+    handshake, by the version negotiated; `delivering`: only those whose first
+    transaction was accepted for a recipient (the MTA logs TLS on that
+    delivery's line)."""
+    return Counter(("outbound", s.tls, trust) for s in peer.sessions
+                   if s.tls and (not delivering or (s.txns and any(r.code // 100 == 2 for _, r in s.txns[0].eod))))
 
 
 def session_refusal(session, hello_stage: str = "helo") -> tuple[Reply, str] | None:

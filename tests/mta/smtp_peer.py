@@ -28,6 +28,7 @@ Standard library only, and the openssl command for a listener that does TLS.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import shutil
@@ -302,6 +303,10 @@ class SmtpPeer:
             with self._lock:
                 live = self._tls_of.pop(conn, conn)
                 self._conns.discard(live)
+            if isinstance(live, ssl.SSLSocket):
+                with contextlib.suppress(OSError, ValueError):
+                    live.settimeout(2)
+                    live.unwrap()  # close_notify, as a server ends TLS before closing
             live.close()
 
     def _start_tls(self, conn: socket.socket) -> ssl.SSLSocket:
