@@ -51,6 +51,7 @@ def test_lab_covers_every_stage_and_class(lab):
     assert any(k[3] == "" and k[1] for k in keys if k[0] == "outbound")  # reply without enhanced
     assert lab.expected.unlogged  # rejections Postfix logs without a code were sent too
     assert set(lab.expected.deliveries) == {"sent", "deferred", "bounced"}
+    assert {k[0] for k in lab.expected.tls} == {"inbound", "outbound"}
 
 
 _CLASSIC = re.compile(CLASSIC_STAMP + " ")

@@ -157,6 +157,7 @@ class PostfixLab:
             "relay_domains": relay_domains,
             "transport_maps": transport,
             "smtp_tls_policy_maps": tls_policy,
+            "smtp_tls_loglevel": "1",  # "TLS connection established to ..." (0, the default, logs none)
             "disable_dns_lookups": "yes",
             "smtp_host_lookup": "native",
             "smtpd_peername_lookup": "no",
