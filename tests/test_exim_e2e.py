@@ -25,7 +25,8 @@ lab = lab_fixture(exim_lab.run, "exim-e2e")
 @pytest.fixture(scope="module")
 def wire(lab) -> Wire:
     # QT= (+queue_time) is logged on deliveries only.
-    return Wire((lab.mainlog,), lab.expected.replies, lab.expected.deliveries, delayed=("sent",))
+    return Wire((lab.mainlog,), lab.expected.replies, lab.expected.deliveries, delayed=("sent",),
+                tls=lab.expected.tls)
 
 
 class TestAgainstTheWire(AgainstTheWire):
@@ -68,6 +69,10 @@ def test_lab_covers_every_stage_and_class(lab):
         assert f"dropped: {dropped}" in log
     assert "SMTP command timeout on connection from" in log
     assert lab.expected.mainlog_only
+    # TLS both ways, and the shapes that must not count it again: a further
+    # address of a delivery, a refused RCPT over TLS.
+    assert {k[0] for k in lab.expected.tls} == {"inbound", "outbound"}
+    assert re.search(r" -> \S+ .* X=TLS", log) and re.search(r" X=TLS\S+ CV=no F=<\S+> rejected RCPT", log)
 
 
 # -- the rejectlog ------------------------------------------------------------------

@@ -27,7 +27,7 @@ lab = lab_fixture(opensmtpd_lab.run, "opensmtpd-e2e")
 
 @pytest.fixture(scope="module", params=[(), ("--format", "opensmtpd")], ids=["auto", "opensmtpd"])
 def wire(lab, request) -> Wire:
-    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries, request.param)
+    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries, request.param, tls=lab.expected.tls)
 
 
 class TestAgainstTheWire(AgainstTheWire):
@@ -58,7 +58,7 @@ def test_lab_covers_every_stage_and_class(lab):
                   "mta error reason=HELO rejected: ", "mta error reason=STARTTLS rejected: ",
                   'stat="Network error on destination MXs"', "mta error reason=IO Error: Connection refused",
                   'smtp failed-command command="" result="', 'smtp failed-command command="DATA" result="',
-                  "smtp bad-input result="):
+                  "smtp bad-input result=", " mta tls ciphers=TLSv1.", ' mta server-cert-check result="failure"'):
         assert shape in log, shape
     # Every line is smtpd's, read by pattern: the day in the stamp may be padded ("Dec  6").
     assert {syslog_tag(line) for line in log.splitlines()} == {"smtpd"}

@@ -12,7 +12,6 @@ import re
 import time
 
 import pytest
-from helpers import metric_by, run_once
 from mta import postfix_lab, scenario
 from mta.checks import AgainstTheWire, Wire, skip_if
 from mta.namespace import CLASSIC_STAMP
@@ -32,7 +31,7 @@ exported = scenario.exported
 
 @pytest.fixture(scope="module")
 def wire(lab) -> Wire:
-    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries)
+    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries, tls=lab.expected.tls)
 
 
 class TestAgainstTheWire(AgainstTheWire):
@@ -52,6 +51,7 @@ def test_lab_covers_every_stage_and_class(lab):
     assert any(k[3] == "" and k[1] for k in keys if k[0] == "outbound")  # reply without enhanced
     assert lab.expected.unlogged  # rejections Postfix logs without a code were sent too
     assert set(lab.expected.deliveries) == {"sent", "deferred", "bounced"}
+    assert {k[0] for k in lab.expected.tls} == {"inbound", "outbound"}
 
 
 _CLASSIC = re.compile(CLASSIC_STAMP + " ")
@@ -100,13 +100,3 @@ def test_refused_auth_counts_once(lab):
     replies, _ = exported(lab.log)
     assert {k: n for k, n in replies.items() if k[4] == "auth"} == {("inbound", "", "5xx", "", "auth"): failed}
 
-
-
-def test_tls_sessions_match_the_wire(lab):
-    """Each client session that started TLS, by the version its handshake
-    negotiated: inbound, anonymous (no client certificate)."""
-    assert lab.expected.tls  # the lab's clients did start TLS
-    result = run_once(str(lab.log))
-    assert result.returncode == 0, result.stderr
-    got = metric_by(result.stdout.decode(), "smtp_tls_connections_total", "direction", "protocol", "trust")
-    assert {k: n for k, n in got.items() if n} == lab.expected.tls

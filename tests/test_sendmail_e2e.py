@@ -22,7 +22,12 @@ What this module adds is how Sendmail writes them down, learnt from its logs:
     command the client saw it at; an unknown local user is logged as
     `<r>... User unknown` without the 550 5.1.1 that was sent: code "",
     class 5xx; 503 sequence errors, 500 unknown commands and VRFY's 252 are
-    not logged at all.
+    not logged at all;
+  - a refused AUTH is logged `AUTH failure (MECH): ...` without the 535
+    5.7.0 that was sent: code "", class 5xx, stage auth;
+  - each TLS session is logged once, `STARTTLS=server|client, ...,
+    version=TLSv1.x, verify=...`: NO where the client sent no certificate
+    (anonymous), FAIL for the peer's self-signed one (untrusted).
 
 Needs root (a private mount namespace); fetches the Debian sendmail packages
 with apt-get on first use. Without root or network the module skips.
@@ -30,6 +35,7 @@ with apt-get on first use. Without root or network the module skips.
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import time
 from collections import Counter
@@ -52,7 +58,8 @@ R = Reply.make
 SENDER = "lab@lab.test"  # an alias of /dev/null: bounces are delivered there
 
 # Peer listeners (smtp_peer.Listener settings) and the domain routed to each:
-# the shared ones but LMTP and STARTTLS, which this Sendmail does not speak.
+# the shared ones but LMTP, which this Sendmail does not speak, and the one
+# refusing STARTTLS, which this lab does not cover.
 LISTENERS: dict[str, dict] = {name: kw for name, kw in scenario.LISTENERS.items() if name not in ("lmtp", "tls454")}
 CLOSED = "closed.test"  # routed to a port nobody listens on
 
@@ -73,10 +80,11 @@ MESSAGES: list[list[str]] = [
 
 @dataclass(frozen=True)
 class Step:
-    verb: str  # connect, mail, rcpt, data, drop (close the socket), or any SMTP verb
+    verb: str  # connect, mail, rcpt, data, tls (STARTTLS and the handshake), drop (close the socket), or any SMTP verb
     arg: str = ""
     want: int = 250  # the reply code the step must get
-    logged: str | None = None  # the stage it is logged at, "user-unknown", or None (not logged)
+    # The stage it is logged at; "bare:<stage>": logged without its codes; None: not logged.
+    logged: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,15 @@ class Probe:
 
 
 OUTSIDE, OK_FROM = sl.CLIENT_OUTSIDE, "FROM:<a@client.test>"
+
+
+def _plain(user: str) -> str:
+    """AUTH PLAIN's argument with the initial response "\\0user\\0password"."""
+    return "PLAIN " + base64.b64encode(f"\0{user}\0guess".encode()).decode()
+
 PROBES = [
     Probe(OUTSIDE, (Step("mail", OK_FROM), Step("rcpt", "TO:<x@elsewhere.test>", 550, "rcpt"),
-                    Step("rcpt", "TO:<lab@lab.test>"), Step("rcpt", "TO:<nosuch@lab.test>", 550, "user-unknown"),
+                    Step("rcpt", "TO:<lab@lab.test>"), Step("rcpt", "TO:<nosuch@lab.test>", 550, "bare:rcpt"),
                     Step("data", "", 250))),
     Probe(sl.CLIENT_BLOCKED, (Step("mail", OK_FROM, 550, "connect"),)),
     Probe(sl.CLIENT_TEMP, (Step("connect", "", 421, "connect"),)),
@@ -101,6 +115,13 @@ PROBES = [
     Probe(OUTSIDE, (Step("mail", OK_FROM), Step("rcpt", "TO:<lab@lab.test>"), Step("drop"))),
     Probe(OUTSIDE, (Step("mail", OK_FROM), Step("mail", "FROM:<b@client.test>", 503),
                     Step("rcpt", "TO:<>", 553, "rcpt"), Step("FOO", "", 500), Step("VRFY", "lab", 252))),
+    # Password guessing: AUTH is refused "535 5.7.0 authentication failed" and
+    # logged "AUTH failure (PLAIN): ..." without it. Then the same over TLS,
+    # and a message.
+    Probe(OUTSIDE, tuple(Step("AUTH", _plain(user), 535, "bare:auth") for user in ("admin", "info"))),
+    Probe(OUTSIDE, (Step("tls", want=220), Step("EHLO", "client.example.test"),
+                    Step("AUTH", _plain("sales"), 535, "bare:auth"), Step("mail", OK_FROM),
+                    Step("rcpt", "TO:<lab@lab.test>"), Step("data"))),
 ]
 
 
@@ -110,6 +131,7 @@ class Lab:
     peer: SmtpPeer
     inbound: Counter  # reply keys the clients received, as Sendmail logs them
     unlogged: list[tuple[int, str]]
+    inbound_tls: Counter  # (direction, protocol, trust) of the clients' TLS handshakes
     seconds: float
 
 
@@ -129,6 +151,10 @@ def _run_probe(port: int, probe: Probe) -> list[tuple[Step, int, str]]:
                 client.sock.close()
                 client.sock = None
                 return seen
+            if step.verb == "tls":
+                _, code, text = scenario.send_step(client, port, probe.client, step)
+                seen.append((step, code, text))  # text: the TLS version negotiated
+                continue
             if step.verb == "data":
                 code, text = client.docmd("DATA")
                 if code == 354:
@@ -147,8 +173,8 @@ def _inbound_key(step: Step, code: int, text: str) -> scenario.ReplyKey | None:
     assert code == step.want, f"{step}: got {code} {text}"
     if step.logged is None:
         return None
-    if step.logged == "user-unknown":
-        return ("inbound", "", "5xx", "", "rcpt")
+    if step.logged.startswith("bare:"):
+        return scenario.reply_key("inbound", "", "", step.logged[5:], f"{code // 100}xx")
     first = text.split("\n", 1)[0]
     enhanced = first.split(" ", 1)[0] if first[:1] == str(code)[0] and first[1:2] == "." else ""
     return scenario.reply_key("inbound", str(code), enhanced, step.logged)
@@ -165,11 +191,13 @@ def run(out_dir: Path) -> Lab:
         with sl.SendmailLab(log, routes=routes) as mta:
             for rcpts in MESSAGES:
                 mta.submit(rcpts, scenario.message("Outbound", sender=SENDER), sender=SENDER)
-            inbound, unlogged = Counter(), []
+            inbound, unlogged, tls = Counter(), [], Counter()
             for probe in PROBES:
                 for step, code, text in _run_probe(mta.port, probe):
                     key = _inbound_key(step, code, text)
-                    if key is None:
+                    if step.verb == "tls":
+                        tls["inbound", text, "anonymous"] += 1  # no client certificate: verify=NO
+                    elif key is None:
                         if code != 250:
                             unlogged.append((code, text))
                     else:
@@ -177,7 +205,7 @@ def run(out_dir: Path) -> Lab:
             to_peer = sum(1 for rcpts in MESSAGES if not rcpts[0].endswith(CLOSED))
             mta.settle(lambda: len(peer.sessions) < to_peer or peer.open_sessions() > 0)
         assert not peer.errors, peer.errors
-        return Lab(log, peer, inbound, unlogged, time.monotonic() - started)
+        return Lab(log, peer, inbound, unlogged, tls, time.monotonic() - started)
 
 
 lab = lab_fixture(run, "sendmail-e2e")
@@ -210,7 +238,9 @@ def expected_outbound(peer: SmtpPeer) -> tuple[Counter, Counter]:
 @pytest.fixture(scope="module")
 def wire(lab) -> Wire:
     outbound, deliveries = expected_outbound(lab.peer)
-    return Wire((lab.log,), outbound + lab.inbound, deliveries)
+    # Sendmail checks the peer's self-signed certificate and logs verify=FAIL.
+    tls = lab.inbound_tls + scenario.outbound_tls(lab.peer, "untrusted")
+    return Wire((lab.log,), outbound + lab.inbound, deliveries, tls=tls)
 
 
 class TestAgainstTheWire(AgainstTheWire):
@@ -224,7 +254,8 @@ def test_lab_covers_what_it_means_to(lab):
     assert {k[2] for k in want} == {"2xx", "4xx", "5xx"}
     assert any(k[1] and not k[3] for k in want)  # a reply without an enhanced code
     assert set(deliveries) == {"sent", "deferred", "bounced"}
-    assert {k[4] for k in lab.inbound} == {"connect", "mail", "rcpt"}
+    assert {k[4] for k in lab.inbound} == {"connect", "auth", "mail", "rcpt"}
+    assert lab.inbound_tls and any(s.tls for s in lab.peer.sessions)  # TLS both ways
     assert ("inbound", "", "5xx", "", "rcpt") in lab.inbound
     assert {code for code, _ in lab.unlogged} == {503, 500, 252}
     text = lab.log.read_text()
@@ -235,6 +266,8 @@ def test_lab_covers_what_it_means_to(lab):
     assert "mailer=*file*" in text
     assert "lost input channel" in text
     assert "stat=Deferred: Connection refused by" in text
+    assert "AUTH failure (PLAIN): " in text
+    assert "STARTTLS=server, " in text and "STARTTLS=client, " in text and "verify=FAIL" in text
 
 
 def test_every_line_is_understood(lab, tmp_path):

@@ -84,6 +84,15 @@ LINES = [
      '2026-11-03 17:44:15 1xXMrL-00085u-0m => r@example.com R=dnslookup T=remote_smtp H=mx.example.com '
      '[192.0.2.7] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=no C="250 OK"',
      [Tls(OUT, "TLSv1.3", "untrusted")]),
+    # Exim 4.96 (GnuTLS) in the lab: a message to three recipients of one host, one refused.
+    ("exim further address of a delivery: its connection's TLS was counted on the => line", exim.parse,
+     "2026-12-06 14:08:29 1xaCuj-0004y0-18 -> bob@tls.test R=peer T=peer_tls H=127.0.0.1 [127.0.0.1] "
+     "X=TLS1.3:ECDHE_SECP256R1__RSA_PSS_RSAE_SHA256__AES_256_GCM:256 CV=no "
+     'C="250 2.0.0 Ok: queued as 4F2A9C1E0D" QT=0s', []),
+    ("exim refused address of a delivery: counted on the => line, if any", exim.parse,
+     "2026-12-06 14:08:29 1xaCuj-0004y0-18 ** c550_5_1_1_a@tls.test R=peer T=peer_tls H=127.0.0.1 [127.0.0.1] "
+     "X=TLS1.3:ECDHE_SECP256R1__RSA_PSS_RSAE_SHA256__AES_256_GCM:256 CV=no: SMTP error from remote mail server "
+     "after RCPT TO:<c550_5_1_1_a@tls.test>: 550 5.1.1 <c550_5_1_1_a@tls.test>: Recipient address rejected", []),
     ("exim delivery down a connection already open: its TLS was counted", exim.parse,
      '2026-11-03 17:44:15 1xXMrL-00085u-0m => s@example.com R=dnslookup T=remote_smtp H=mx.example.com '
      '[192.0.2.7]* X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C="250 OK"', []),

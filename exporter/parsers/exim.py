@@ -114,7 +114,7 @@ def parse(line: str) -> Sequence[Event] | None:
         return None
     flag = body[:3]
     if flag in ("=> ", "-> ", ">> "):  # ">>": a cutthrough delivery
-        return _delivered(body)
+        return _delivered(body, flag != "-> ")
     if flag in ("== ", "** "):
         return _not_delivered(body, "deferred" if flag == "== " else "bounced")
     if flag == "<= ":
@@ -150,7 +150,9 @@ def _tls(body: str, direction: str) -> list[Event]:
     """The Tls of a message received (<=) or delivered (=>) over TLS:
     X=TLS1.3:cipher:bits, and CV=yes|no|dane (log_selector
     +tls_certificate_verified, on by default). A delivery down a connection
-    already open (H=host [ip]*) used that connection's TLS: not counted again."""
+    already open (H=host [ip]*) used that connection's TLS: not counted again,
+    nor are the further addresses of a delivery (->), which repeat the X= of
+    its first (=>) on the same connection."""
     at = body.find(" X=")
     if at < 0 or "]* " in body:
         return []
@@ -194,12 +196,14 @@ def _host(body: str) -> str:
     return body[at + 3 : end] if end > 0 else ""
 
 
-def _delivered(body: str) -> list[Event]:
+def _delivered(body: str, first: bool) -> list[Event]:
+    """A delivered address; `first` of its delivery (=> or >>, not ->)."""
     events: list[Event] = []
     host = _host(body)
     if _is_remote(body):
         events.append(Delivery("sent", host))
-        events += _tls(body, OUTBOUND)
+        if first:
+            events += _tls(body, OUTBOUND)
         # QT= (log_selector +queue_time): time on the queue until this delivery.
         qt = body.find(" QT=")
         if qt >= 0:

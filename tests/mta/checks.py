@@ -10,7 +10,7 @@ states only what differs between MTAs.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,9 @@ class Wire:
     # The delivery statuses whose every attempt the MTA logs with its delay
     # (None: all of them); the others' delay histograms stay empty.
     delayed: tuple[str, ...] | None = None
+    # expected smtp_tls_connections_total by TLS_LABELS: the handshakes the
+    # lab's clients and peer made, as the MTA logs them
+    tls: Counter = field(default_factory=Counter)
 
     def exported(self) -> tuple[Counter, Counter]:
         return exported(*self.logs, options=self.options)
@@ -71,6 +74,14 @@ class AgainstTheWire:
         assert {status: n for (status,), n in counts.items() if n} == {s: n for s, n in delayed.items() if n}
         within_hour = metric_by(text, "smtp_delivery_delay_seconds_bucket", "status", "le")
         assert all(within_hour[status, "3600.0"] == n for (status,), n in counts.items())
+
+    def test_tls_connections_match_the_wire(self, wire: Wire):
+        assert wire.tls  # the lab's clients or peer did start TLS
+        got = metric_by(wire.exposition(), "smtp_tls_connections_total", *TLS_LABELS)
+        assert {k: n for k, n in got.items() if n} == wire.tls
+
+
+TLS_LABELS = ("direction", "protocol", "trust")
 
 
 def unrecognized(exposition: str) -> float:

@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 
 from . import debian, scenario
+from .certs import self_signed
 from .debian import Packages
 from .namespace import PrivateLab, add_users, free_port, in_namespace, overlay, read_text, wait_settled
 from .scenario import ClientProbe, Seen
@@ -126,7 +127,10 @@ keep_environment =
 notifier_socket =
 host_lookup =
 rfc1413_hosts =
-tls_advertise_hosts =
+# STARTTLS for every client, with the certificate made at start.
+tls_advertise_hosts = *
+tls_certificate = {self.base}/tls.crt
+tls_privatekey = {self.base}/tls.key
 # smtp_syntax_error: without it "unqualified sender rejected" reaches only the rejectlog.
 log_selector = +smtp_confirmation +smtp_connection +smtp_syntax_error +queue_time
 message_size_limit = {MESSAGE_SIZE_LIMIT}
@@ -265,6 +269,8 @@ begin retry
             d.mkdir(mode=0o750)
             os.chown(d, self.uid, self.uid)
         self.port = free_port()
+        _, key = self_signed(self.base, MYHOSTNAME)
+        os.chown(key, self.uid, self.uid)  # read by the receiving process, which runs as the Exim user
         (self.base / "routes").write_text(self._routes_file())
         self.conf.write_text(self._config())
         self.conf.chmod(0o644)
@@ -330,6 +336,9 @@ begin retry
 #   - a recipient refused with 452 is offered again in a further transaction
 #     on the same connection, and only its last RCPT reply is logged;
 #   - a refused STARTTLS where TLS is required defers without logging the reply;
+#   - TLS shows as X= on the lines of a message received (<=) or delivered
+#     (=>, and again on the delivery's -> and ** lines): a session that
+#     carries no message logs none;
 #   - 5xx fails (bounced), 4xx defers, a refused connection defers with no reply;
 #   - inbound, Exim logs the ACL message, not the reply it sent: see Ask.logged.
 
@@ -378,6 +387,7 @@ def e2e_outbound() -> list[list[str]]:
          "d552_5_2_2_g@lm.test", "bob@lm.test", "n450_g@lm.test"],
         ["x451_4_3_0_h@lm.test", "carol@lm.test"],
         *scenario.to_refusing_listeners(),
+        *scenario.to_tls_listener(),
     ]
 
 
@@ -423,6 +433,11 @@ def e2e_probes() -> list[ClientProbe]:
         ClientProbe("data", CLIENT_NO_DATA, delivered(Ask("rcpt", fine), refused_data("code", "x"))),
         ClientProbe("content", out, delivered(Ask("rcpt", fine), refused_data("code", f"Buy {SUBJECT_REJECTED}"))),
         ClientProbe("virus", out, delivered(Ask("rcpt", fine), refused_data("bare", f"See {SUBJECT_VIRUS}"))),
+        # STARTTLS, then a message; and a session over TLS that sends none.
+        ClientProbe("tls", out, _session(Ask("tls"), Ask("ehlo", "client.example.test"), mail_ok,
+                                         Ask("rcpt", fine), Ask("data", body=scenario.message("over TLS")))),
+        ClientProbe("tls-refused", out, _session(Ask("tls"), Ask("ehlo", "client.example.test"), mail_ok,
+                                                 Ask("rcpt", "x@elsewhere.test", "code"))),
         ClientProbe("too-big", out, delivered(Ask("rcpt", fine),
                                         refused_data("bare", "big", scenario.oversized(MESSAGE_SIZE_LIMIT)))),
         # Sessions Exim drops: the reply before the drop is logged without its
@@ -445,6 +460,7 @@ class Expected:
     uncoded: list[str] = field(default_factory=list)  # inbound rejections logged without their code
     unlogged: list[str] = field(default_factory=list)  # outbound replies the log does not show
     mainlog_only: Counter = field(default_factory=Counter)  # inbound replies the rejectlog does not repeat
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions logged
 
 
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
@@ -500,6 +516,11 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         exp.replies[key] += 1
         if h.step.verb == "idle":
             exp.mainlog_only[key] += 1  # a command timeout is no rejection: mainlog only
+    # Exim logs TLS as X= on the message's <= and => lines only, with CV=no
+    # for a certificate not verified: outbound the peer's self-signed one,
+    # inbound also when the client sent none (so trust is unknown there).
+    exp.tls = (scenario.inbound_tls(heard, "unknown", per_message=True)
+               + scenario.outbound_tls(peer, "untrusted", delivering=True))
     return exp
 
 

@@ -20,7 +20,9 @@ exporter's counting rule follows (one count per log line):
   - some rejections reach the client but are not logged with a code at all
     (503 "send HELO/EHLO first", ETRN's 459, "message file too big"): the probe
     marks them "quiet" and they count for nothing;
-  - reject_warning (warn_if_reject) is not a reply: the client got 250.
+  - reject_warning (warn_if_reject) is not a reply: the client got 250;
+  - each TLS session is logged once, "Anonymous|Untrusted|... TLS connection
+    established from|to ...: TLSv1.3 ...", by smtpd and smtp alike.
 Every probe checks that it got the kind of answer it aimed for, so a lab that
 drifts (a restriction that stops matching) fails loudly instead of shrinking
 the expected counts.
@@ -58,6 +60,7 @@ LISTENERS: dict[str, dict] = {
     "helo550": {"ehlo": R(550, "5.7.1", "EHLO from unknown hosts not accepted"),
                 "helo": R(550, "5.7.1", "HELO from unknown hosts not accepted")},
     "tls454": {"starttls": R(454, "4.7.0")},
+    "tls": {"starttls": R(220, "2.0.0", "Ready to start TLS")},  # then the handshake, and mail over TLS
     "mail553": {"mail": R(553, "5.7.1", "Sender address rejected: not permitted for 127.0.0.1")},
     "mail451": {"mail": R(451, "", "Temporary local problem - please try later")},
 }
@@ -380,9 +383,6 @@ def expected_counts(lab: Lab) -> Expected:
 
     # Inbound: what the clients received.
     for seen in lab.seen:
-        if seen.step.verb == "tls":
-            # The clients present no certificate: "Anonymous TLS connection".
-            exp.tls[("inbound", seen.text, "anonymous")] += 1
         if seen.step.expect == "warn":
             exp.warned += 1
         elif seen.step.expect == "quiet":
@@ -392,7 +392,35 @@ def expected_counts(lab: Lab) -> Expected:
         elif seen.step.expect in ("reject", "cleanup"):
             code = "" if seen.step.expect == "cleanup" else str(seen.code)
             exp.replies[reply_key("inbound", code, seen.enhanced, seen.stage)] += 1
+    # The clients present no certificate: "Anonymous TLS connection"; the
+    # peer's is self-signed, not checked where TLS is merely required: "Untrusted".
+    exp.tls = inbound_tls(lab.seen, "anonymous") + outbound_tls(lab.peer, "untrusted")
     return exp
+
+
+def inbound_tls(seen: list[Seen], trust: str, per_message: bool = False) -> Counter:
+    """(inbound, protocol, trust) -> how often the MTA logs the probes' TLS:
+    once per STARTTLS handshake (a "tls" step; its Seen.text is the version
+    negotiated), or, per_message, once per message accepted after it."""
+    counts: Counter = Counter()
+    versions: dict[str, str] = {}  # probe -> the TLS version of its session
+    for s in seen:
+        if s.step.verb == "tls" and s.code == 220:
+            versions[s.probe] = s.text
+            if not per_message:
+                counts["inbound", s.text, trust] += 1
+        elif per_message and s.probe in versions and s.stage == "end_of_data" and s.code // 100 == 2:
+            counts["inbound", versions[s.probe], trust] += 1
+    return counts
+
+
+def outbound_tls(peer: SmtpPeer, trust: str, delivering: bool = False) -> Counter:
+    """(outbound, protocol, trust) -> the peer's sessions that did the TLS
+    handshake, by the version negotiated; `delivering`: only those whose first
+    transaction was accepted for a recipient (the MTA logs TLS on that
+    delivery's line)."""
+    return Counter(("outbound", s.tls, trust) for s in peer.sessions
+                   if s.tls and (not delivering or (s.txns and any(r.code // 100 == 2 for _, r in s.txns[0].eod))))
 
 
 def session_refusal(session, hello_stage: str = "helo") -> tuple[Reply, str] | None:
@@ -494,6 +522,12 @@ def to_refusing_listeners() -> list[list[str]]:
     ]
 
 
+def to_tls_listener() -> list[list[str]]:
+    """Messages to the listener that does TLS: one with several recipients,
+    one refused, and one with a single recipient."""
+    return [["ann@tls.test", "bob@tls.test", "c550_5_1_1_a@tls.test"], ["cid@tls.test"]]
+
+
 def peer_routes(peer: SmtpPeer, smtp: str, lmtp: str, tls: str) -> dict[str, tuple[str, int]]:
     """Open every LISTENERS listener on the peer; returns domain -> (scheme,
     port) for each of PEER_DOMAINS, by its listener's kind (plain SMTP,
@@ -536,6 +570,7 @@ def e2e_outbound() -> list[list[str]]:
          "d552_5_2_2_h@lm.test", "bob@lm.test", "n450_h@lm.test"],
         ["x451_4_3_0_i@lm.test", "carol@lm.test"],
         *to_refusing_listeners(),
+        *to_tls_listener(),
         [f"ivy@{ok_}", "dave@lm.test", "z@gone.test", f"c550_5_1_1_j@{ok_}"],
     ]
 

@@ -21,6 +21,12 @@ on 127.0.0.1 at a free port, no DNS (service switch "hosts files"). Test
 domains are routed by a mailertable to the scripted peer's listeners, each
 through its own copy of the esmtp mailer whose only difference is the port.
 
+STARTTLS is offered with a self-signed certificate made at start (and used
+with any peer that offers it), and SMTP AUTH (PLAIN, LOGIN) through Cyrus
+SASL against a password database that is never made, so every AUTH is
+refused. The SASL mechanisms are the host's (libsasl2-modules, installed by
+tests/run); the lab's Sendmail.conf lies in the /etc overlay.
+
 What the inbound side rejects is fixed here (the constants below), so the
 traffic script can aim at it.
 """
@@ -35,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import debian
+from .certs import self_signed
 from .namespace import SyslogLab, answers_smtp, free_port, overlay, private_dev_log, wait_settled
 
 PACKAGES = debian.Packages(Path("/var/tmp/smtp-reply-sendmail"), "sendmail-bin", "sendmail-cf", "m4", "libwrap0")
@@ -130,6 +137,13 @@ define(`confTO_ICONNECT', `5s')dnl
 define(`confMIN_QUEUE_AGE', `1h')dnl
 define(`confBIND_OPTS', `-DNSRCH -DEFNAMES')dnl
 define(`confSMTP_LOGIN_MSG', `$j Sendmail $v; $b')dnl
+define(`CERT_DIR', `{b}')dnl
+define(`confCACERT_PATH', `CERT_DIR')dnl
+define(`confCACERT', `CERT_DIR/tls.crt')dnl
+define(`confSERVER_CERT', `CERT_DIR/tls.crt')dnl
+define(`confSERVER_KEY', `CERT_DIR/tls.key')dnl
+define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl
+TRUST_AUTH_MECH(`PLAIN LOGIN')dnl
 FEATURE(`nocanonify')dnl
 FEATURE(`use_cw_file')dnl
 FEATURE(`accept_unresolvable_domains')dnl
@@ -161,6 +175,12 @@ MAILER(`smtp')dnl
         # resolves: the namespace's /etc/hosts names it, and no name or
         # address lookup goes to DNS.
         self.etc.mkdir()
+        self_signed(b, MYHOSTNAME)
+        # Cyrus SASL reads <app>.conf from /etc/sasl2 (first of its search
+        # path); the password database is never made: every AUTH fails.
+        (self.etc / "sasl2").mkdir()
+        (self.etc / "sasl2" / "Sendmail.conf").write_text(
+            f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: {b / 'sasldb2'}\n")
         (self.etc / "hosts").write_text(f"127.0.0.1\t{MYHOSTNAME} {socket.gethostname()} localhost\n")
         (self.etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
         (b / "local-host-names").write_text(f"{LOCAL_DOMAIN}\n{MYHOSTNAME}\n")

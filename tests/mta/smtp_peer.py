@@ -16,21 +16,30 @@ The enhanced part is optional for every kind (`x451_<tag>`, `d250_<tag>`), and
 to a (kind, Reply), for traffic whose addresses should look like real ones.
 Whole-session behaviour (greeting, EHLO/HELO, STARTTLS and MAIL FROM replies,
 LMTP) is chosen per listener, each on its own port: Postfix has already sent
-MAIL before the recipients are known.
+MAIL before the recipients are known. A listener whose STARTTLS reply is 2xx
+does the TLS handshake after it, with a self-signed certificate, and records
+the version negotiated (Session.tls).
 
 Every reply sent is recorded twice: flat in `SmtpPeer.sent` as (listener, stage,
 code, enhanced), and structured per session and transaction in
 `SmtpPeer.sessions`, which is what the expected log lines are derived from.
-Standard library only.
+Standard library only, and the openssl command for a listener that does TLS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import shutil
 import socket
+import ssl
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .certs import self_signed
 
 HOST = "127.0.0.1"
 
@@ -149,6 +158,7 @@ class Session:
     greeting: Reply
     hello: list[tuple[str, Reply]] = field(default_factory=list)  # (verb, reply)
     starttls: Reply | None = None
+    tls: str | None = None  # the TLS version of the handshake after STARTTLS ("TLSv1.3")
     txns: list[Txn] = field(default_factory=list)
     closed: bool = False
 
@@ -162,7 +172,7 @@ class Listener:
     greeting: Reply | None = None
     ehlo: Reply | None = None  # EHLO (and LHLO) reply
     helo: Reply | None = None  # HELO reply (the fallback after a refused EHLO)
-    starttls: Reply | None = None  # set: STARTTLS is offered and answered with this
+    starttls: Reply | None = None  # set: STARTTLS is offered and answered with this (2xx: TLS follows)
     mail: Reply | None = None
     port: int = 0
 
@@ -206,8 +216,10 @@ class SmtpPeer:
         self._threads: list[threading.Thread] = []
         self._socks: list[socket.socket] = []
         self._conns: set[socket.socket] = set()
+        self._tls_of: dict[socket.socket, ssl.SSLSocket] = {}  # accepted connection -> its TLS
         self._qids = itertools.count(0x4F2A9C1E07)
         self.script: dict[str, tuple[str, Reply]] = {}  # address -> (kind, reply)
+        self._tls: ssl.SSLContext | None = None  # made with the first listener that does TLS
 
     def directive(self, address: str) -> tuple[str, Reply] | None:
         return self.script.get(address.strip("<>").lower()) or directive(address)
@@ -217,6 +229,8 @@ class SmtpPeer:
     def add(self, name: str, **behaviour) -> int:
         """Open a listener; returns its port."""
         listener = Listener(name, **behaviour)
+        if listener.starttls is not None and listener.starttls.code // 100 == 2 and self._tls is None:
+            self._tls = _server_context()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, 0))
@@ -287,8 +301,24 @@ class SmtpPeer:
             if session is not None:
                 session.closed = True
             with self._lock:
-                self._conns.discard(conn)
-            conn.close()
+                live = self._tls_of.pop(conn, conn)
+                self._conns.discard(live)
+            if isinstance(live, ssl.SSLSocket):
+                with contextlib.suppress(OSError, ValueError):
+                    live.settimeout(2)
+                    live.unwrap()  # close_notify, as a server ends TLS before closing
+            live.close()
+
+    def _start_tls(self, conn: socket.socket) -> ssl.SSLSocket:
+        """The server side of the handshake on an accepted connection; the TLS
+        socket takes its place (the plain one is left detached)."""
+        assert self._tls is not None
+        tls = self._tls.wrap_socket(conn, server_side=True)
+        with self._lock:
+            self._conns.discard(conn)
+            self._conns.add(tls)
+            self._tls_of[conn] = tls
+        return tls
 
     def _send(self, conn, listener: Listener, stage: str, reply: Reply) -> None:
         with self._lock:
@@ -330,6 +360,11 @@ class SmtpPeer:
             elif verb == "STARTTLS" and listener.starttls is not None:
                 session.starttls = listener.starttls
                 send("starttls", listener.starttls)
+                if listener.starttls.code // 100 == 2:
+                    conn = self._start_tls(conn)
+                    session.tls = conn.version()
+                    reader = conn.makefile("rb")
+                    txn, helo_ok = None, False  # RFC 3207: the client starts over with EHLO
             elif verb == "MAIL":
                 if not helo_ok:
                     send("mail", Reply.make(503, "5.5.1", "Error: send HELO/EHLO first"))
@@ -418,6 +453,17 @@ class _RejectedTxn:
 
     def __init__(self, inner: Txn) -> None:
         self.inner = inner
+
+
+def _server_context() -> ssl.SSLContext:
+    """A TLS server context with a self-signed certificate for peer.test."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    directory = Path(tempfile.mkdtemp(prefix="smtp-peer-tls-"))
+    try:
+        context.load_cert_chain(*self_signed(directory, "peer.test"))
+    finally:
+        shutil.rmtree(directory)
+    return context
 
 
 def _address(arg: str) -> str:
