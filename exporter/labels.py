@@ -152,15 +152,17 @@ class Labeller:
         self.reasons = reasons if reasons is not None else ReasonRules.default()
         self.services = ServiceCap()
 
-    def count(self, events: dict[tuple[Event, str], int], counts: Counts) -> None:
-        """Add the label sets of a block's events (each with the service it
-        counts under, and how often it occurred) to counts."""
+    def count(self, events: dict[str, dict[Event, int]], counts: Counts) -> None:
+        """Add the label sets of a block's events (by the service they count
+        under, each with how often it occurred) to counts."""
+        for service, service_events in events.items():
+            self._count(service_events, self.services.label(service), counts)
+
+    def _count(self, events: dict[Event, int], service: str, counts: Counts) -> None:
         provider_of = self.providers.provider_of
         reason_of = self.reasons.reason
-        service_label = self.services.label
         replies, reasons, deliveries = counts.replies, counts.reasons, counts.deliveries
-        for (event, service), n in events.items():
-            service = service_label(service)
+        for event, n in events.items():
             if type(event) is Reply:
                 direction, code, reply_class, enhanced, stage, host, text = event
                 remote = provider_of(host) if direction == OUTBOUND else ""

@@ -16,13 +16,9 @@ from typing import Protocol
 
 from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Counts, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
-from exporter.parsers import BlockCountFn, Format, Presence
-from exporter.parsers.service import ServiceFn, constant
+from exporter.parsers import BlockCountFn, Format, Presence, TakeFn, taking
+from exporter.parsers.service import constant
 from exporter.replies import Event, looks_like_reply
-
-# A line in; the events of the first format that takes it and the service
-# they count under, or (None, "") if no format takes it.
-TakeFn = Callable[[str], "tuple[Sequence[Event] | None, str]"]
 
 
 log = logging.getLogger(__name__)
@@ -64,14 +60,18 @@ class EventSink(Protocol):
     def add(self, counts: Counts, lines: dict[str, int], nbytes: int) -> None: ...
 
 
-def _first_taker(formats: Sequence[Format], service: ServiceFn | None) -> TakeFn:
-    takers = tuple((f.parse, service or f.service) for f in formats)
+def _first_taker(formats: Sequence[Format], service: str | None) -> TakeFn:
+    """The take of the first of formats whose parser takes a line; with a
+    configured service, every line's events count under it."""
+    takers = tuple(f.take if service is None else taking(f.parse, constant(service)) for f in formats)
+    if len(takers) == 1:
+        return takers[0]
 
     def take(line: str) -> tuple[Sequence[Event] | None, str]:
-        for parse, service_of in takers:
-            result = parse(line)
-            if result is not None:
-                return result, service_of(line) if result else ""
+        for take_one in takers:
+            taken = take_one(line)
+            if taken[0] is not None:
+                return taken
         return None, ""
 
     return take
@@ -90,8 +90,7 @@ class LineScanner:
         """service: the source's configured service, which every line counts
         under; None: each line's own (see parsers/service.py)."""
         self._formats = tuple(formats)
-        self._service_name = service
-        self._service = constant(service) if service is not None else None
+        self._service = service
         self._report_unrecognized = report_unrecognized
         self._presence = Presence(self._formats)
         self._sink = sink
@@ -133,8 +132,10 @@ class LineScanner:
                 starts.add(rfind(b"\n", 0, at) + 1)
                 at = find(trigger, at + step)
         # Events repeat (the same reply from the same host): counted here
-        # first, each distinct one (with its service) is labelled once per block.
-        events: dict[tuple[Event, str], int] = {}
+        # first, by service, each distinct one is labelled once per block.
+        events: dict[str, dict[Event, int]] = {}
+        service_events: dict[Event, int] = {}
+        last_service = None
         matched = unrecognized = 0
         max_line = self._max_line
         for start in starts:
@@ -145,19 +146,20 @@ class LineScanner:
             result, service = take(line)
             if result:
                 matched += 1
+                if service != last_service:  # most lines of a block share one
+                    service_events = events.setdefault(service, {})
+                    last_service = service
                 for event in result:
-                    key = (event, service)
-                    events[key] = events.get(key, 0) + 1
+                    service_events[event] = service_events.get(event, 0) + 1
             elif result is None and looks_like_reply(line):
                 unrecognized += 1
                 self._report_unrecognized(line)
         for count_block in counters:
             counted, counted_lines = count_block(block)
             matched += counted_lines
-            for key, n in counted.items():
-                if self._service_name is not None:
-                    key = (key[0], self._service_name)
-                events[key] = events.get(key, 0) + n
+            for (event, service), n in counted.items():
+                service_events = events.setdefault(service if self._service is None else self._service, {})
+                service_events[event] = service_events.get(event, 0) + n
         total = block.count(b"\n")
         lines = {
             "matched": matched,

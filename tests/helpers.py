@@ -29,8 +29,8 @@ def count_postfix_lines(lines: Iterable[str], counts: Counts | None = None) -> C
     alone (each line's events under its service), added to counts."""
     labeller, counts = Labeller(), counts if counts is not None else Counts()
     for line in lines:
-        service = postfix.service(line)
-        labeller.count(Counter((event, service) for event in postfix.parse(line) or []), counts)
+        events, service = postfix.take(line)
+        labeller.count({service: Counter(events or [])}, counts)
     return counts
 
 

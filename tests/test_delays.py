@@ -86,8 +86,8 @@ def test_delays_of_a_line(parse, line, expected):
 
 def test_observations_fall_in_their_buckets_and_sum():
     counts = Counts()
-    events = {(Delay("sent", 0.1), "postfix"): 2, (Delay("sent", 0.11), "postfix"): 1,
-              (Delay("deferred", 10 ** 6), "postfix"): 1, (Delay("sent", 3.0), "postfix-out"): 1}
+    events = {"postfix": {Delay("sent", 0.1): 2, Delay("sent", 0.11): 1, Delay("deferred", 10 ** 6): 1},
+              "postfix-out": {Delay("sent", 3.0): 1}}
     Labeller().count(events, counts)
     assert counts.delays == {
         ("sent", "postfix", "0.1"): 2, ("sent", "postfix", "0.25"): 1, ("sent", "postfix", SUM): 0.1 * 2 + 0.11,
@@ -98,7 +98,7 @@ def test_observations_fall_in_their_buckets_and_sum():
 
 def test_histograms_are_exposed_cumulative_and_survive_a_restart():
     counts = Counts()
-    Labeller().count({(Delay("sent", 0.5), "postfix"): 3, (Delay("sent", 1000.0), "postfix"): 1}, counts)
+    Labeller().count({"postfix": {Delay("sent", 0.5): 3, Delay("sent", 1000.0): 1}}, counts)
     metrics = ExporterMetrics()
     metrics.add_counts(counts)
     restored = ExporterMetrics()

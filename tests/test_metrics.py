@@ -152,7 +152,7 @@ def test_the_service_cap_holds_across_a_restart_and_restored_rows_without_a_serv
 
 
 def test_the_labeller_caps_services_too_so_a_tally_stays_small():
-    events = {(Reply("inbound", "550", "5xx", "5.1.1", "rcpt", "", ""), f"tag{i}"): 1 for i in range(100)}
+    events = {f"tag{i}": {Reply("inbound", "550", "5xx", "5.1.1", "rcpt", "", ""): 1} for i in range(100)}
     counted = Counts()
     Labeller().count(events, counted)
     assert len(counted.services()) == MAX_SERVICES + 1

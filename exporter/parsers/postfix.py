@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
-from exporter.parsers.service import service_of_tag, tagged
+from exporter.parsers.service import service_of_tag
 from exporter.replies import (
     COMMAND_STAGES,
     DELIVERY_STATUSES,
@@ -56,10 +56,6 @@ TAGS: tuple[str, ...] = ()
 
 def present_untagged(block: bytes) -> bool:
     return b"postfix" in block
-
-
-# Every Postfix line has its tag: postfix/submission/smtpd counts under postfix/submission.
-service = tagged("postfix")
 
 
 _OUTBOUND_DAEMONS = frozenset(("smtp", "lmtp"))
@@ -101,33 +97,41 @@ def parse(line: str) -> Sequence[Event] | None:
     Returns a list (possibly empty: a Postfix line with nothing to count), or
     None when the line is not Postfix's or has no shape this parser knows.
     """
+    return take(line)[0]
+
+
+def take(line: str) -> tuple[Sequence[Event] | None, str]:
+    """parse()'s events, and the service they count under: the tag without
+    the daemon's name (postfix/submission/smtpd -> postfix/submission), read
+    where parse finds the daemon, at no extra cost."""
     end = line.find("]: ")
     if end < 0:
-        return None
+        return None, ""
     start = line.rfind(" ", 0, end) + 1
     bracket = line.find("[", start, end)
     slash = line.rfind("/", start, bracket)
     if bracket < 0 or slash < 0:
-        return None  # Postfix always logs name/daemon[pid]
+        return None, ""  # Postfix always logs name/daemon[pid]
+    service = line[start:slash]
     daemon = line[slash + 1 : bracket]
     message = line[end + 3 :]
     if daemon in _OUTBOUND_DAEMONS:
-        return _outbound(message)
+        return _outbound(message), service
     if daemon in _INBOUND_DAEMONS:
         if message.startswith("warning: "):
             failure = _sasl_failure(message)
             if failure is not None:
-                return failure
-        return _inbound_reject(message, cleanup=False)
+                return failure, service
+        return _inbound_reject(message, cleanup=False), service
     if daemon == "cleanup":
-        return _inbound_reject(message, cleanup=True)
+        return _inbound_reject(message, cleanup=True), service
     if daemon == "error":
-        return _delivery_only(message)
+        return _delivery_only(message), service
     if daemon == "qmgr":
-        return _qmgr(message)
+        return _qmgr(message), service
     if daemon in _QUIET_DAEMONS:
-        return []
-    return None
+        return [], service
+    return None, ""
 
 
 def _strip_queue_id(message: str) -> str:
@@ -390,10 +394,11 @@ def _inbound_reject(message: str, cleanup: bool) -> list[Reply] | None:
 # per cent of a busy log, so counted over a block: parsing each line costs
 # three times as much.
 _TLS_ESTABLISHED = b" TLS connection established "
-# The 9 bytes before _TLS_ESTABLISHED, by the trust they end with.
-_TLS_TRUSTS = ((b"Anonymous", "anonymous"), (b"Untrusted", "untrusted"), (b"Trusted", "trusted"),
-               (b"Verified", "verified"))
+# The word that starts the message, before _TLS_ESTABLISHED.
+_TLS_TRUSTS = {b"Anonymous": "anonymous", b"Untrusted": "untrusted", b"Trusted": "trusted", b"Verified": "verified"}
 _TLS_DIRECTIONS = {b"from": INBOUND, b"to": OUTBOUND}
+# Longer than any syslog tag Postfix writes: a longer one is not read.
+_MAX_TAG = 128
 
 
 def count_block(block: bytes) -> tuple[dict[tuple[Event, str], int], int]:
@@ -411,19 +416,21 @@ def count_block(block: bytes) -> tuple[dict[tuple[Event, str], int], int]:
             end = len(block)
         host = find(b" ", after, end) + 1  # the host name holds no space
         start = find(b" ", host, end) + 1 if host else 0
-        line_start = rfind(b"\n", 0, at) + 1
-        tag_end = find(b"]: ", line_start, at)
-        bracket = rfind(b"[", line_start, tag_end) if tag_end > 0 else -1
-        if start and bracket > 0:
+        # The message starts with the trust word, right after the tag's "]: ":
+        # in a line without a tag this "]: " is an earlier line's, and the
+        # "word" between holds a newline.
+        tag_end = rfind(b"]: ", max(at - 16, 0), at)
+        bracket = rfind(b"[", max(tag_end - _MAX_TAG, 0), tag_end) if tag_end >= 0 else -1
+        if start and bracket >= 0:
             stop = find(b" ", start, end)
-            append((block[at - 9 : at], block[after : host - 1], block[start : stop if stop > 0 else end],
-                    block[rfind(b" ", line_start, bracket) + 1 : bracket]))
+            append((block[tag_end + 3 : at], block[after : host - 1], block[start : stop if stop > 0 else end],
+                    block[rfind(b" ", max(bracket - _MAX_TAG, 0), bracket) + 1 : bracket]))
         at = find(_TLS_ESTABLISHED, end)  # one per line, and always onwards
     events: dict[tuple[Event, str], int] = {}
     lines = 0
-    for (before, direction, version, tag), n in Counter(keys).items():
-        trust = next((name for word, name in _TLS_TRUSTS if before.endswith(word)), None)
-        if trust is None or direction not in _TLS_DIRECTIONS or b"/" not in tag:
+    for (word, direction, version, tag), n in Counter(keys).items():
+        trust = _TLS_TRUSTS.get(word)
+        if trust is None or direction not in _TLS_DIRECTIONS or b"/" not in tag or b"\n" in tag:
             continue
         event = Tls(_TLS_DIRECTIONS[direction], tls_protocol(version.decode("ascii", "replace")), trust)
         key = (event, service_of_tag(tag.decode("utf-8", "replace")))
