@@ -123,6 +123,9 @@ class Daemon:
         self.settings = settings
         # Sources already followed keep the tables they started with.
         self._labeller = settings.labeller()
+        for source in settings.sources:
+            if source.service is not None:  # its zero series from the start, as if seen
+                self.metrics.expect_service(source.service)
         files = {s.name: s for s in settings.sources if s.path}
         journals = {s.name: s for s in settings.sources if s.journal_units}
         for name in [name for name in self.sources if name not in files]:

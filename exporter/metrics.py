@@ -262,11 +262,7 @@ class ExporterMetrics:
         services = counts.services()
         if services <= self._zeroed_services:
             return counts
-        labels = {service: self._services.label(service) for service in services}
-        for label in sorted(set(labels.values()) - self._zeroed_services):
-            self._zeroed_services.add(label)
-            if label:
-                self._add(zero_counts(label))
+        labels = {service: self.expect_service(service) for service in sorted(services)}
         if all(service == label for service, label in labels.items()):
             return counts
         folded = Counts()
@@ -280,6 +276,17 @@ class ExporterMetrics:
             folded.delays[key] = folded.delays.get(key, 0) + n
         folded.overflow = counts.overflow
         return folded
+
+    def expect_service(self, service: str) -> str:
+        """The label service counts under (see ServiceCap); the first time,
+        its zero series are made. The daemon calls it for the services its
+        config names, so that theirs exist from the start."""
+        label = self._services.label(service)
+        if label not in self._zeroed_services:
+            self._zeroed_services.add(label)
+            if label:
+                self._add(zero_counts(label))
+        return label
 
     def _add(self, counts: Counts) -> None:
         children = self._reply_children

@@ -33,6 +33,9 @@ def test_empty_file_gives_defaults(tmp_path):
         ("sources: [{journal: {units: []}}]\n", "sources[0].journal.units", "list of systemd unit"),
         ("sources: [{path: /x, format: qmail}]\n", "sources[0].format", "one of: auto, postfix, exim"),
         ("sources: [{path: /x, colour: red}]\n", "sources[0].colour", "unknown key; the known keys are: path, journal"),
+        ("sources: [{path: /x, service: 'mx in'}]\n", "sources[0].service", "letters, digits and _ . / -"),
+        ("sources: [{path: /x, service: other}]\n", "sources[0].service", "not 'other'"),
+        ("sources: [{path: /x, service: [mx]}]\n", "sources[0].service", "a service name, e.g. submission"),
         ("from_beginning: yes please\n", "from_beginning", "true or false"),
         ("poll_interval_seconds: true\n", "poll_interval_seconds", "number of seconds"),
         ("max_line_bytes: 10\n", "max_line_bytes", "got 10; must be a whole number of bytes >= 1024"),
@@ -80,6 +83,12 @@ def test_errors_name_file_key_and_fix(tmp_path, text, key, fix):
     message = str(info.value)
     assert message.startswith(f"{f}: {key}: "), message
     assert fix in message
+
+
+def test_a_source_may_name_its_service(tmp_path):
+    f = tmp_path / "c.yml"
+    f.write_text("sources:\n  - {path: /var/log/mail.log}\n  - {path: /var/log/submission.log, service: submission}\n")
+    assert [s.service for s in load_config(str(f)).sources] == [None, "submission"]
 
 
 def test_missing_file(tmp_path):

@@ -71,6 +71,25 @@ def test_counts_new_lines_and_keeps_zero_series(tmp_path):
     assert reg.get_sample_value("smtp_exporter_source_last_read_timestamp_seconds", {"source": source}) > 0
 
 
+def test_a_source_with_a_service_counts_every_line_under_it_and_has_its_zero_series_from_the_start(tmp_path):
+    submission, mx = tmp_path / "submission.log", tmp_path / "mail.log"
+    submission.touch()
+    mx.touch()
+    d = Daemon(Settings(sources=[SourceConfig(path=str(submission), service="submission"),
+                                 SourceConfig(path=str(mx))]), ExporterMetrics())
+    reg = d.metrics.registry
+    zero = {"status": "bounced", "remote": "other"}
+    assert reg.get_sample_value("smtp_deliveries_total", {**zero, "service": "submission"}) == 0
+    assert reg.get_sample_value("smtp_deliveries_total", {**zero, "service": "postfix"}) is None  # not seen yet
+    d.poll()
+    write(submission, 0, 2)  # lines tagged postfix/smtpd
+    write(mx, 2, 3)
+    d.poll()
+    assert reg.get_sample_value("smtp_replies_total", {**KEY, "service": "submission"}) == 2
+    assert reg.get_sample_value("smtp_replies_total", KEY) == 3
+    assert reg.get_sample_value("smtp_deliveries_total", {**zero, "service": "postfix"}) == 0
+
+
 def test_restart_with_state_file_counts_each_line_once(tmp_path):
     d = make(tmp_path, from_beginning=True)
     write(tmp_path / "mail.log", 0, 10)

@@ -82,9 +82,11 @@ _syslog_service = tagged("exim")
 
 
 def service(line: str) -> str:
-    """exim for a line of Exim's own mainlog (a "]: " in it is a host's, never
-    a tag), the syslog tag (exim4) for one that came through syslog."""
-    return "exim" if _EXIM_TIME.match(line) else _syslog_service(line)
+    """The syslog tag (exim4) of a line that came through syslog, exim for
+    one of Exim's own mainlog. Only an exim* name is a tag: a mainlog line's
+    first "]: " can follow a host's [ip]."""
+    tag = _syslog_service(line)
+    return tag if tag.startswith("exim") else "exim"
 
 
 _MESSAGE_ID = re.compile(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} ")
