@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import BinaryIO
 
-from exporter.config import COMMAND_LINE, Settings, check_format, load_config
+from exporter.config import COMMAND_LINE, Settings, check_format, check_service, load_config
 from exporter.configcheck import Checker, ConfigError, Problems
 from exporter.history import History
 from exporter.journal import entry_to_line
@@ -206,14 +206,15 @@ class Backfill:
     """Reads log files in time order into a History, step by step."""
 
     def __init__(self, settings: Settings, formats: tuple[Format, ...], history: History, zone: tzinfo,
-                 step_seconds: int, since_us: int, until_us: int) -> None:
+                 step_seconds: int, since_us: int, until_us: int, service: str | None = None) -> None:
         self.settings = settings
         self.history = history
         self.zone = zone
         self.step_us = step_seconds * US
         self.since_us, self.until_us = since_us, until_us
         self._sink = _StepSink()
-        self._scanner = LineScanner(formats, self._sink, settings.max_line_bytes, settings.labeller())
+        self._scanner = LineScanner(formats, self._sink, settings.max_line_bytes, settings.labeller(),
+                                    service=service)
         self._reorder = max(1, -(-REORDER_SECONDS // step_seconds))
         self._open: dict[int, Tally] = {}
         self._newest: int | None = None
@@ -388,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "range, level by level, through a private `prometheus` on DIR")
     p.add_argument("--config", metavar="FILE", help="the exporter's YAML config (formats, providers, reasons)")
     p.add_argument("--format", metavar="NAME", help="log format: auto (default), postfix, exim, ...")
+    p.add_argument("--service", metavar="NAME",
+                   help="`service` label of everything counted, as a source's service: in the live "
+                   "exporter's config (default: each line's syslog tag without the process name)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr (warnings still)")
     return p
 
@@ -403,6 +407,7 @@ class Options:
     zone: tzinfo
     settings: Settings
     formats: tuple[Format, ...]
+    service: str | None = None
 
 
 def options_from(args: argparse.Namespace, now: float) -> Options:
@@ -413,6 +418,7 @@ def options_from(args: argparse.Namespace, now: float) -> Options:
     name = args.format or "auto"
     if args.format:
         check_format(Checker(COMMAND_LINE), "--format", args.format, settings.formats)
+    service = check_service(Checker(COMMAND_LINE), "--service", args.service) if args.service else None
     zone = zone_named(args.timezone) if args.timezone else local_zone()
     step = parse_duration(args.step)
     since = parse_when(args.since, now, zone) if args.since else -(1 << 62)
@@ -420,7 +426,7 @@ def options_from(args: argparse.Namespace, now: float) -> Options:
     if since >= until:
         raise ValueError("--since must be before --until")
     return Options(args.files, step, since, until, bool(args.until), _labels(args.label), zone, settings,
-                   formats_for(name, settings.formats))
+                   formats_for(name, settings.formats), service)
 
 
 def run(opts: Options, out_path: str | None, source: str | None,
@@ -432,7 +438,7 @@ def run(opts: Options, out_path: str | None, source: str | None,
     history = History(source or files[-1].path, opts.settings.max_reply_series)
     try:
         backfill = Backfill(opts.settings, opts.formats, history, opts.zone, opts.step_seconds,
-                            opts.since_us, opts.until_us)
+                            opts.since_us, opts.until_us, opts.service)
         for file in files:
             report = FileReport(file.path)
             backfill.read(file, report)

@@ -181,11 +181,7 @@ def _sources(checker: Checker, value: Any) -> list[SourceConfig]:
         if "format" in raw:
             source.format = checker.text(f"{key}.format", raw["format"], "a log format name, e.g. postfix")
         if "service" in raw:
-            service = checker.text(f"{key}.service", raw["service"], "a service name, e.g. submission")
-            if not _SERVICE_NAME.fullmatch(service) or service == OVERFLOW:
-                checker.fail(f"{key}.service", f"{service!r} is not a service name: up to 64 letters, digits and "
-                                               f"_ . / -, starting with a letter or digit, and not {OVERFLOW!r}")
-            source.service = service
+            source.service = check_service(checker, f"{key}.service", raw["service"])
         out.append(source)
     return out
 
@@ -263,6 +259,15 @@ def check_telemetry_path(checker: Checker, key: str, path: Any) -> str:
     except ValueError as err:
         checker.fail(key, str(err))
     return path
+
+
+def check_service(checker: Checker, key: str, value: Any) -> str:
+    """A service label given in the config (or backfill's --service)."""
+    service = checker.text(key, value, "a service name, e.g. submission")
+    if not _SERVICE_NAME.fullmatch(service) or service == OVERFLOW:
+        checker.fail(key, f"{service!r} is not a service name: up to 64 letters, digits and _ . / -, "
+                          f"starting with a letter or digit, and not {OVERFLOW!r}")
+    return service
 
 
 def check_format(checker: Checker, key: str, name: str, formats: dict[str, Format]) -> None:

@@ -151,6 +151,16 @@ def test_end_values_equal_once_key_by_key_whatever_order_the_files_come_in(log_s
     assert {dict(key)["source"] for key in lines} == {str(newest)}
 
 
+def test_a_service_given_takes_every_series_that_has_the_label(log_set, tmp_path):
+    out = tmp_path / "history.om"
+    backfill("--output", out, *COARSE, "--service", "mx-in", *log_set)
+    series = read_series(out.read_text())
+    services = {dict(key).get("service") for _, key in series}
+    assert services == {"mx-in", None}  # None: the series without the label (lines, info, ...)
+    replies = last_values(series, "smtp_replies_total")
+    assert sum(replies.values()) == sum(once_totals(log_set, "smtp_replies_total").values()) > 0
+
+
 def test_every_sample_holds_the_lines_at_or_before_its_time(rotated, tmp_path):
     log_set, written = rotated
     out = tmp_path / "history.om"
@@ -255,7 +265,8 @@ def test_journal_export_is_read_with_its_own_times(tmp_path, logged):
 
 def test_bad_options_are_named(tmp_path, log_set):
     for args, word in ((["--step", "1.5m"], "1.5m"), (["--label", "2x=y"], "2x=y"),
-                       (["--timezone", "Mars/Olympus"], "Mars/Olympus"), (["--since", "soon"], "soon")):
+                       (["--timezone", "Mars/Olympus"], "Mars/Olympus"), (["--since", "soon"], "soon"),
+                       (["--service", "mx in"], "--service: 'mx in' is not a service name")):
         result = backfill(*args, *log_set, check=False)
         assert result.returncode == 2 and word in result.stderr, result.stderr
 
