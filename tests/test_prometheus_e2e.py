@@ -205,7 +205,8 @@ def alert_inputs(prom: PrometheusServer, instance: str) -> dict[str, float | Non
     return {
         "ratio": scalar(prom, 'instance_direction_service_class:smtp_replies:ratio_rate5m'
                               f'{{{target}, direction="outbound", class="5xx"}}'),
-        "per_minute": scalar(prom, f'instance_direction_service:smtp_replies:rate5m{{{target}, direction="outbound"}} * 60'),
+        "per_minute": scalar(prom, 'instance_direction_service:smtp_replies:rate5m'
+                                   f'{{{target}, direction="outbound"}} * 60'),
         "guard": scalar(prom, f"instance:smtp_threshold_reply_min_per_minute:effective{{{target}}}"),
     }
 
