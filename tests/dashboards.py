@@ -26,9 +26,9 @@ from helpers import REPO
 GRAFANA = REPO / "grafana"
 DASHBOARD_DIR = GRAFANA / "dashboards"
 IMPORT_DIR = GRAFANA / "import"
-# Values fill_variables gives the drill-down's variables unless told otherwise:
-# the dashboards' "All" (their allValue).
-DEFAULT_VARIABLE_VALUES = {"direction": ".*", "remote": ".*", "code": ".*", "enhanced": ".*"}
+# Values fill_variables gives the variables after job and instance unless told
+# otherwise: the dashboards' "All" (their allValue).
+DEFAULT_VARIABLE_VALUES = {"service": ".*", "direction": ".*", "remote": ".*", "code": ".*", "enhanced": ".*"}
 
 
 def load_dashboards(kind: str = "provisioned") -> dict[str, dict]:
@@ -149,8 +149,8 @@ def fill_variables(
 
     A str value is put in as it is: it is a regex (".*" is "All"). A list of
     str is a multi-value selection of literal values, escaped and joined as
-    Grafana does ("(a|b)"). The drill-down's direction, remote, code and
-    enhanced default to ".*" (their "All"). rate_interval, range_ and interval stand
+    Grafana does ("(a|b)"). service and the drill-down's direction, remote,
+    code and enhanced default to ".*" (their "All"). rate_interval, range_ and interval stand
     for $__rate_interval, $__range and $__interval: give rate_interval at least
     four scrape intervals. label_replace's "$1" is left alone; any other
     unknown variable raises ValueError.

@@ -7,6 +7,7 @@ ranges, and the metric names an exporter's scrape gives a query to use.
   and aggregations called.
 - exposition_names(text) -> every metric and sample name a text exposition offers.
 - known_metric_names() -> frozenset of the names a dashboard may use.
+- names_with_label(label) -> frozenset of the exporter's sample names whose series carry label.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NamedTuple
 
 from helpers import run_once
 
-from exporter.metrics import QUEUE_GAUGES
+from exporter.metrics import METRICS, QUEUE_GAUGES
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -168,6 +169,14 @@ def exposition_names(text: str) -> set[str]:
             names.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
         names.update(sample.name for sample in family.samples)
     return names
+
+
+def names_with_label(label: str) -> frozenset[str]:
+    """Sample names of the exporter's metrics whose series carry label (a
+    histogram's _bucket, _sum and _count)."""
+    suffixes = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+    return frozenset(metric.sample_name + suffix for metric in METRICS if label in metric.labels
+                     for suffix in suffixes[metric.kind])
 
 
 @functools.lru_cache(maxsize=1)

@@ -42,7 +42,7 @@ from dashboards import (
     variables_used,
 )
 from helpers import PROMTOOL, REPO, needs_promtool
-from promql import Selector, known_metric_names, metric_selectors, range_selectors, scan
+from promql import Selector, known_metric_names, metric_selectors, names_with_label, range_selectors, scan
 
 PROVISIONING_DIR = GRAFANA / "provisioning"
 
@@ -184,6 +184,25 @@ def test_queries_select_job_and_instance(name):
 
 
 @pytest.mark.parametrize("name", DASHBOARD_IDS)
+def test_queries_select_service(name):
+    """Every selector of a metric with a service label, in panels and
+    variables, narrows by the service variable."""
+    labelled = names_with_label("service")
+    assert {"smtp_replies_total", "smtp_tls_connections_total", "smtp_delivery_delay_seconds_bucket"} <= labelled
+    selectors = [(q.panel_title, sel) for q in iter_targets(ALL[name]) for sel in metric_selectors(q.expr)]
+    selectors += [(f"variable {var}", sel) for var, query in iter_variable_queries(ALL[name]) if var != "service"
+                  for sel in metric_selectors(label_values_selector(query)[0])]
+    problems = [f"{where}: {sel.metric} lacks service=~\"$service\"" for where, sel in selectors
+                if sel.metric in labelled and ("service", "=~", "$service") not in sel.matchers]
+    assert not problems, "\n".join(problems)
+    variables = _variables(ALL[name])
+    assert list(variables)[:4] == ["datasource", "job", "instance", "service"]
+    service = variables["service"]
+    assert label_values_selector(service["query"]["query"])[0].startswith("smtp_replies_total{")
+    assert service["multi"] is True
+
+
+@pytest.mark.parametrize("name", DASHBOARD_IDS)
 def test_queries_use_grafana_intervals(name):
     problems = []
     for q in iter_targets(ALL[name]):
@@ -278,7 +297,7 @@ def test_thresholds_match_alert_defaults(name):
     for p in iter_panels(ALL[name]):
         title = p.get("title", "")
         field = p.get("fieldConfig", {})
-        if m := re.fullmatch(r"(Outbound|Inbound) ([45]xx) ratio(?: by provider)?", title):
+        if m := re.fullmatch(r"(Outbound|Inbound) ([45]xx) ratio(?: by provider| by service)?", title):
             want = defaults[(f"smtp:threshold:reply_{m[2]}_ratio", m[1].lower())]
             assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
             assert field["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off", f"{title}: threshold not drawn"
@@ -297,8 +316,8 @@ def test_thresholds_match_alert_defaults(name):
             assert _threshold_values(field["defaults"]["thresholds"]) == [want], title + fix
             checked += 1
     if "overview" in name:
-        assert checked == 10, ("expected 4 ratio graphs, the 5xx ratio by provider, 2 ratio stats, the log age, "
-                               "the refused AUTHs and the delivery delay")
+        assert checked == 11, ("expected 4 ratio graphs, the 5xx ratios by provider and by service, 2 ratio stats, "
+                               "the log age, the refused AUTHs and the delivery delay")
 
 
 def test_known_metric_names_cover_the_contract():
@@ -585,4 +604,39 @@ def test_drilldown_remote_selection(tmp_path):
             ('{remote="google"}', 0.05), ('{remote="microsoft"}', 0.05), ('{remote="inbound (ours)"}', 0.05)]),
         (_panel_query(dd, "Selected replies by remote provider", remote=["microsoft"]), "20m",
          [('{remote="microsoft"}', 0.05)]),
+    ])
+
+
+@needs_promtool
+def test_service_panels_and_selection(tmp_path):
+    """Port 25 refusing spam and submission refusing a user, told apart per
+    service; the service variable narrows to one; a series restored from an
+    older state file (no service) counts under All only and, flat, adds nothing."""
+    inbound = f'{T}, direction="inbound", remote=""'
+    series = {
+        f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
+        f'smtp_replies_total{{{inbound}, code="554", class="5xx", enhanced="5.7.1", stage="rcpt", '
+        f'service="postfix"}}': "0+3x30",
+        f'smtp_replies_total{{{inbound}, code="250", class="2xx", enhanced="", stage="end_of_data", '
+        f'service="postfix"}}': "0+1x30",
+        f'smtp_replies_total{{{inbound}, code="250", class="2xx", enhanced="", stage="end_of_data", '
+        f'service="postfix/submission"}}': "0+3x30",
+        f'smtp_replies_total{{{inbound}, code="535", class="5xx", enhanced="5.7.8", stage="auth", '
+        f'service="postfix/submission"}}': "_x15 1+1x15",
+        f'smtp_replies_total{{{inbound}, code="550", class="5xx", enhanced="5.1.1", stage="rcpt"}}': "7x30",
+    }
+    ov = "smtp-reply-overview.json"
+    ratio = _panel_query(ov, "Inbound 5xx ratio by service")
+    by_class = _panel_query(ov, "Inbound replies by service and class", service=["postfix/submission"])
+    _promtool_eval(tmp_path, series, [
+        (ratio, "10m", [('{instance="mx1:10925", service="postfix"}', 0.75),
+                        ('{instance="mx1:10925", service="postfix/submission"}', 0)]),
+        (ratio, "25m", [('{instance="mx1:10925", service="postfix"}', 0.75),
+                        ('{instance="mx1:10925", service="postfix/submission"}', 0.25)]),
+        (_panel_query(ov, "Inbound 5xx ratio by service", service=["postfix/submission"]), "25m",
+         [('{instance="mx1:10925", service="postfix/submission"}', 0.25)]),
+        (by_class, "25m", [('{service="postfix/submission", class="2xx"}', 0.05),
+                           ('{service="postfix/submission", class="5xx"}', 1 / 60)]),
+        (_panel_query(ov, "Inbound 5xx ratio", service=["postfix/submission"]), "25m",
+         [('{instance="mx1:10925"}', 0.25)]),
     ])

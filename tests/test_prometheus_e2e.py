@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from itertools import chain, zip_longest
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -71,11 +72,27 @@ BASELINE_HOLD_SECONDS = 6
 SETTLE_TIMEOUT = 20
 FIRE_TIMEOUT = 25
 
+# The overview narrowed to one smtpd service of the demo log, which only
+# rejects (Postfix logs no inbound 250): its outbound, TLS and provider
+# panels have nothing to show.
+STRICT = "postfix/strict"
 # A drill-down selection nothing matches: Postfix does not log the 250 its
 # smtpd sends to clients (only rejects), so inbound 250 never shows up.
 UNSEEN_SELECTION = {"direction": [INBOUND], "code": ["250"]}
 # Panels that legitimately show nothing, by (dashboard, selection).
 EXPECTED_EMPTY = {
+    ("smtp-reply-overview.json", "strict"): {
+        title: f"{STRICT} sends no mail out and makes no TLS connections: nothing outbound to show"
+        for title in (
+            "Outbound 5xx ratio",
+            "Outbound 4xx ratio",
+            "Outbound failures (4xx and 5xx) by provider",
+            "Outbound 5xx ratio by provider",
+            "Outbound replies by class",
+            "Share of outbound delivery attempts with TLS",
+            "TLS connections by direction and protocol",
+        )
+    },
     ("smtp-reply-drilldown.json", "unseen"): {
         title: "no reply matches the selection (inbound 250): the panel shows its 'none yet' placeholder or no rows"
         for title in (
@@ -119,6 +136,12 @@ def demo_lines() -> dict[str, list[str]]:
         kind = classify(line)
         if kind:
             out.setdefault(kind, []).append(line)
+    # Each smtpd service's rejects early in the cycle (port 25's postfix and
+    # postfix/strict alternate), so that the burst feeds every one of them.
+    by_service: dict[str, list[str]] = {}
+    for line in out["inbound"]:
+        by_service.setdefault(postfix.take(line)[1], []).append(line)
+    out["inbound"] = [line for line in chain(*zip_longest(*by_service.values())) if line is not None]
     for kind in ("sent", "bounced"):
         out[f"google_{kind}"] = [line.replace(LAB_RELAY, GOOGLE_RELAY) for line in out[kind]
                                  if " postfix/smtp[" in line and LAB_RELAY in line]
@@ -180,9 +203,10 @@ def alert_inputs(prom: PrometheusServer, instance: str) -> dict[str, float | Non
     ratio, the replies a minute and the volume guard (None when absent)."""
     target = f'job="{JOB}", instance="{instance}"'
     return {
-        "ratio": scalar(prom, 'instance_direction_class:smtp_replies:ratio_rate5m'
+        "ratio": scalar(prom, 'instance_direction_service_class:smtp_replies:ratio_rate5m'
                               f'{{{target}, direction="outbound", class="5xx"}}'),
-        "per_minute": scalar(prom, f'instance_direction:smtp_replies:rate5m{{{target}, direction="outbound"}} * 60'),
+        "per_minute": scalar(prom, 'instance_direction_service:smtp_replies:rate5m'
+                                   f'{{{target}, direction="outbound"}} * 60'),
         "guard": scalar(prom, f"instance:smtp_threshold_reply_min_per_minute:effective{{{target}}}"),
     }
 
@@ -235,7 +259,8 @@ def run(tmp_path_factory):
         while time.monotonic() < deadline:
             feeder.tick(BURST_TICK)
             result.firing = [a for a in alert_now(prom) if a["state"] == "firing"]
-            if result.firing:
+            # Outbound: a service that only rejects (postfix/strict) may fire inbound first.
+            if any(a["labels"]["direction"] == OUTBOUND for a in result.firing):
                 result.fired_at = time.time()
                 break
             time.sleep(TICK_SECONDS)
@@ -280,6 +305,8 @@ def test_5xx_burst_fires_the_alert_in_bounded_time(run):
     assert alert["labels"]["severity"] == "critical"
     assert float(alert["value"]) > 0.10  # the shipped outbound default
     assert run.instance in alert["annotations"]["summary"]
+    # Per service: the outbound replies are the smtp client's, of service postfix.
+    assert alert["labels"]["service"] == "postfix" and "of postfix" in alert["annotations"]["summary"]
     # A 40 % share crosses the 10 % threshold within a few seconds of the
     # burst, long before a whole window of it has passed; then `for:`.
     assert run.fired_at - run.burst_start < WINDOW_SECONDS + ALERT_FOR_SECONDS
@@ -300,6 +327,7 @@ def selections(run: Run) -> dict[tuple[str, str], dict]:
     scrape = {"job": [JOB], "instance": [run.instance]}
     return {
         ("smtp-reply-overview.json", "all"): scrape,
+        ("smtp-reply-overview.json", "strict"): {**scrape, "service": [STRICT]},
         ("smtp-reply-drilldown.json", "all"): scrape,
         ("smtp-reply-drilldown.json", "seen"): {
             **scrape, "direction": [OUTBOUND], "remote": [remote], "code": [code], "enhanced": [enhanced]},
@@ -403,6 +431,11 @@ def test_overview_panels_show_the_burst(run, dashboard_results):
     ratios = values_by(panels["Outbound 5xx ratio by provider"], "remote")
     assert set(ratios) == {GOOGLE, OTHER} and ratios[GOOGLE] > 0.10, ratios
     assert {INBOUND, OUTBOUND} <= positive(panels["Failure reasons by direction"], "direction")
+    # Port 25 and postfix/strict rejected clients, each under its service.
+    inbound_services = {key[-1] for key in run.fed.replies if key[0] == INBOUND}
+    assert inbound_services == {"postfix", STRICT}
+    assert positive(panels["Inbound replies by service and class"], "service") == inbound_services
+    assert set(values_by(panels["Inbound 5xx ratio by service"], "service")) == inbound_services
     # A row for every reason label set fed (0 for one seen once: increase() misses a series' first count).
     rows = {(labels["direction"], labels["class"], labels["reason"], labels.get("remote", ""))
             for labels, _ in panels["Failure reasons in range"]}
@@ -421,6 +454,19 @@ def test_overview_panels_show_the_burst(run, dashboard_results):
     assert values_by(panels["Queue probe"], "instance") == {run.instance: 1}
 
 
+def test_service_selection_shows_only_that_service(run, dashboard_results):
+    panels = dashboard_results.panels["smtp-reply-overview.json", "strict"]
+    everything = dashboard_results.panels["smtp-reply-overview.json", "all"]
+    assert positive(panels["Inbound replies by service and class"], "service") == {STRICT}
+    assert set(values_by(panels["Inbound 5xx ratio by service"], "service")) == {STRICT}
+    # Its replies, fewer than all of them; the instance-wide panels stay whole.
+    strict_total = sum(n for key, n in run.fed.replies.items() if key[-1] == STRICT)
+    assert 0 < values_by(panels["Replies in range"], "")[""] < values_by(everything["Replies in range"], "")[""]
+    assert strict_total < sum(run.fed.replies.values())
+    assert positive(panels["Reply rate by class"], "class") <= {"4xx", "5xx"}
+    assert values_by(panels["Queue by name"], "queue") == values_by(everything["Queue by name"], "queue")
+
+
 def test_drilldown_selection_shows_only_the_selected_code(run, dashboard_results):
     remote, code, enhanced = run.seen_code
     panels = dashboard_results.panels["smtp-reply-drilldown.json", "seen"]
@@ -437,7 +483,8 @@ def test_drilldown_selection_shows_only_the_selected_code(run, dashboard_results
 def test_variable_queries_offer_the_scraped_values(run):
     remote, code, enhanced = run.seen_code
     variables = selections(run)["smtp-reply-drilldown.json", "seen"]
-    expected = {"job": {JOB}, "instance": {run.instance}, "direction": {INBOUND, OUTBOUND},
+    expected = {"job": {JOB}, "instance": {run.instance}, "service": {key[-1] for key in run.fed.replies},
+                "direction": {INBOUND, OUTBOUND},
                 "remote": {remote}, "code": {code}, "enhanced": {enhanced}}
     for name, dashboard in load_dashboards().items():
         for variable, query in iter_variable_queries(dashboard):
