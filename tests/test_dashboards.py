@@ -484,10 +484,10 @@ T = 'job="smtp", instance="mx1:10925"'
 
 @needs_promtool
 def test_queries_before_first_reply(tmp_path):
-    """An exporter that has counted nothing yet: zeros and "none yet", not No data."""
+    """An exporter that has counted nothing yet: zeros and "none yet", not No data.
+    It has no delivery series yet either: a service's come with its first count."""
     series = {
         f"smtp_exporter_build_info{{{T}, version=\"0.1.0\", python_version=\"3.11.7\"}}": "1x30",
-        f"smtp_deliveries_total{{{T}, status=\"sent\", remote=\"other\"}}": "0x30",
         f"smtp_reply_code_info{{{T}, code=\"550\", class=\"5xx\", meaning=\"Mailbox unavailable\"}}": "1x30",
     }
     ov = "smtp-reply-overview.json"
@@ -495,7 +495,8 @@ def test_queries_before_first_reply(tmp_path):
         (_panel_query(ov, "Reply rate by class"), "20m", [('{class="none yet"}', 0)]),
         (_panel_query(ov, "Outbound replies by class"), "20m", [('{class="none yet"}', 0)]),
         (_panel_query(ov, "Replies in range"), "20m", [("{}", 0)]),
-        (_panel_query(ov, "Deliveries by status"), "20m", [('{status="sent"}', 0)]),
+        (_panel_query(ov, "Deliveries by status"), "20m", [('{status="none yet"}', 0)]),
+        (_panel_query(ov, "Deliveries in range by status"), "20m", [('{status="none yet"}', 0)]),
         (_panel_query(ov, "Outbound failures (4xx and 5xx) by provider"), "20m", [('{remote="none yet"}', 0)]),
         (_panel_query(ov, "Failure reasons by direction"), "20m", [('{reason="none yet"}', 0)]),
         (_panel_query(ov, "Failure reasons in range"), "20m", [('{reason="none yet"}', 0)]),
