@@ -46,6 +46,8 @@ USERS = ("opensmtpd", "opensmtpq")  # compiled into Debian's binary
 
 MYHOSTNAME = "mx3.lab.test"
 SYSLOG_HOST = "mx3"
+# syslog(3)'s tag: the program's name. Every count is under it.
+SYSLOG_TAG = "smtpd"
 LOCAL_DOMAIN = "lab.test"
 MAILBOXES = ("fine", "postmaster")  # accepted at lab.test and relayed to the peer
 CLOSED_USER = "closed"  # a `match ... reject` rule
@@ -318,9 +320,9 @@ def _send(client: smtplib.SMTP, port: int, source: str, ask: Ask) -> tuple[str, 
 
 @dataclass
 class Expected:
-    replies: Counter = field(default_factory=Counter)  # (direction, code, class, enhanced, stage)
-    deliveries: Counter = field(default_factory=Counter)  # status -> count
-    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions
+    replies: Counter = field(default_factory=Counter)  # scenario.ReplyKey -> count
+    deliveries: Counter = field(default_factory=Counter)  # (status, service) -> count
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust, service) -> TLS sessions
 
 
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
@@ -332,7 +334,7 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         if refusal is not None:
             refused_sessions.add(s.listener)
             reply, stage = refusal
-            exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage)] += 1
+            exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage, SYSLOG_TAG)] += 1
             continue
         for t in s.txns:
             for stage, reply, n in scenario.transaction_replies(t):
@@ -342,20 +344,20 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
                         raise AssertionError(f"{s.listener}: send one message to a listener that refuses MAIL")
                     n = messages[0]
                 logged = "end_of_data" if stage == "end_of_data" and reply.code // 100 == 2 else "unknown"
-                scenario.add_outbound(exp, reply, logged, n)
+                scenario.add_outbound(exp, reply, logged, n, SYSLOG_TAG)
     # Envelopes of refused sessions and refused connections: deferred, no reply.
     for listener, messages in messages_to.items():
         if listener == REFUSED or listener in refused_sessions:
-            exp.deliveries["deferred"] += sum(messages)
+            exp.deliveries["deferred", SYSLOG_TAG] += sum(messages)
     for h in heard:
         if not h.step.refused:
             continue
         # OpenSMTPD logs a rejection after the message with command="DATA".
         stage = "data" if h.stage == "end_of_data" else h.stage
-        exp.replies[scenario.reply_key("inbound", str(h.code), h.enhanced, stage)] += 1
+        exp.replies[scenario.reply_key("inbound", str(h.code), h.enhanced, stage, SYSLOG_TAG)] += 1
     # One `mta tls ciphers=` line per session that did the handshake; whether
     # the certificate was checked is not on it.
-    exp.tls = scenario.outbound_tls(peer, "unknown")
+    exp.tls = scenario.outbound_tls(peer, "unknown", SYSLOG_TAG)
     return exp
 
 
