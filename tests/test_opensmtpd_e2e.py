@@ -25,9 +25,13 @@ pytestmark = [pytest.mark.e2e, *skip_if(opensmtpd_lab.unavailable())]
 lab = lab_fixture(opensmtpd_lab.run, "opensmtpd-e2e")
 
 
-@pytest.fixture(scope="module", params=[(), ("--format", "opensmtpd")], ids=["auto", "opensmtpd"])
+@pytest.fixture(scope="module", params=["auto", "opensmtpd", "foreground"])
 def wire(lab, request) -> Wire:
-    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries, request.param, tls=lab.expected.tls)
+    """The syslog log, its format detected or named; or its messages as
+    `smtpd -d` writes them (no tag: under the format's name), detected."""
+    log, expected = (lab.foreground_log, lab.foreground) if request.param == "foreground" else (lab.log, lab.expected)
+    options = ("--format", "opensmtpd") if request.param == "opensmtpd" else ()
+    return Wire((log,), expected.replies, expected.deliveries, options, tls=expected.tls)
 
 
 class TestAgainstTheWire(AgainstTheWire):
