@@ -25,9 +25,13 @@ pytestmark = [pytest.mark.e2e, *skip_if(opensmtpd_lab.unavailable())]
 lab = lab_fixture(opensmtpd_lab.run, "opensmtpd-e2e")
 
 
-@pytest.fixture(scope="module", params=[(), ("--format", "opensmtpd")], ids=["auto", "opensmtpd"])
+@pytest.fixture(scope="module", params=["auto", "opensmtpd", "foreground"])
 def wire(lab, request) -> Wire:
-    return Wire((lab.log,), lab.expected.replies, lab.expected.deliveries, request.param, tls=lab.expected.tls)
+    """The syslog log, its format detected or named; or its messages as
+    `smtpd -d` writes them (no tag: under the format's name), detected."""
+    log, expected = (lab.foreground_log, lab.foreground) if request.param == "foreground" else (lab.log, lab.expected)
+    options = ("--format", "opensmtpd") if request.param == "opensmtpd" else ()
+    return Wire((log,), expected.replies, expected.deliveries, options, tls=expected.tls)
 
 
 class TestAgainstTheWire(AgainstTheWire):
@@ -50,7 +54,7 @@ def test_lab_covers_every_stage_and_class(lab):
     assert inbound >= {"connect", "helo", "starttls", "auth", "mail", "rcpt", "data", "other", "unknown"}
     assert {k[2] for k in keys} == {"2xx", "4xx", "5xx"}
     assert any(k[0] == "inbound" and k[1] and not k[3] for k in keys)  # "550 Invalid recipient"
-    assert set(lab.expected.deliveries) == {"sent", "deferred", "bounced"}
+    assert {status for status, _ in lab.expected.deliveries} == {"sent", "deferred", "bounced"}
     log = lab.log.read_text()
     # Each shape the parser reads is in the real log.
     for shape in (" mta delivery evpid=", ' result="Ok" stat="250 ', ' result="TempFail" stat="4',
@@ -61,4 +65,4 @@ def test_lab_covers_every_stage_and_class(lab):
                   "smtp bad-input result=", " mta tls ciphers=TLSv1.", ' mta server-cert-check result="failure"'):
         assert shape in log, shape
     # Every line is smtpd's, read by pattern: the day in the stamp may be padded ("Dec  6").
-    assert {syslog_tag(line) for line in log.splitlines()} == {"smtpd"}
+    assert {syslog_tag(line) for line in log.splitlines()} == {opensmtpd_lab.SYSLOG_TAG}

@@ -50,8 +50,13 @@ def test_lab_covers_every_stage_and_class(lab):
     assert any(k[1] == "" for k in keys if k[0] == "inbound")  # cleanup: enhanced code only
     assert any(k[3] == "" and k[1] for k in keys if k[0] == "outbound")  # reply without enhanced
     assert lab.expected.unlogged  # rejections Postfix logs without a code were sent too
-    assert set(lab.expected.deliveries) == {"sent", "deferred", "bounced"}
+    assert {status for status, _ in lab.expected.deliveries} == {"sent", "deferred", "bounced"}
     assert {k[0] for k in lab.expected.tls} == {"inbound", "outbound"}
+    # Every smtpd service refused something, and postscreen and cleanup
+    # (under the instance's name) did too.
+    assert {k[5] for k in keys if k[0] == "inbound"} == {
+        postfix_lab.SYSLOG_NAME, postfix_lab.STRICT_NAME, postfix_lab.SCREENED_NAME, postfix_lab.SUBMISSION_NAME}
+    assert {k[5] for k in keys if k[0] == "outbound"} == {postfix_lab.SYSLOG_NAME}
 
 
 _CLASSIC = re.compile(CLASSIC_STAMP + " ")
@@ -98,5 +103,6 @@ def test_refused_auth_counts_once(lab):
     assert failed == 4
     assert "warning: SASL authentication " in text  # the library's own lines are there too
     replies, _ = exported(lab.log)
-    assert {k: n for k, n in replies.items() if k[4] == "auth"} == {("inbound", "", "5xx", "", "auth"): failed}
+    assert {k: n for k, n in replies.items() if k[4] == "auth"} == {
+        ("inbound", "", "5xx", "", "auth", postfix_lab.SUBMISSION_NAME): failed}
 

@@ -27,7 +27,9 @@ What this module adds is how Sendmail writes them down, learnt from its logs:
     5.7.0 that was sent: code "", class 5xx, stage auth;
   - each TLS session is logged once, `STARTTLS=server|client, ...,
     version=TLSv1.x, verify=...`: NO where the client sent no certificate
-    (anonymous), FAIL for the peer's self-signed one (untrusted).
+    (anonymous), FAIL for the peer's self-signed one (untrusted);
+  - the daemon logs all of it, inbound and outbound, under its syslog tag
+    (sm-mta): the service every count is under.
 
 Needs root (a private mount namespace); fetches the Debian sendmail packages
 with apt-get on first use. Without root or network the module skips.
@@ -55,6 +57,7 @@ from exporter.labels import REPLY_LABELS
 pytestmark = [pytest.mark.e2e, *skip_if(sl.unavailable())]
 
 R = Reply.make
+SERVICE = sl.SYSLOG_TAG
 SENDER = "lab@lab.test"  # an alias of /dev/null: bounces are delivered there
 
 # Peer listeners (smtp_peer.Listener settings) and the domain routed to each:
@@ -131,7 +134,7 @@ class Lab:
     peer: SmtpPeer
     inbound: Counter  # reply keys the clients received, as Sendmail logs them
     unlogged: list[tuple[int, str]]
-    inbound_tls: Counter  # (direction, protocol, trust) of the clients' TLS handshakes
+    inbound_tls: Counter  # (direction, protocol, trust, service) of the clients' TLS handshakes
     seconds: float
 
 
@@ -174,10 +177,10 @@ def _inbound_key(step: Step, code: int, text: str) -> scenario.ReplyKey | None:
     if step.logged is None:
         return None
     if step.logged.startswith("bare:"):
-        return scenario.reply_key("inbound", "", "", step.logged[5:], f"{code // 100}xx")
+        return scenario.reply_key("inbound", "", "", step.logged[5:], SERVICE, f"{code // 100}xx")
     first = text.split("\n", 1)[0]
     enhanced = first.split(" ", 1)[0] if first[:1] == str(code)[0] and first[1:2] == "." else ""
-    return scenario.reply_key("inbound", str(code), enhanced, step.logged)
+    return scenario.reply_key("inbound", str(code), enhanced, step.logged, SERVICE)
 
 
 def run(out_dir: Path) -> Lab:
@@ -196,7 +199,7 @@ def run(out_dir: Path) -> Lab:
                 for step, code, text in _run_probe(mta.port, probe):
                     key = _inbound_key(step, code, text)
                     if step.verb == "tls":
-                        tls["inbound", text, "anonymous"] += 1  # no client certificate: verify=NO
+                        tls["inbound", text, "anonymous", SERVICE] += 1  # no client certificate: verify=NO
                     elif key is None:
                         if code != 250:
                             unlogged.append((code, text))
@@ -218,20 +221,20 @@ def expected_outbound(peer: SmtpPeer) -> tuple[Counter, Counter]:
     for s in peer.sessions:
         refusal = scenario.session_refusal(s)
         if refusal is not None:
-            scenario.add_outbound(exp, refusal[0], "unknown", 1)
+            scenario.add_outbound(exp, refusal[0], "unknown", 1, SERVICE)
             continue
         for txn in s.txns:
             # One line per refused RCPT, and one for the rest of the
             # transaction, whatever the recipients it applies to.
             for stage, reply, _ in scenario.transaction_replies(txn):
                 if stage == "end_of_data" and reply.code // 100 == 2:
-                    exp.replies[("outbound", "", "2xx", "", "end_of_data")] += 1
-                    exp.deliveries["sent"] += 1
+                    exp.replies[scenario.reply_key("outbound", "", "", "end_of_data", SERVICE, "2xx")] += 1
+                    exp.deliveries["sent", SERVICE] += 1
                 else:
-                    scenario.add_outbound(exp, reply, "unknown", 1)
+                    scenario.add_outbound(exp, reply, "unknown", 1, SERVICE)
                 if stage != "rcpt":
                     break
-    exp.deliveries["deferred"] += sum(1 for rcpts in MESSAGES if rcpts[0].endswith(CLOSED))
+    exp.deliveries["deferred", SERVICE] += sum(1 for rcpts in MESSAGES if rcpts[0].endswith(CLOSED))
     return exp.replies, exp.deliveries
 
 
@@ -239,7 +242,7 @@ def expected_outbound(peer: SmtpPeer) -> tuple[Counter, Counter]:
 def wire(lab) -> Wire:
     outbound, deliveries = expected_outbound(lab.peer)
     # Sendmail checks the peer's self-signed certificate and logs verify=FAIL.
-    tls = lab.inbound_tls + scenario.outbound_tls(lab.peer, "untrusted")
+    tls = lab.inbound_tls + scenario.outbound_tls(lab.peer, "untrusted", SERVICE)
     return Wire((lab.log,), outbound + lab.inbound, deliveries, tls=tls)
 
 
@@ -253,10 +256,10 @@ def test_lab_covers_what_it_means_to(lab):
     want, deliveries = expected_outbound(lab.peer)
     assert {k[2] for k in want} == {"2xx", "4xx", "5xx"}
     assert any(k[1] and not k[3] for k in want)  # a reply without an enhanced code
-    assert set(deliveries) == {"sent", "deferred", "bounced"}
+    assert {status for status, _ in deliveries} == {"sent", "deferred", "bounced"}
     assert {k[4] for k in lab.inbound} == {"connect", "auth", "mail", "rcpt"}
     assert lab.inbound_tls and any(s.tls for s in lab.peer.sessions)  # TLS both ways
-    assert ("inbound", "", "5xx", "", "rcpt") in lab.inbound
+    assert ("inbound", "", "5xx", "", "rcpt", SERVICE) in lab.inbound
     assert {code for code, _ in lab.unlogged} == {503, 500, 252}
     text = lab.log.read_text()
     # The traps are in the log: synthesised dsn= values that differ from the

@@ -1,6 +1,7 @@
 """The checks every real-MTA end-to-end module makes: what `python3 -m
 exporter --once` counts over the lab's log must be, key by key, what crossed
-the wire.
+the wire, each under the service (the syslog tag's, or the format's name)
+of the process that logged it.
 
 A module gets them by subclassing AgainstTheWire as a Test* class and giving
 a fixture `wire` (a Wire: the logs and the counts expected of them); it
@@ -17,14 +18,14 @@ import pytest
 from helpers import metric_by, run_once
 
 from .debian import PackagesUnavailable
-from .scenario import diff, exported
+from .scenario import DELIVERY_LABELS, LABELS, diff, exported
 
 
 @dataclass(frozen=True)
 class Wire:
     logs: tuple[Path, ...]  # read together by one --once
     replies: Counter  # expected smtp_replies_total by scenario.LABELS
-    deliveries: Counter  # expected smtp_deliveries_total by status
+    deliveries: Counter  # expected smtp_deliveries_total by scenario.DELIVERY_LABELS
     options: tuple[str, ...] = ()  # for --once, before the logs
     # The delivery statuses whose every attempt the MTA logs with its delay
     # (None: all of them); the others' delay histograms stay empty.
@@ -63,25 +64,42 @@ class AgainstTheWire:
 
     def test_deliveries_by_status(self, wire: Wire):
         _, got = wire.exported()
-        assert got == wire.deliveries
+        assert got == wire.deliveries, "\n" + diff(wire.deliveries, got, DELIVERY_LABELS)
+
+    def test_every_refusal_has_a_reason(self, wire: Wire):
+        """smtp_reply_reasons_total counts each 4xx and 5xx reply once, under
+        the reply's direction, class and service."""
+        got = Counter({k: n for k, n in metric_by(wire.exposition(), "smtp_reply_reasons_total", *REASON_TOTALS).items()
+                       if n})
+        want: Counter = Counter()
+        for key, n in wire.replies.items():
+            labels = dict(zip(LABELS, key, strict=True))
+            if labels["class"] != "2xx":
+                want[tuple(labels[name] for name in REASON_TOTALS)] += n
+        assert got == want, "\n" + diff(want, got, REASON_TOTALS)
 
     def test_every_delivery_attempt_has_its_delay(self, wire: Wire):
-        """One observation per delivery attempt the MTA logs a delay for, and
-        none longer than the lab could have taken (an hour)."""
+        """One observation per delivery attempt the MTA logs a delay for,
+        under its status and service, and none longer than the lab could
+        have taken (an hour)."""
         text = wire.exposition()
-        counts = metric_by(text, "smtp_delivery_delay_seconds_count", "status")
-        delayed = wire.deliveries if wire.delayed is None else {s: wire.deliveries[s] for s in wire.delayed}
-        assert {status: n for (status,), n in counts.items() if n} == {s: n for s, n in delayed.items() if n}
-        within_hour = metric_by(text, "smtp_delivery_delay_seconds_bucket", "status", "le")
-        assert all(within_hour[status, "3600.0"] == n for (status,), n in counts.items())
+        counts = metric_by(text, "smtp_delivery_delay_seconds_count", *DELIVERY_LABELS)
+        delayed = {(status, service): n for (status, service), n in wire.deliveries.items()
+                   if n and (wire.delayed is None or status in wire.delayed)}
+        assert {key: n for key, n in counts.items() if n} == delayed
+        within_hour = metric_by(text, "smtp_delivery_delay_seconds_bucket", *DELIVERY_LABELS, "le")
+        assert all(within_hour[status, service, "3600.0"] == n for (status, service), n in counts.items())
 
     def test_tls_connections_match_the_wire(self, wire: Wire):
         assert wire.tls  # the lab's clients or peer did start TLS
-        got = metric_by(wire.exposition(), "smtp_tls_connections_total", *TLS_LABELS)
-        assert {k: n for k, n in got.items() if n} == wire.tls
+        got = Counter({k: n for k, n in metric_by(wire.exposition(), "smtp_tls_connections_total", *TLS_LABELS).items()
+                       if n})
+        assert got == wire.tls, "\n" + diff(wire.tls, got, TLS_LABELS)
 
 
-TLS_LABELS = ("direction", "protocol", "trust")
+TLS_LABELS = ("direction", "protocol", "trust", "service")
+# smtp_reply_reasons_total's labels a reply's key gives (not reason and remote).
+REASON_TOTALS = ("direction", "class", "service")
 
 
 def unrecognized(exposition: str) -> float:

@@ -375,6 +375,9 @@ class Ask:
 
 # The domain routed nowhere: the Postfix scenario's.
 REFUSED = scenario.REFUSED_DOMAIN
+# Exim writes its own mainlog, lines without a syslog tag: they count under
+# the format's name.
+SERVICE = "exim"
 
 
 def e2e_outbound() -> list[list[str]]:
@@ -455,12 +458,12 @@ def e2e_probes() -> list[ClientProbe]:
 
 @dataclass
 class Expected:
-    replies: Counter = field(default_factory=Counter)  # (direction, code, class, enhanced, stage)
-    deliveries: Counter = field(default_factory=Counter)  # status -> count
+    replies: Counter = field(default_factory=Counter)  # scenario.ReplyKey -> count
+    deliveries: Counter = field(default_factory=Counter)  # (status, service) -> count
     uncoded: list[str] = field(default_factory=list)  # inbound rejections logged without their code
     unlogged: list[str] = field(default_factory=list)  # outbound replies the log does not show
     mainlog_only: Counter = field(default_factory=Counter)  # inbound replies the rejectlog does not repeat
-    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions logged
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust, service) -> TLS sessions logged
 
 
 def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
@@ -481,12 +484,12 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
             # A refused MAIL: the RCPTs were pipelined after it, the peer saw every recipient.
             for stage, reply, n in scenario.transaction_replies(t):
                 if stage != "rcpt":
-                    scenario.add_outbound(exp, reply, stage, n)
+                    scenario.add_outbound(exp, reply, stage, n, SERVICE)
             if t.mail.code // 100 == 2:
                 last_rcpt.update(t.rcpts)
         for reply in last_rcpt.values():
             if reply.code // 100 != 2:
-                scenario.add_outbound(exp, reply, "rcpt", 1)
+                scenario.add_outbound(exp, reply, "rcpt", 1, SERVICE)
     for listener, refusals in refused.items():
         messages = messages_to.get(listener, [])
         if len(refusals) != len(messages):
@@ -495,12 +498,12 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
             if stage == "starttls":
                 # "a TLS session is required, but an attempt to start TLS failed":
                 # a deferral whose log line holds no reply.
-                exp.deliveries["deferred"] += n
+                exp.deliveries["deferred", SERVICE] += n
                 exp.unlogged.append(f"{listener}: STARTTLS {reply}")
             else:
-                scenario.add_outbound(exp, reply, stage, n)
+                scenario.add_outbound(exp, reply, stage, n, SERVICE)
     # Refused connections: an attempt without a reply.
-    exp.deliveries["deferred"] += sum(messages_to.get(REFUSED, []))
+    exp.deliveries["deferred", SERVICE] += sum(messages_to.get(REFUSED, []))
 
     for h in heard:
         if h.step.logged in ("accepted", "quiet"):
@@ -512,15 +515,15 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         if not code:
             # The wire had a code; Exim's log cannot show it.
             exp.uncoded.append(f"{h.probe}: {h.code} {h.text}")
-        key = ("inbound", code, f"{h.code // 100}xx", enhanced, h.stage)
+        key = scenario.reply_key("inbound", code, enhanced, h.stage, SERVICE, f"{h.code // 100}xx")
         exp.replies[key] += 1
         if h.step.verb == "idle":
             exp.mainlog_only[key] += 1  # a command timeout is no rejection: mainlog only
     # Exim logs TLS as X= on the message's <= and => lines only, with CV=no
     # for a certificate not verified: outbound the peer's self-signed one,
     # inbound also when the client sent none (so trust is unknown there).
-    exp.tls = (scenario.inbound_tls(heard, "unknown", per_message=True)
-               + scenario.outbound_tls(peer, "untrusted", delivering=True))
+    exp.tls = (scenario.inbound_tls(heard, "unknown", lambda _: SERVICE, per_message=True)
+               + scenario.outbound_tls(peer, "untrusted", SERVICE, delivering=True))
     return exp
 
 

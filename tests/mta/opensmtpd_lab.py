@@ -46,6 +46,11 @@ USERS = ("opensmtpd", "opensmtpq")  # compiled into Debian's binary
 
 MYHOSTNAME = "mx3.lab.test"
 SYSLOG_HOST = "mx3"
+# syslog(3)'s tag: the program's name. Every count is under it.
+SYSLOG_TAG = "smtpd"
+# `smtpd -d` writes the same messages without a prefix: lines without a tag
+# count under the format's name.
+FOREGROUND_SERVICE = "opensmtpd"
 LOCAL_DOMAIN = "lab.test"
 MAILBOXES = ("fine", "postmaster")  # accepted at lab.test and relayed to the peer
 CLOSED_USER = "closed"  # a `match ... reject` rule
@@ -318,12 +323,13 @@ def _send(client: smtplib.SMTP, port: int, source: str, ask: Ask) -> tuple[str, 
 
 @dataclass
 class Expected:
-    replies: Counter = field(default_factory=Counter)  # (direction, code, class, enhanced, stage)
-    deliveries: Counter = field(default_factory=Counter)  # status -> count
-    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions
+    replies: Counter = field(default_factory=Counter)  # scenario.ReplyKey -> count
+    deliveries: Counter = field(default_factory=Counter)  # (status, service) -> count
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust, service) -> TLS sessions
 
 
-def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen]) -> Expected:
+def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen], service: str) -> Expected:
+    """What the traffic must count, every line under service."""
     exp = Expected()
     messages_to = scenario.messages_to_peer(peer, submitted)
     refused_sessions = set()  # listeners that refused a whole session
@@ -332,7 +338,7 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
         if refusal is not None:
             refused_sessions.add(s.listener)
             reply, stage = refusal
-            exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage)] += 1
+            exp.replies[scenario.reply_key("outbound", str(reply.code), reply.enhanced, stage, service)] += 1
             continue
         for t in s.txns:
             for stage, reply, n in scenario.transaction_replies(t):
@@ -342,20 +348,20 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
                         raise AssertionError(f"{s.listener}: send one message to a listener that refuses MAIL")
                     n = messages[0]
                 logged = "end_of_data" if stage == "end_of_data" and reply.code // 100 == 2 else "unknown"
-                scenario.add_outbound(exp, reply, logged, n)
+                scenario.add_outbound(exp, reply, logged, n, service)
     # Envelopes of refused sessions and refused connections: deferred, no reply.
     for listener, messages in messages_to.items():
         if listener == REFUSED or listener in refused_sessions:
-            exp.deliveries["deferred"] += sum(messages)
+            exp.deliveries["deferred", service] += sum(messages)
     for h in heard:
         if not h.step.refused:
             continue
         # OpenSMTPD logs a rejection after the message with command="DATA".
         stage = "data" if h.stage == "end_of_data" else h.stage
-        exp.replies[scenario.reply_key("inbound", str(h.code), h.enhanced, stage)] += 1
+        exp.replies[scenario.reply_key("inbound", str(h.code), h.enhanced, stage, service)] += 1
     # One `mta tls ciphers=` line per session that did the handshake; whether
     # the certificate was checked is not on it.
-    exp.tls = scenario.outbound_tls(peer, "unknown")
+    exp.tls = scenario.outbound_tls(peer, "unknown", service)
     return exp
 
 
@@ -363,7 +369,15 @@ def expected_counts(peer: SmtpPeer, submitted: list[list[str]], heard: list[Seen
 class Result:
     log: Path
     expected: Expected
+    foreground_log: Path  # the log's messages as `smtpd -d` writes them
+    foreground: Expected  # what they must count
     seconds: float
+
+
+def as_foreground(syslog_text: str) -> str:
+    """The lines of smtpd's syslog log as `smtpd -d` writes them to stderr:
+    the message alone, without stamp, host and tag."""
+    return "".join(line.split("]: ", 1)[1] for line in syslog_text.splitlines(keepends=True))
 
 
 def run(out_dir: Path, name: str = "smtp-reply-opensmtpd-e2e") -> Result:
@@ -378,5 +392,8 @@ def run(out_dir: Path, name: str = "smtp-reply-opensmtpd-e2e") -> Result:
             lab.stop()
             log = out_dir / "maillog"
             shutil.copyfile(lab.log, log)
-        expected = expected_counts(peer, submitted, heard)
-    return Result(log, expected, time.monotonic() - started)
+        foreground_log = out_dir / "smtpd-d.log"
+        foreground_log.write_text(as_foreground(log.read_text()))
+        expected = expected_counts(peer, submitted, heard, SYSLOG_TAG)
+        foreground = expected_counts(peer, submitted, heard, FOREGROUND_SERVICE)
+    return Result(log, expected, foreground_log, foreground, time.monotonic() - started)

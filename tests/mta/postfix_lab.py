@@ -9,13 +9,14 @@ runs on port 25 is left alone.
 Needs root and the Debian package postfix (only built-in map types are used:
 inline: and regexp:, so postfix-pcre is not needed).
 
-Three smtpd services listen on 127.0.0.1, each on a free port:
-  main    realistic settings (smtpd_delay_reject = yes: client, HELO and sender
+Four smtpd services listen on 127.0.0.1, each on a free port:
+  main    syslog_name postfix (the instance's, as every other daemon's);
+          realistic settings (smtpd_delay_reject = yes: client, HELO and sender
           restrictions are applied, and logged, at RCPT)
   strict  syslog_name postfix/strict, smtpd_delay_reject = no, so the same
           restrictions reject at CONNECT, HELO/EHLO and MAIL
-  screen  postscreen in front of an smtpd; denylisted clients get postscreen's
-          own "550 5.3.2" at RCPT
+  screen  postscreen (syslog_name postfix) in front of an smtpd (postfix/screened);
+          denylisted clients get postscreen's own "550 5.3.2" at RCPT
   submission  syslog_name postfix/submission, STARTTLS offered (a self-signed
           certificate made at start), SMTP AUTH (PLAIN, LOGIN) through Cyrus
           SASL against a password database that holds no user, so every AUTH
@@ -68,6 +69,15 @@ SUBJECT_REJECTED = "CHEAP-PILLS"  # header_checks: REJECT 5.7.1
 SUBJECT_DEFERRED = "TRY-LATER"  # header_checks: REJECT 4.7.1 (a temporary reject)
 BODY_REJECTED = "EICAR-LAB-SIGNATURE"  # body_checks: REJECT 5.7.0
 MESSAGE_SIZE_LIMIT = 200_000
+
+# The services the log names (syslog_name; the exporter's service label):
+# the instance's own, which every daemon without one of its own logs under
+# (the port-25 smtpd, postscreen, cleanup, smtp, lmtp, error), and those of
+# the smtpd services set apart in master.cf.
+SYSLOG_NAME = "postfix"
+STRICT_NAME = "postfix/strict"
+SCREENED_NAME = "postfix/screened"
+SUBMISSION_NAME = "postfix/submission"
 
 
 class PostfixLabError(RuntimeError):
@@ -141,6 +151,7 @@ class PostfixLab:
             "data_directory": str(self.data),
             "meta_directory": "/etc/postfix",
             "maillog_file": str(self.log),
+            "syslog_name": SYSLOG_NAME,
             "myhostname": MYHOSTNAME,
             "mydomain": LOCAL_DOMAIN,
             "myorigin": "$myhostname",
@@ -195,10 +206,10 @@ class PostfixLab:
         services = [
             f"127.0.0.1:{self.port} inet n - n - - smtpd",
             (f"127.0.0.1:{self.strict_port} inet n - n - - smtpd"
-             " -o syslog_name=postfix/strict -o smtpd_delay_reject=no"),
+             f" -o syslog_name={STRICT_NAME} -o smtpd_delay_reject=no"),
             f"127.0.0.1:{self.screen_port} inet n - n - 1 postscreen",
-            "smtpd pass - - n - - smtpd -o syslog_name=postfix/screened",
-            (f"127.0.0.1:{self.submission_port} inet n - n - - smtpd -o syslog_name=postfix/submission"
+            f"smtpd pass - - n - - smtpd -o syslog_name={SCREENED_NAME}",
+            (f"127.0.0.1:{self.submission_port} inet n - n - - smtpd -o syslog_name={SUBMISSION_NAME}"
              " -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_type=cyrus"
              f" -o cyrus_sasl_config_path={self.conf / 'sasl'} -o smtpd_sasl_path=smtpd"
              # loglevel 1: the "TLS connection established" line (0, the default, logs none).
@@ -286,6 +297,14 @@ class PostfixLab:
         self.started = True
         self._wait_listening()
         return self
+
+    def answering(self, port: int, client: str) -> str:
+        """The syslog_name of the daemon that answers `client` on `port`, and
+        so logs the replies it gets: postscreen itself for a client its
+        access list rejects, else the smtpd behind the port."""
+        if port == self.screen_port:
+            return SYSLOG_NAME if client == CLIENT_DENYLISTED else SCREENED_NAME
+        return {self.port: SYSLOG_NAME, self.strict_port: STRICT_NAME, self.submission_port: SUBMISSION_NAME}[port]
 
     def _wait_listening(self, timeout: float = 15) -> None:
         """Wait for the smtpd ports to be in LISTEN state (without connecting,

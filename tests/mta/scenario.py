@@ -22,7 +22,12 @@ exporter's counting rule follows (one count per log line):
     marks them "quiet" and they count for nothing;
   - reject_warning (warn_if_reject) is not a reply: the client got 250;
   - each TLS session is logged once, "Anonymous|Untrusted|... TLS connection
-    established from|to ...: TLSv1.3 ...", by smtpd and smtp alike.
+    established from|to ...: TLSv1.3 ...", by smtpd and smtp alike;
+  - each line counts under the service of the daemon that wrote it (its
+    syslog_name): an inbound reply under that of the smtpd behind the port
+    the client connected to, or of postscreen where it answered the client
+    itself, or of cleanup for a header/body_checks reject; the outbound
+    replies and the deliveries under that of smtp, lmtp and error.
 Every probe checks that it got the kind of answer it aimed for, so a lab that
 drifts (a restriction that stops matching) fails loudly instead of shrinking
 the expected counts.
@@ -37,6 +42,7 @@ import smtplib
 import ssl
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +53,9 @@ from .namespace import free_port
 from .postfix_lab import PostfixLab
 from .smtp_peer import Reply, SmtpPeer
 
-LABELS = ("direction", "code", "class", "enhanced", "stage")
+# smtp_replies_total's labels but remote (the peer's provider), which the lab cannot vary.
+LABELS = ("direction", "code", "class", "enhanced", "stage", "service")
+DELIVERY_LABELS = ("status", "service")
 
 R = Reply.make
 
@@ -146,6 +154,13 @@ class Lab:
                 "screen": self.postfix.screen_port, "submission": self.postfix.submission_port}[probe.service]
         return run_probe(port, probe.name, probe.client, probe.steps)
 
+    def inbound_service(self, seen: Seen) -> str:
+        """The service an inbound reply counts under: that of the daemon that
+        logs it (see the module's docstring)."""
+        if seen.step.expect == "cleanup":
+            return pl.SYSLOG_NAME  # cleanup's line, whichever smtpd passed it the message
+        return self.postfix.answering(seen.port, seen.client)
+
     # -- waiting
 
     def settle(self, timeout: float = 60) -> None:
@@ -195,6 +210,8 @@ class Seen:
     stage: str
     code: int
     text: str
+    port: int  # the server's port the client connected to
+    client: str  # the client's source address
 
     @property
     def enhanced(self) -> str:
@@ -219,7 +236,7 @@ def run_probe(port: int, name: str, source: str, steps, send=None) -> list[Seen]
     try:
         for step in steps:
             stage, code, text = send(client, port, source, step)
-            got = Seen(name, step, stage, code, text)
+            got = Seen(name, step, stage, code, text, port, source)
             got.check()
             seen.append(got)
             if code in (421, -1) or (step.verb == "connect" and code >= 400):
@@ -327,20 +344,20 @@ def rej(verb: str, arg: str = "", body: str = "") -> Step:
 # -- expected counts -------------------------------------------------------------
 
 
-ReplyKey = tuple[str, str, str, str, str]  # direction, code, class, enhanced, stage
+ReplyKey = tuple[str, str, str, str, str, str]  # by LABELS
 
 
-def reply_key(direction: str, code: str, enhanced: str, stage: str, klass: str = "") -> ReplyKey:
+def reply_key(direction: str, code: str, enhanced: str, stage: str, service: str, klass: str = "") -> ReplyKey:
     """The key of a reply; klass is needed when neither code is logged."""
-    return (direction, code, klass or f"{(code or enhanced)[0]}xx", enhanced, stage)
+    return (direction, code, klass or f"{(code or enhanced)[0]}xx", enhanced, stage, service)
 
 
 @dataclass
 class Expected:
     replies: Counter = field(default_factory=Counter)  # ReplyKey -> count
-    deliveries: Counter = field(default_factory=Counter)  # status -> count
+    deliveries: Counter = field(default_factory=Counter)  # (status, service) -> count
     warned: int = 0  # RCPTs that drew a reject_warning (accepted, not a reply)
-    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust) -> TLS sessions
+    tls: Counter = field(default_factory=Counter)  # (direction, protocol, trust, service) -> TLS sessions
     unlogged: list[str] = field(default_factory=list)  # rejections Postfix does not log with a code
 
 
@@ -379,7 +396,7 @@ def expected_counts(lab: Lab) -> Expected:
 
     # Deliveries with no reply at all: connection refused, error transport.
     for target, status in ((REFUSED, "deferred"), (GONE, "bounced")):
-        exp.deliveries[status] += sum(per_listener.get(target, []))
+        exp.deliveries[status, pl.SYSLOG_NAME] += sum(per_listener.get(target, []))
 
     # Inbound: what the clients received.
     for seen in lab.seen:
@@ -388,38 +405,42 @@ def expected_counts(lab: Lab) -> Expected:
         elif seen.step.expect == "quiet":
             exp.unlogged.append(f"{seen.probe}: {seen.code} {seen.text}")
         elif seen.step.expect == "bare":
-            exp.replies[reply_key("inbound", "", "", seen.stage, f"{seen.code // 100}xx")] += 1
+            service = lab.inbound_service(seen)
+            exp.replies[reply_key("inbound", "", "", seen.stage, service, f"{seen.code // 100}xx")] += 1
         elif seen.step.expect in ("reject", "cleanup"):
             code = "" if seen.step.expect == "cleanup" else str(seen.code)
-            exp.replies[reply_key("inbound", code, seen.enhanced, seen.stage)] += 1
+            exp.replies[reply_key("inbound", code, seen.enhanced, seen.stage, lab.inbound_service(seen))] += 1
     # The clients present no certificate: "Anonymous TLS connection"; the
     # peer's is self-signed, not checked where TLS is merely required: "Untrusted".
-    exp.tls = inbound_tls(lab.seen, "anonymous") + outbound_tls(lab.peer, "untrusted")
+    exp.tls = (inbound_tls(lab.seen, "anonymous", lab.inbound_service)
+               + outbound_tls(lab.peer, "untrusted", pl.SYSLOG_NAME))
     return exp
 
 
-def inbound_tls(seen: list[Seen], trust: str, per_message: bool = False) -> Counter:
-    """(inbound, protocol, trust) -> how often the MTA logs the probes' TLS:
-    once per STARTTLS handshake (a "tls" step; its Seen.text is the version
-    negotiated), or, per_message, once per message accepted after it."""
+def inbound_tls(seen: list[Seen], trust: str, service_of: Callable[[Seen], str],
+                per_message: bool = False) -> Counter:
+    """(inbound, protocol, trust, service) -> how often the MTA logs the
+    probes' TLS: once per STARTTLS handshake (a "tls" step; its Seen.text is
+    the version negotiated), or, per_message, once per message accepted
+    after it; under the service service_of gives that step."""
     counts: Counter = Counter()
     versions: dict[str, str] = {}  # probe -> the TLS version of its session
     for s in seen:
         if s.step.verb == "tls" and s.code == 220:
             versions[s.probe] = s.text
             if not per_message:
-                counts["inbound", s.text, trust] += 1
+                counts["inbound", s.text, trust, service_of(s)] += 1
         elif per_message and s.probe in versions and s.stage == "end_of_data" and s.code // 100 == 2:
-            counts["inbound", versions[s.probe], trust] += 1
+            counts["inbound", versions[s.probe], trust, service_of(s)] += 1
     return counts
 
 
-def outbound_tls(peer: SmtpPeer, trust: str, delivering: bool = False) -> Counter:
-    """(outbound, protocol, trust) -> the peer's sessions that did the TLS
-    handshake, by the version negotiated; `delivering`: only those whose first
-    transaction was accepted for a recipient (the MTA logs TLS on that
-    delivery's line)."""
-    return Counter(("outbound", s.tls, trust) for s in peer.sessions
+def outbound_tls(peer: SmtpPeer, trust: str, service: str, delivering: bool = False) -> Counter:
+    """(outbound, protocol, trust, service) -> the peer's sessions that did
+    the TLS handshake, by the version negotiated; `delivering`: only those
+    whose first transaction was accepted for a recipient (the MTA logs TLS on
+    that delivery's line)."""
+    return Counter(("outbound", s.tls, trust, service) for s in peer.sessions
                    if s.tls and (not delivering or (s.txns and any(r.code // 100 == 2 for _, r in s.txns[0].eod))))
 
 
@@ -478,14 +499,15 @@ def _outbound(exp: Expected, reply: Reply, stage: str, n: int) -> None:
     status = delivery_status(reply)
     if status == "bounced" and stage == "connect" and any(kw.get("greeting") == reply for kw in LISTENERS.values()):
         status = "deferred"  # smtp_skip_5xx_greeting: a 5xx greeting defers
-    add_outbound(exp, reply, stage, n, status)
+    add_outbound(exp, reply, stage, n, pl.SYSLOG_NAME, status)
 
 
-def add_outbound(exp, reply: Reply, stage: str, n: int, status: str | None = None) -> None:
+def add_outbound(exp, reply: Reply, stage: str, n: int, service: str, status: str | None = None) -> None:
     """Count n outbound replies into exp.replies, and n deliveries of
-    `status` (the reply's own by default) into exp.deliveries."""
-    exp.replies[reply_key("outbound", str(reply.code), reply.enhanced, stage)] += n
-    exp.deliveries[status or delivery_status(reply)] += n
+    `status` (the reply's own by default) into exp.deliveries, all under
+    service."""
+    exp.replies[reply_key("outbound", str(reply.code), reply.enhanced, stage, service)] += n
+    exp.deliveries[status or delivery_status(reply), service] += n
 
 
 # -- the traffic of the end-to-end test ------------------------------------------
@@ -673,23 +695,23 @@ def run(log_copy: Path, name: str = "smtp-reply-lab-e2e") -> Result:
 
 
 def exported(*logs: Path, options: tuple[str, ...] = ()) -> tuple[Counter, Counter]:
-    """(smtp_replies_total by LABELS, smtp_deliveries_total by status) of
-    `python3 -m exporter --once [OPTIONS] LOG...`, zero samples left out."""
+    """(smtp_replies_total by LABELS, smtp_deliveries_total by DELIVERY_LABELS)
+    of `python3 -m exporter --once [OPTIONS] LOG...`, zero samples left out."""
     result = run_once(*options, *map(str, logs))
     if result.returncode != 0:
         raise RuntimeError(f"exporter --once failed: {result.stderr.decode()}")
     out = result.stdout.decode()
     replies = Counter({key: int(n) for key, n in metric_by(out, "smtp_replies_total", *LABELS).items() if n})
-    deliveries = Counter({status: int(n) for (status,), n in metric_by(out, "smtp_deliveries_total", "status").items()
+    deliveries = Counter({key: int(n) for key, n in metric_by(out, "smtp_deliveries_total", *DELIVERY_LABELS).items()
                           if n})
     return replies, deliveries
 
 
-def diff(expected: Counter, got: Counter) -> str:
-    """One row per key whose counts differ."""
+def diff(expected: Counter, got: Counter, labels: tuple[str, ...] = LABELS) -> str:
+    """One row per key (by labels) whose counts differ."""
     rows = []
     for key in sorted(set(expected) | set(got)):
         if expected[key] != got[key]:
-            label = dict(zip(LABELS, key, strict=True)) if isinstance(key, tuple) else key
+            label = dict(zip(labels, key, strict=True))
             rows.append(f"  {label}: expected {expected[key]}, got {got[key]}")
     return "\n".join(rows)
