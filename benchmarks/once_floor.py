@@ -63,7 +63,8 @@ def measure(log: str, workers: int, python: str = sys.executable) -> Floor:
     sys.path.insert(0, str(REPO))
     from exporter.lines import LineBuffer
     from exporter.once import BLOCK_SIZE, scan_stream
-    from exporter.parsers import Format, Presence, formats_for
+    from exporter.parsers import Format, Presence, formats_for, taking
+    from exporter.parsers.service import constant
     from exporter.scanner import LineScanner, Tally
 
     def scan(formats: tuple[Format, ...]) -> float:
@@ -101,8 +102,8 @@ def measure(log: str, workers: int, python: str = sys.executable) -> Floor:
         return {}, lines
 
     # Postfix's triggers: the log is a Postfix log, so auto searches for them alone.
-    unparsed = Format("unparsed", parse_nothing, postfix.triggers, (), lambda block: True, postfix.service,
-                      count_nothing)
+    unparsed = Format("unparsed", parse_nothing, postfix.triggers, (), lambda block: True,
+                      taking(parse_nothing, constant("unparsed")), count_nothing)
     return Floor(
         startup=_startup(python),
         scan_unparsed=scan((unparsed,)),
