@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.configcheck import Checker, Problems, load_yaml
-from exporter.labels import DEFAULT_MAX_REPLY_SERIES, OVERFLOW, Labeller
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, MAX_SERVICE_CHARS, OVERFLOW, Labeller
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import AUTO, FORMATS, Format, with_custom
 from exporter.providers import ProviderTable
@@ -112,7 +112,7 @@ _SCALARS = {
 _TOP_KEYS = ("sources", "web", *_SCALARS, "formats", "providers", "reasons", "queue")
 _SOURCE_KEYS = ("path", "journal", "format", "service")
 # A service label a source's config sets: a name, as a syslog tag is one.
-_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,63}")
+_SERVICE_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_./-]{{0,{MAX_SERVICE_CHARS - 1}}}")
 _WEB_KEYS = ("listen_addresses", "telemetry_path", "config_file")
 _QUEUE_KEYS = ("mta", "command", "interval_seconds", "timeout_seconds")
 
@@ -265,7 +265,7 @@ def check_service(checker: Checker, key: str, value: Any) -> str:
     """A service label given in the config (or backfill's --service)."""
     service = checker.text(key, value, "a service name, e.g. submission")
     if not _SERVICE_NAME.fullmatch(service) or service == OVERFLOW:
-        checker.fail(key, f"{service!r} is not a service name: up to 64 letters, digits and _ . / -, "
+        checker.fail(key, f"{service!r} is not a service name: up to {MAX_SERVICE_CHARS} letters, digits and _ . / -, "
                           f"starting with a letter or digit, and not {OVERFLOW!r}")
     return service
 

@@ -68,12 +68,16 @@ def capped_reply_key(key: tuple[str, ...], known: dict, limit: int) -> tuple[tup
 # The services a process counts under: set by the admin (syslog_name, the
 # config), not by remote peers, but a local program can log under any tag.
 MAX_SERVICES = 20
+# Longer than any syslog tag an MTA writes (and than a configured name may
+# be): a longer "tag" counts as `other`, so no label value is a line's worth.
+MAX_SERVICE_CHARS = 64
 
 
 class ServiceCap:
     """The first MAX_SERVICES services seen are labels of their own; later
-    ones count under `other`. "" (counts restored from a state file written
-    before the label existed) takes no place."""
+    ones, and any longer than MAX_SERVICE_CHARS, count under `other`. ""
+    (counts restored from a state file written before the label existed)
+    takes no place."""
 
     def __init__(self, limit: int = MAX_SERVICES) -> None:
         self.limit = limit
@@ -83,7 +87,7 @@ class ServiceCap:
         known = self.known
         if service in known or not service:
             return service
-        if len(known) >= self.limit:
+        if len(known) >= self.limit or len(service) > MAX_SERVICE_CHARS:
             return OVERFLOW
         known.add(service)
         return service

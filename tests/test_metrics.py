@@ -151,6 +151,12 @@ def test_the_service_cap_holds_across_a_restart_and_restored_rows_without_a_serv
     assert services_of(n) == {f"svc{i}" for i in range(MAX_SERVICES)} | {"", "other"}
 
 
+def test_a_tag_longer_than_any_real_one_counts_as_other():
+    m = ExporterMetrics()
+    m.add_counts(counts({("inbound", "550", "5xx", "5.1.1", "rcpt", "", "postfix/" + "x" * 5000): 1}))
+    assert services_of(m) == {"other"}
+
+
 def test_the_labeller_caps_services_too_so_a_tally_stays_small():
     events = {f"tag{i}": {Reply("inbound", "550", "5xx", "5.1.1", "rcpt", "", ""): 1} for i in range(100)}
     counted = Counts()
