@@ -63,6 +63,8 @@ def render(metrics: ExporterMetrics) -> str:
                 f"  {int(n):>8}  {reply_class:5}  {code or '-':4}  {enhanced or '-':8}  "
                 f"{_meaning(code, enhanced)}"
             )
+    out.extend(_breakdown(metrics, "Inbound by service", "smtp_replies_total",
+                          ("service", "class"), direction=INBOUND))
     out.extend(_breakdown(metrics, "Outbound by remote provider", "smtp_replies_total",
                           ("remote", "class"), direction=OUTBOUND))
     out.extend(_breakdown(metrics, "Why 4xx and 5xx replies failed", "smtp_reply_reasons_total",
@@ -72,12 +74,14 @@ def render(metrics: ExporterMetrics) -> str:
 
 def _breakdown(metrics: ExporterMetrics, title: str, name: str, labels: tuple[str, ...],
                direction: str | None = None) -> list[str]:
-    """A count column and one column per label, largest first."""
+    """A count column and one column per label (as wide as its longest value), largest first."""
     where = {"direction": direction} if direction else None
     rows = {key: n for key, n in metrics.totals(name, *labels, where=where).items() if n}
     if not rows:
         return []
-    out = ["", f"{title}:", f"  {'count':>8}  " + "  ".join(f"{label:12}" for label in labels).rstrip()]
+    widths = [max(12, *(len(key[i]) for key in rows)) for i in range(len(labels))]
+    out = ["", f"{title}:",
+           f"  {'count':>8}  " + "  ".join(f"{label:{w}}" for label, w in zip(labels, widths, strict=True)).rstrip()]
     for key, n in sorted(rows.items(), key=lambda kv: (-kv[1], kv[0])):
-        out.append(f"  {int(n):>8}  " + "  ".join(f"{v or '-':12}" for v in key).rstrip())
+        out.append(f"  {int(n):>8}  " + "  ".join(f"{v or '-':{w}}" for v, w in zip(key, widths, strict=True)).rstrip())
     return out

@@ -103,6 +103,14 @@ def test_table_output_names_codes_and_meanings():
     assert "mailbox" in row.lower()
 
 
+def test_table_output_splits_inbound_replies_by_service():
+    result = run_once("--output", "table", LOG_ARG, ADDED_ARG)
+    assert result.returncode == 0
+    table = result.stdout.decode()
+    section = table[table.index("Inbound by service:"):].split("\n\n")[0].splitlines()
+    assert [row.split() for row in section[2:]] == [["3", "postfix", "5xx"], ["1", "postfix/submission", "5xx"]]
+
+
 def test_missing_file_is_a_clear_error():
     result = run_once(str(REPO / "no-such.log"))
     assert result.returncode == 1
