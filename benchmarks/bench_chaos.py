@@ -30,6 +30,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -153,27 +154,33 @@ def shift(log: Path, keep: int = 4) -> None:
             os.rename(older, log.with_name(f"{log.name}.{k + 1}"))
 
 
-def rename_storm(period: float, still_writing: float) -> Callable:
+@dataclass(frozen=True)
+class Rotation:
+    """A way logrotate replaces the log (apply(writer, log, glob)), and how often."""
+
+    period: float
+    apply: Callable[[Writer, Path, bool], None]
+
+
+def rename_storm(period: float, still_writing: float) -> Rotation:
     def rotate(w: Writer, log: Path, glob: bool) -> None:
         shift(log) if glob else None
         os.rename(log, log.with_name(log.name + ".1"))
         w.run_until(time.monotonic() + still_writing)  # syslog writes to the old file until its HUP
         w.reopen(log)
-    rotate.period = period  # type: ignore[attr-defined]
-    return rotate
+    return Rotation(period, rotate)
 
 
-def copytruncate_storm(period: float) -> Callable:
+def copytruncate_storm(period: float) -> Rotation:
     def rotate(w: Writer, log: Path, glob: bool) -> None:
         shift(log) if glob else None
         shutil.copyfile(log, log.with_name(log.name + ".1"))
         w.write_due(into=w.window)  # what the writer wrote while the copy was made: lost with the truncation
         os.truncate(log, 0)
-    rotate.period = period  # type: ignore[attr-defined]
-    return rotate
+    return Rotation(period, rotate)
 
 
-def storm(work: Path, args: argparse.Namespace, rotate: Callable, glob: bool, poll: bool, seed: int) -> tuple:
+def storm(work: Path, args: argparse.Namespace, rotate: Rotation, glob: bool, poll: bool, seed: int) -> tuple:
     log = work / "mail.log"
     log.touch()
     pattern = str(work / "mail.log*") if glob else str(log)
@@ -183,7 +190,7 @@ def storm(work: Path, args: argparse.Namespace, rotate: Callable, glob: bool, po
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
             writer.run_until(min(end, time.monotonic() + rotate.period))
-            rotate(writer, log, glob)
+            rotate.apply(writer, log, glob)
         writer.close()
         expected = once(work, writer.written)
         return expected, settled(exporter, expected), once(work, writer.window) if writer.window else Counter()
@@ -192,7 +199,7 @@ def storm(work: Path, args: argparse.Namespace, rotate: Callable, glob: bool, po
 
 
 def restarts(work: Path, args: argparse.Namespace, seed: int, paths: list[Path], glob: str,
-             stop_signal: Callable[[random.Random], int], rotate: Callable | None = None) -> tuple:
+             stop_signal: Callable[[random.Random], int], rotate: Rotation | None = None) -> tuple:
     """Write for a random while, stop the exporter (rotating the log at most
     every 1.5 s), write while it is down, start it again with its state file."""
     for p in paths:
@@ -207,7 +214,7 @@ def restarts(work: Path, args: argparse.Namespace, seed: int, paths: list[Path],
         while time.monotonic() < end:
             writer.run_until(min(end, time.monotonic() + rng.uniform(0.5, 2.5)))
             if rotate is not None and time.monotonic() >= next_rotation:
-                rotate(writer, paths[0], False)
+                rotate.apply(writer, paths[0], False)
                 next_rotation = time.monotonic() + 1.5
             exporter.stop(stop_signal(rng))
             writer.run_until(time.monotonic() + rng.uniform(0, 0.5))  # written while down
@@ -232,6 +239,11 @@ def kill_9_with_rotations(work: Path, args: argparse.Namespace, seed: int) -> tu
     return restarts(work, args, seed, [log], str(log), lambda rng: signal.SIGKILL, rename_storm(0, 0.2))
 
 
+def storm_of(args: argparse.Namespace, rotate: Rotation, glob: bool, poll: bool) -> Callable[[Path, int], tuple]:
+    """A storm scenario: (its work directory, its seed) -> its figures."""
+    return lambda work, seed: storm(work, args, rotate, glob, poll, seed)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=int, default=2000, help="lines per second (default 2000)")
@@ -243,11 +255,9 @@ def main() -> int:
         for poll in (False, True):
             where = f"{'glob' if glob else 'single path'}, {'--poll' if poll else 'inotify'}"
             renames = rename_storm(0.1, 0.02) if not glob else rename_storm(0.5, 0.2)
-            scenarios.append((f"rename every {renames.period}s, {where}",
-                              lambda w, seed, r=renames, g=glob, p=poll: storm(w, args, r, g, p, seed)))
+            scenarios.append((f"rename every {renames.period}s, {where}", storm_of(args, renames, glob, poll)))
             copies = copytruncate_storm(0.5)
-            scenarios.append((f"copytruncate every {copies.period}s, {where}",
-                              lambda w, seed, c=copies, g=glob, p=poll: storm(w, args, c, g, p, seed)))
+            scenarios.append((f"copytruncate every {copies.period}s, {where}", storm_of(args, copies, glob, poll)))
     scenarios.append(("restarts (TERM or KILL) over a glob of 500 files",
                       lambda w, s: restarts_over_500_files(w, args, s)))
     scenarios.append(("kill -9 at random, rename rotations", lambda w, s: kill_9_with_rotations(w, args, s)))
