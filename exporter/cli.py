@@ -185,7 +185,7 @@ def run_once(settings: Settings, output: str, workers: int) -> int:
     metrics = ExporterMetrics(max_reply_series=settings.max_reply_series)
     paths = [(s.path, formats_for(s.format, settings.formats), s.service) for s in settings.sources if s.path]
     try:
-        scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers, settings.labeller(),
+        scan_files(paths, metrics.sink_for, settings.max_line_bytes, workers, settings.labeller(metrics.services),
                    settings.max_reply_series)
     except UnreadableLog as err:
         print(f"smtp-reply-exporter: {err}", file=sys.stderr)

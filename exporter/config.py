@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.configcheck import Checker, Problems, load_yaml
-from exporter.labels import DEFAULT_MAX_REPLY_SERIES, MAX_SERVICE_CHARS, OVERFLOW, Labeller
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, MAX_SERVICE_CHARS, OVERFLOW, Labeller, ServiceCap
 from exporter.lines import DEFAULT_MAX_LINE
 from exporter.parsers import AUTO, FORMATS, Format, with_custom
 from exporter.providers import ProviderTable
@@ -69,8 +69,9 @@ class Settings:
     reasons: ReasonRules = field(default_factory=ReasonRules.default)
     queue: QueueConfig | None = None  # no queue probe unless configured
 
-    def labeller(self) -> Labeller:
-        return Labeller(self.providers, self.reasons)
+    def labeller(self, services: ServiceCap | None = None) -> Labeller:
+        """A labeller with the config's tables; services: the cap of the metrics it feeds."""
+        return Labeller(self.providers, self.reasons, services)
 
 
 @dataclass(frozen=True)

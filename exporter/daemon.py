@@ -122,10 +122,10 @@ class Daemon:
         """Start following the configured sources; keep the ones already followed."""
         self.settings = settings
         # Sources already followed keep the tables they started with.
-        self._labeller = settings.labeller()
+        self._labeller = settings.labeller(self.metrics.services)
         for source in settings.sources:
-            if source.service is not None:  # its zero series from the start, as if seen
-                self.metrics.expect_service(source.service)
+            if source.service is not None:  # a place under the cap, whatever the logs hold first
+                self.metrics.services.label(source.service)
         files = {s.name: s for s in settings.sources if s.path}
         journals = {s.name: s for s in settings.sources if s.journal_units}
         for name in [name for name in self.sources if name not in files]:

@@ -97,7 +97,7 @@ class History:
         self._spill = tempfile.TemporaryFile(dir=spill_dir, prefix="smtp-reply-backfill-")
         self._pending: list[bytes] = []
         self.records = 0
-        self._services: set[str] = set()  # those whose zero series are made
+        self._services: set[str] = set()  # the delivering ones, whose zero series are made
 
     def commit(self, step: int, tally: Tally) -> None:
         """Add one step's tally; steps come in increasing order."""
@@ -155,8 +155,9 @@ class History:
             self._series(metric, key, step)
 
     def _zero_new_services(self, counts: Counts, step: int) -> None:
-        """A service's zero series (labels.zero_counts) from the step it first counts in, as the exporter shows them."""
-        for service in counts.services() - self._services:
+        """A service's zero series (labels.zero_counts) from the step of its
+        first delivery, as the exporter shows them."""
+        for service in counts.delivering_services() - self._services:
             self._services.add(service)
             zero = zero_counts(service)
             for key in zero.deliveries:

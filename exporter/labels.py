@@ -55,14 +55,14 @@ def capped_reply_key(key: tuple[str, ...], known: dict, limit: int) -> tuple[tup
     """(the key to count a reply under, whether it was folded for the cap).
 
     known: the keys counted so far. A folded key has code, enhanced (and so
-    stage and remote) set to what says "past the cap", and keeps its service
-    (at most MAX_SERVICES + 1 of them); folding one again gives itself.
+    stage, remote and service, for the bound to be strict) set to what says
+    "past the cap"; folding one again gives itself.
     """
     if key in known or len(known) < limit - _OVERFLOW_SETS or key[1] == OVERFLOW:
         return key, False
-    direction, _, reply_class, _, _, _, service = key
+    direction, _, reply_class, _, _, _, _ = key
     remote = "" if direction == INBOUND else OVERFLOW
-    return (direction, OVERFLOW, reply_class, OVERFLOW, "unknown", remote, service), True
+    return (direction, OVERFLOW, reply_class, OVERFLOW, "unknown", remote, OVERFLOW), True
 
 
 # The services a process counts under: set by the admin (syslog_name, the
@@ -75,9 +75,11 @@ MAX_SERVICE_CHARS = 64
 
 class ServiceCap:
     """The first MAX_SERVICES services seen are labels of their own; later
-    ones, and any longer than MAX_SERVICE_CHARS, count under `other`. ""
-    (counts restored from a state file written before the label existed)
-    takes no place."""
+    ones, and any longer than MAX_SERVICE_CHARS or holding a character that
+    does not print, count under `other`. Neither `other` nor "" (counts
+    restored from a state file written before the label existed) takes a
+    place. One cap serves a process's labellers and its metrics, so that they
+    agree on which services have names."""
 
     def __init__(self, limit: int = MAX_SERVICES) -> None:
         self.limit = limit
@@ -85,18 +87,20 @@ class ServiceCap:
 
     def label(self, service: str) -> str:
         known = self.known
-        if service in known or not service:
+        if service in known or not service or service == OVERFLOW:
             return service
-        if len(known) >= self.limit or len(service) > MAX_SERVICE_CHARS:
+        if len(known) >= self.limit or len(service) > MAX_SERVICE_CHARS or not service.isprintable():
             return OVERFLOW
         known.add(service)
         return service
 
 
 def zero_counts(service: str) -> Counts:
-    """The label sets a service shows at 0 before their first count, so that
-    rates and ratios of it exist from its start: its deliveries of each
-    status (to `other`), and its delay histogram of each status."""
+    """The label sets a service that delivers shows at 0 before their first
+    count, so that its rates and ratios by status exist from its first
+    delivery attempt on: its deliveries of each status (to `other`), and its
+    delay histogram of each status. A service that never delivers (smtpd,
+    submission) has none."""
     zero = Counts()
     for status in DELIVERY_STATUSES:
         zero.deliveries[(status, OTHER, service)] = 0
@@ -126,9 +130,12 @@ class Counts:
 
     def services(self) -> set[str]:
         """The services its label sets count under."""
-        services = {key[-1] for batch in (self.replies, self.reasons, self.deliveries, self.tls) for key in batch}
-        services.update(key[-2] for key in self.delays)  # (..., service, le)
-        return services
+        services = {key[-1] for batch in (self.replies, self.reasons, self.tls) for key in batch}
+        return services | self.delivering_services()
+
+    def delivering_services(self) -> set[str]:
+        """The services of its deliveries and delays."""
+        return {key[-1] for key in self.deliveries} | {key[-2] for key in self.delays}  # delays: (..., service, le)
 
     def merge(self, other: Counts, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES) -> None:
         """Add other's counts, folding reply sets past the cap as the metrics do,
@@ -151,10 +158,12 @@ _ADDED = ("reasons", "deliveries", "tls", "delays")
 
 
 class Labeller:
-    def __init__(self, providers: ProviderTable | None = None, reasons: ReasonRules | None = None) -> None:
+    def __init__(self, providers: ProviderTable | None = None, reasons: ReasonRules | None = None,
+                 services: ServiceCap | None = None) -> None:
+        """services: the cap of the metrics the counts go to (a fresh one for a tally of its own)."""
         self.providers = providers if providers is not None else ProviderTable.bundled()
         self.reasons = reasons if reasons is not None else ReasonRules.default()
-        self.services = ServiceCap()
+        self.services = services if services is not None else ServiceCap()
 
     def count(self, events: dict[str, dict[Event, int]], counts: Counts) -> None:
         """Add the label sets of a block's events (by the service they count

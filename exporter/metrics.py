@@ -230,8 +230,12 @@ class ExporterMetrics:
         self._sources = _SourceStatsCollector()
         r.register(self._sources)
 
-        self._services = ServiceCap()
-        self._zeroed_services: set[str] = set()
+        # The labellers feeding these metrics share it: one cap decides which
+        # services have names. Here it also holds over --once's worker
+        # processes and the rows restored from the state file.
+        self.services = ServiceCap()
+        self._named_services: set[str] = set()  # passed through the cap unchanged
+        self._delivering_services: set[str] = set()  # their zero series made
         self._delivery_children: dict[tuple[str, ...], Counter] = {}
         self._reason_children: dict[tuple[str, ...], Counter] = {}
         self._tls_children: dict[tuple[str, ...], Counter] = {}
@@ -256,37 +260,19 @@ class ExporterMetrics:
 
     def _with_capped_services(self, counts: Counts) -> Counts:
         """counts, its services past the cap (see ServiceCap) folded into
-        `other`. A service seen for the first time gets its zero series
-        (labels.zero_counts) first: the cap here holds over --once's worker
-        processes and the services restored from the state file too."""
+        `other`. A service's first delivery brings its zero series
+        (labels.zero_counts)."""
         services = counts.services()
-        if services <= self._zeroed_services:
-            return counts
-        labels = {service: self.expect_service(service) for service in sorted(services)}
-        if all(service == label for service, label in labels.items()):
-            return counts
-        folded = Counts()
-        for name in ("replies", "reasons", "deliveries", "tls"):
-            into = getattr(folded, name)
-            for key, n in getattr(counts, name).items():
-                key = (*key[:-1], labels[key[-1]])
-                into[key] = into.get(key, 0) + n
-        for key, n in counts.delays.items():
-            key = (*key[:-2], labels[key[-2]], key[-1])
-            folded.delays[key] = folded.delays.get(key, 0) + n
-        folded.overflow = counts.overflow
-        return folded
-
-    def expect_service(self, service: str) -> str:
-        """The label service counts under (see ServiceCap); the first time,
-        its zero series are made. The daemon calls it for the services its
-        config names, so that theirs exist from the start."""
-        label = self._services.label(service)
-        if label not in self._zeroed_services:
-            self._zeroed_services.add(label)
-            if label:
-                self._add(zero_counts(label))
-        return label
+        if not services <= self._named_services:
+            labels = {service: self.services.label(service) for service in sorted(services)}
+            self._named_services.update(service for service, label in labels.items() if service == label)
+            if any(service != label for service, label in labels.items()):
+                counts = _fold_services(counts, labels)
+        for service in sorted(counts.delivering_services() - self._delivering_services):
+            self._delivering_services.add(service)
+            if service:
+                self._add(zero_counts(service))
+        return counts
 
     def _add(self, counts: Counts) -> None:
         children = self._reply_children
@@ -365,6 +351,21 @@ class ExporterMetrics:
                     key = tuple(sample.labels.get(label, "") for label in labels)
                     totals[key] = totals.get(key, 0.0) + sample.value
         return totals
+
+
+def _fold_services(counts: Counts, labels: dict[str, str]) -> Counts:
+    """counts with each service replaced by its label (several may become one)."""
+    folded = Counts()
+    for name in ("replies", "reasons", "deliveries", "tls"):
+        into = getattr(folded, name)
+        for key, n in getattr(counts, name).items():
+            key = (*key[:-1], labels[key[-1]])
+            into[key] = into.get(key, 0) + n
+    for key, n in counts.delays.items():
+        key = (*key[:-2], labels[key[-2]], key[-1])
+        folded.delays[key] = folded.delays.get(key, 0) + n
+    folded.overflow = counts.overflow
+    return folded
 
 
 class _Histograms:

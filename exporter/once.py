@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller
+from exporter.labels import DEFAULT_MAX_REPLY_SERIES, Labeller, ServiceCap
 from exporter.lines import LineBuffer
 from exporter.parsers import Format
 from exporter.scanner import EventSink, LineScanner, Tally
@@ -138,10 +138,15 @@ def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
 # The labeller of a --once worker process, inherited through fork (its
 # caches are not picklable, and need not be).
 _worker_labeller: Labeller | None = None
+# A worker names every service its range holds, up to this guard against a
+# flood of tags, and the parent's metrics apply the cap of MAX_SERVICES: so a
+# service never counts under its name in one range and as `other` in another.
+WORKER_MAX_SERVICES = 1000
 
 
 def _init_worker(labeller: Labeller) -> None:
     global _worker_labeller  # noqa: PLW0603 - one per worker process, set once
+    labeller.services = ServiceCap(WORKER_MAX_SERVICES)
     _worker_labeller = labeller
 
 

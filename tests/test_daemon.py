@@ -17,7 +17,7 @@ from watchdog.observers import Observer
 
 from exporter.config import Settings, SourceConfig
 from exporter.daemon import Daemon, raise_open_files_limit
-from exporter.labels import REASON_LABELS, REPLY_LABELS
+from exporter.labels import MAX_SERVICES, REASON_LABELS, REPLY_LABELS
 from exporter.metrics import METRICS, ExporterMetrics
 from exporter.wakeup import Flag, Waker
 
@@ -63,31 +63,39 @@ def test_counts_new_lines_and_keeps_zero_series(tmp_path):
     d.poll()
     assert rejects(d) == 3
     reg = d.metrics.registry
-    # A service's first count brings its zero series: its rates exist from then on.
-    assert reg.get_sample_value("smtp_deliveries_total", {"status": "bounced", "remote": "other",
-                                                          "service": "postfix"}) == 0
+    # A service's first delivery brings its zero series: its rates by status
+    # exist from then on. Rejects alone (smtpd) bring none.
+    bounced = {"status": "bounced", "remote": "other", "service": "postfix"}
+    assert reg.get_sample_value("smtp_deliveries_total", bounced) is None
+    with open(tmp_path / "mail.log", "a") as f:
+        f.write(POSTFIX_SENT + "\n")
+    d.poll()
+    assert reg.get_sample_value("smtp_deliveries_total", bounced) == 0
+    assert reg.get_sample_value("smtp_deliveries_total", {**bounced, "status": "sent", "remote": "other"}) == 1
     source = str(tmp_path / "mail.log")
-    assert reg.get_sample_value("smtp_exporter_lines_total", {"source": source, "result": "matched"}) == 3
+    assert reg.get_sample_value("smtp_exporter_lines_total", {"source": source, "result": "matched"}) == 4
     assert reg.get_sample_value("smtp_exporter_source_last_read_timestamp_seconds", {"source": source}) > 0
 
 
-def test_a_source_with_a_service_counts_every_line_under_it_and_has_its_zero_series_from_the_start(tmp_path):
+def test_a_source_with_a_service_counts_every_line_under_it_and_keeps_its_name_past_the_cap(tmp_path):
     submission, mx = tmp_path / "submission.log", tmp_path / "mail.log"
     submission.touch()
     mx.touch()
     d = Daemon(Settings(sources=[SourceConfig(path=str(submission), service="submission"),
                                  SourceConfig(path=str(mx))]), ExporterMetrics())
-    reg = d.metrics.registry
-    zero = {"status": "bounced", "remote": "other"}
-    assert reg.get_sample_value("smtp_deliveries_total", {**zero, "service": "submission"}) == 0
-    assert reg.get_sample_value("smtp_deliveries_total", {**zero, "service": "postfix"}) is None  # not seen yet
+    d.poll()
+    # More tags than the cap, read before the configured source's first line:
+    # its place was kept at start.
+    with open(mx, "a") as f:
+        for i in range(MAX_SERVICES + 5):
+            f.write(REJECT.format(s=i, n=i, o=i).replace("postfix/smtpd", f"postfix-{i}/smtpd"))
     d.poll()
     write(submission, 0, 2)  # lines tagged postfix/smtpd
-    write(mx, 2, 3)
     d.poll()
+    reg = d.metrics.registry
     assert reg.get_sample_value("smtp_replies_total", {**KEY, "service": "submission"}) == 2
-    assert reg.get_sample_value("smtp_replies_total", KEY) == 3
-    assert reg.get_sample_value("smtp_deliveries_total", {**zero, "service": "postfix"}) == 0
+    named = {s.labels["service"] for f in reg.collect() if f.name == "smtp_replies" for s in f.samples}
+    assert len(named - {"other"}) == MAX_SERVICES and "submission" in named
 
 
 def test_restart_with_state_file_counts_each_line_once(tmp_path):

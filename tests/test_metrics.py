@@ -2,7 +2,9 @@
 
 from exporter.labels import MAX_SERVICES, Counts, Labeller
 from exporter.metrics import ExporterMetrics
+from exporter.parsers import FORMATS
 from exporter.replies import Reply
+from exporter.scanner import LineScanner
 
 LINES = {"matched": 9, "ignored": 1, "unrecognized": 0, "truncated": 0, "invalid_utf8": 0}
 
@@ -163,3 +165,46 @@ def test_the_labeller_caps_services_too_so_a_tally_stays_small():
     Labeller().count(events, counted)
     assert len(counted.services()) == MAX_SERVICES + 1
     assert sum(counted.replies.values()) == 100
+
+
+def reject(tag: str, code: str = "554", enhanced: str = "5.7.1") -> bytes:
+    return (f"Jan  1 00:00:00 host {tag}[1]: NOQUEUE: reject: RCPT from h[192.0.2.1]: {code} {enhanced} "
+            "<x@y>: no; from=<a@b> to=<x@y> proto=ESMTP helo=<h>\n").encode()
+
+
+def scanner_into(m, **kw):
+    """A Postfix scanner whose labeller shares the metrics' service cap, as the daemon's and --once's do."""
+    return LineScanner((FORMATS["postfix"],), m.sink_for("x"), 16384, Labeller(services=m.services), **kw)
+
+
+def test_other_takes_no_place_among_the_named_services():
+    m = ExporterMetrics()
+    names = [f"a{i:02d}" for i in range(10)] + [f"z{i:02d}" for i in range(11)]
+    scanner_into(m).feed(b"".join(reject(f"{name}/smtpd") for name in names))
+    assert len(services_of(m) - {"other"}) == MAX_SERVICES
+    assert value(m, "smtp_replies_total", direction="inbound", code="554", **{"class": "5xx"}, enhanced="5.7.1",
+                 stage="rcpt", remote="", service="other") == 1
+
+
+def test_a_service_named_first_keeps_its_place_whatever_the_logs_hold_before_its_lines():
+    m = ExporterMetrics()
+    m.services.label("submission")  # as the daemon does for a source's configured service
+    scanner_into(m).feed(b"".join(reject(f"postfix{i}/smtpd") for i in range(MAX_SERVICES + 3)))
+    scanner_into(m, service="submission").feed(reject("postfix/smtpd") * 5)
+    assert m.totals("smtp_replies_total", "service")[("submission",)] == 5
+
+
+def test_max_reply_series_is_strict_with_many_services():
+    m = ExporterMetrics(max_reply_series=100)
+    scanner_into(m).feed(b"".join(reject(f"postfix{i % 21}/smtpd", f"{c}{i % 50:02d}", f"{c}.7.{i}")
+                                  for i in range(400) for c in "45"))
+    assert len(reply_series(m)) <= 100
+    assert sum(s.value for s in reply_series(m)) == 800
+    folded = [s for s in reply_series(m) if s.labels["code"] == "other"]
+    assert {s.labels["service"] for s in folded} == {"other"}
+
+
+def test_a_tag_that_does_not_print_counts_as_other():
+    m = ExporterMetrics()
+    m.add_counts(counts({("inbound", "550", "5xx", "5.1.1", "rcpt", "", "post\x00fix"): 1}))
+    assert services_of(m) == {"other"}

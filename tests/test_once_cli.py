@@ -5,7 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_once, samples
+from helpers import REPO, replies_by, run_once, samples
+
+from exporter.labels import MAX_SERVICES
 
 DATA = Path(__file__).parent / "data"
 LOG = DATA / "once.log"
@@ -66,6 +68,27 @@ def test_parallel_workers_count_the_same_as_one(tmp_path):
         "remote": "", "service": "postfix",
     }.items())))
     assert two[key] == 40_000
+
+
+@pytest.mark.slow
+def test_past_the_service_cap_workers_keep_each_named_service_whole(tmp_path):
+    # Which services keep a name past the cap depends on the order they are
+    # read in; what one is counted under its name must be all of it.
+    big = tmp_path / "instances.log"
+    text = LOG.read_text()
+    with open(big, "w") as f:
+        for i in range(12_000):  # past the size where --once splits the file
+            f.write(text.replace("postfix/", f"postfix-{i % 30}/"))
+    one, two = run_once("--workers", "1", str(big)), run_once("--workers", "2", str(big))
+    assert one.returncode == two.returncode == 0, two.stderr.decode()[-2000:]
+    by_one, by_two = (replies_by(r.stdout.decode(), "service", "direction", "class") for r in (one, two))
+    named = {key for key in by_one.keys() & by_two.keys() if key[0] != "other"}
+    assert len({service for service, *_ in named}) >= 10
+    assert all(by_one[key] == by_two[key] for key in named)
+    for counted in (by_one, by_two):
+        assert len({service for service, *_ in counted} - {"other"}) == MAX_SERVICES
+    total = lambda counted: sum(counted.values())  # noqa: E731
+    assert total(by_one) == total(by_two) > 0
 
 
 def test_two_files_add_up():

@@ -59,10 +59,22 @@ def test_take_gives_what_parse_gives(format_name, line, service):
 
 @pytest.mark.parametrize("tag,service", [
     ("postfix/submission/smtpd", "postfix/submission"), ("postfix-out/smtp", "postfix-out"),
-    ("postfix/smtpd", "postfix"), ("exim4", "exim4"), ("sm-mta", "sm-mta"), ("/smtpd", "/smtpd"),
+    ("postfix/smtpd", "postfix"), ("exim4", "exim4"), ("sm-mta", "sm-mta"), ("/smtpd", ""),
 ])
 def test_the_process_name_is_left_off_the_tag(tag, service):
     assert service_of_tag(tag) == service
+
+
+def test_a_tag_with_no_name_before_the_process_counts_under_the_format_name_on_every_path():
+    # "" is what rows restored from an older state file carry (to Prometheus:
+    # no label at all); no line may count under it.
+    block = (b"Nov 28 20:33:32 mx /smtpd[1]: " + REJECT.encode() + b"\n"
+             b"Nov 28 20:33:32 mx /smtpd[1]: Anonymous TLS connection established from a[192.0.2.1]: TLSv1.3 "
+             b"with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n")
+    tally = Tally()
+    LineScanner((FORMATS["postfix"],), tally).feed(block)
+    assert tally.counts.services() == {"postfix"}
+    assert sum(tally.counts.tls.values()) == 1 and sum(tally.counts.replies.values()) == 1
 
 
 def test_a_configured_service_takes_every_line_and_block_count_of_its_source():

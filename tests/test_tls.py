@@ -1,6 +1,8 @@
 """TLS: what each MTA logs of a connection that used TLS, read into Tls events
 (Postfix's over whole blocks, the others' line by line)."""
 
+import tracemalloc
+
 import pytest
 
 from exporter.parsers import FORMATS, exim, opensmtpd, postfix, sendmail
@@ -35,6 +37,22 @@ def test_postfix_counts_a_block_of_tls_lines():
     assert lines == 2 * len(POSTFIX_LINES)
     assert events == {(tls, "postfix/submission" if "submission/smtpd" in line else "postfix"): 2
                       for line, tls in POSTFIX_LINES}
+
+
+def test_postfix_a_tag_longer_than_any_real_one_costs_no_more_than_its_line():
+    # The tag is read within a bounded window: once, a tag without a space in
+    # it made each line keep a copy of the block up to it.
+    tls = b"Anonymous TLS connection established from h[192.0.2.1]: TLSv1.3 with cipher X\n"
+    block = (b"Jan  1 00:00:00 host " + b"p" * 200 + b"/smtpd[1]: " + tls) * 2000
+    tracemalloc.start()
+    try:
+        events, lines = postfix.count_block(block)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(block)
+    assert lines == 2000  # counted, under a service the labeller folds into `other` (longer than 64)
+    assert all(len(service) > 64 for _, service in events)
 
 
 def test_postfix_tls_phrase_outside_a_postfix_tagged_line_counts_nothing():

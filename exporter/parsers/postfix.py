@@ -112,7 +112,7 @@ def take(line: str) -> tuple[Sequence[Event] | None, str]:
     slash = line.rfind("/", start, bracket)
     if bracket < 0 or slash < 0:
         return None, ""  # Postfix always logs name/daemon[pid]
-    service = line[start:slash]
+    service = line[start:slash] or "postfix"  # "/smtpd[1]": no name before the daemon's
     daemon = line[slash + 1 : bracket]
     message = line[end + 3 :]
     if daemon in _OUTBOUND_DAEMONS:
@@ -423,8 +423,11 @@ def count_block(block: bytes) -> tuple[dict[tuple[Event, str], int], int]:
         bracket = rfind(b"[", max(tag_end - _MAX_TAG, 0), tag_end) if tag_end >= 0 else -1
         if start and bracket >= 0:
             stop = find(b" ", start, end)
+            # A tag is read within _MAX_TAG bytes: a longer one is cut there
+            # (and counts as `other`), never a slice of the block.
+            farthest = max(bracket - _MAX_TAG, 0)
             append((block[tag_end + 3 : at], block[after : host - 1], block[start : stop if stop > 0 else end],
-                    block[rfind(b" ", max(bracket - _MAX_TAG, 0), bracket) + 1 : bracket]))
+                    block[(rfind(b" ", farthest, bracket) + 1 or farthest) : bracket]))
         at = find(_TLS_ESTABLISHED, end)  # one per line, and always onwards
     events: dict[tuple[Event, str], int] = {}
     lines = 0
@@ -433,7 +436,7 @@ def count_block(block: bytes) -> tuple[dict[tuple[Event, str], int], int]:
         if trust is None or direction not in _TLS_DIRECTIONS or b"/" not in tag or b"\n" in tag:
             continue
         event = Tls(_TLS_DIRECTIONS[direction], tls_protocol(version.decode("ascii", "replace")), trust)
-        key = (event, service_of_tag(tag.decode("utf-8", "replace")))
+        key = (event, service_of_tag(tag.decode("utf-8", "replace")) or "postfix")
         events[key] = events.get(key, 0) + n
         lines += n
     return events, lines

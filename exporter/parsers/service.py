@@ -19,9 +19,10 @@ ServiceFn = Callable[[str], str]
 
 
 def service_of_tag(tag: str) -> str:
-    """A syslog tag (without [pid]) without its last, process-name part."""
+    """A syslog tag (without [pid]) without its last, process-name part
+    ("" when that is all of it: the caller names the service then)."""
     slash = tag.rfind("/")
-    return tag[:slash] if slash > 0 else tag
+    return tag[:slash] if slash >= 0 else tag
 
 
 def tagged(untagged: str) -> ServiceFn:
@@ -36,8 +37,7 @@ def _service_of_line(untagged: str, line: str) -> str:
     bracket = line.rfind("[", 0, end) if end > 0 else -1
     if bracket <= 0:
         return untagged
-    tag = line[line.rfind(" ", 0, bracket) + 1 : bracket]
-    return service_of_tag(tag) if tag else untagged
+    return service_of_tag(line[line.rfind(" ", 0, bracket) + 1 : bracket]) or untagged
 
 
 def constant(name: str) -> ServiceFn:
