@@ -214,10 +214,18 @@ def test_aggregations_name_the_labels_they_keep():
 def test_every_threshold_has_an_effective_rule_and_a_missing_alert():
     records = {r["record"] for r in rules("record")}
     missing_expr = next(r["expr"] for r in rules("alert") if r["alert"] == "SmtpAlertThresholdsMissing")
+    per_service = {name for name, labels, _ in thresholds() if "service" in labels}
     for name, labels, _ in thresholds():
+        if "service" in labels:
+            # A service's value refines the default of its direction: resolved
+            # per service, and not required (the default stands in for it).
+            assert f"instance_direction_service:smtp_threshold_{name}:effective" in records, (name, labels)
+            continue
         level = "instance_direction" if "direction" in labels else "instance"
         assert f"{level}:smtp_threshold_{name}:effective" in records, name
-        selector = ", ".join(['instance=""'] + [f'{k}="{v}"' for k, v in labels.items()])
+        # The default of a threshold that has service values is the series without one.
+        keys = ['instance=""'] + (['service=""'] if name in per_service else [])
+        selector = ", ".join(keys + [f'{k}="{v}"' for k, v in labels.items()])
         assert f"absent(smtp:threshold:{name}{{{selector}}})" in missing_expr, (name, labels)
         assert f'"threshold", "{name}"' in missing_expr, name
     # Every effective threshold an alert reads exists.
@@ -258,8 +266,9 @@ def test_thresholds_are_documented_with_their_defaults():
             assert re.search(rf"(?<![\d.]){re.escape(value)}(?![\d.])", region), (
                 f"default {value} of smtp:threshold:{name}{labels or ''} not stated in {where}"
             )
-            if "direction" in labels:
-                assert labels["direction"] in region, (name, labels, where)
+            for label in ("direction", "service"):
+                if label in labels:
+                    assert labels[label] in region, (name, labels, where)
 
 
 # --- rules_for_tests.py -----------------------------------------------------
