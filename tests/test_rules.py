@@ -317,6 +317,23 @@ def test_write_test_rules_rewrites_a_copy(tmp_path):
     assert got[("smtp:threshold:reply_5xx_ratio", (("direction", "inbound"),))] == "vector(0.50)"
 
 
+def test_write_test_rules_changes_a_services_threshold_only_when_named(tmp_path):
+    paths = _rules_for_tests().write_test_rules(
+        tmp_path,
+        thresholds={"reply_5xx_ratio{direction=inbound}": 0.7,
+                    "reply_4xx_ratio{direction=inbound, service=postfix/submission}": 0.3},
+    )
+    got = {
+        (r["record"], tuple(sorted((r.get("labels") or {}).items()))): r["expr"]
+        for r in rules("record", [p for p in paths if p.name == THRESHOLDS_FILE.name])
+    }
+    inbound, submission = ("direction", "inbound"), ("service", "postfix/submission")
+    assert got[("smtp:threshold:reply_5xx_ratio", (inbound,))] == "vector(0.7)"
+    assert got[("smtp:threshold:reply_5xx_ratio", (inbound, submission))] == "vector(0.10)"
+    assert got[("smtp:threshold:reply_4xx_ratio", (inbound,))] == "vector(0.50)"
+    assert got[("smtp:threshold:reply_4xx_ratio", (inbound, submission))] == "vector(0.3)"
+
+
 def test_write_test_rules_for_one_alert(tmp_path):
     rft = _rules_for_tests()
     paths = rft.write_test_rules(tmp_path, for_={"SmtpReply5xxRatioHigh": "1m"})
@@ -332,6 +349,7 @@ def test_write_test_rules_for_one_alert(tmp_path):
         {"for_": "10"},
         {"thresholds": {"no_such_threshold": 1}},
         {"thresholds": {"reply_5xx_ratio{direction=sideways}": 1}},
+        {"thresholds": {"reply_5xx_ratio{direction=inbound, service=exim4}": 1}},
         {"windows": {"5m": "soon"}},
     ],
 )
