@@ -271,7 +271,7 @@ def _alert_threshold_defaults() -> dict[tuple[str, str | None], float]:
         for rule in group.get("rules", []):
             labels = rule.get("labels") or {}
             m = re.fullmatch(r"\s*vector\(\s*([-+0-9.eE]+)\s*\)\s*", str(rule.get("expr", "")))
-            if "record" in rule and m and "instance" not in labels:
+            if "record" in rule and m and "instance" not in labels and "service" not in labels:
                 out[(rule["record"], labels.get("direction"))] = float(m[1])
     return out
 

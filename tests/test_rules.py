@@ -214,10 +214,18 @@ def test_aggregations_name_the_labels_they_keep():
 def test_every_threshold_has_an_effective_rule_and_a_missing_alert():
     records = {r["record"] for r in rules("record")}
     missing_expr = next(r["expr"] for r in rules("alert") if r["alert"] == "SmtpAlertThresholdsMissing")
+    per_service = {name for name, labels, _ in thresholds() if "service" in labels}
     for name, labels, _ in thresholds():
+        if "service" in labels:
+            # A service's value refines the default of its direction: resolved
+            # per service, and not required (the default stands in for it).
+            assert f"instance_direction_service:smtp_threshold_{name}:effective" in records, (name, labels)
+            continue
         level = "instance_direction" if "direction" in labels else "instance"
         assert f"{level}:smtp_threshold_{name}:effective" in records, name
-        selector = ", ".join(['instance=""'] + [f'{k}="{v}"' for k, v in labels.items()])
+        # The default of a threshold that has service values is the series without one.
+        keys = ['instance=""'] + (['service=""'] if name in per_service else [])
+        selector = ", ".join(keys + [f'{k}="{v}"' for k, v in labels.items()])
         assert f"absent(smtp:threshold:{name}{{{selector}}})" in missing_expr, (name, labels)
         assert f'"threshold", "{name}"' in missing_expr, name
     # Every effective threshold an alert reads exists.
@@ -258,8 +266,9 @@ def test_thresholds_are_documented_with_their_defaults():
             assert re.search(rf"(?<![\d.]){re.escape(value)}(?![\d.])", region), (
                 f"default {value} of smtp:threshold:{name}{labels or ''} not stated in {where}"
             )
-            if "direction" in labels:
-                assert labels["direction"] in region, (name, labels, where)
+            for label in ("direction", "service"):
+                if label in labels:
+                    assert labels[label] in region, (name, labels, where)
 
 
 # --- rules_for_tests.py -----------------------------------------------------
@@ -308,6 +317,23 @@ def test_write_test_rules_rewrites_a_copy(tmp_path):
     assert got[("smtp:threshold:reply_5xx_ratio", (("direction", "inbound"),))] == "vector(0.50)"
 
 
+def test_write_test_rules_changes_a_services_threshold_only_when_named(tmp_path):
+    paths = _rules_for_tests().write_test_rules(
+        tmp_path,
+        thresholds={"reply_5xx_ratio{direction=inbound}": 0.7,
+                    "reply_4xx_ratio{direction=inbound, service=postfix/submission}": 0.3},
+    )
+    got = {
+        (r["record"], tuple(sorted((r.get("labels") or {}).items()))): r["expr"]
+        for r in rules("record", [p for p in paths if p.name == THRESHOLDS_FILE.name])
+    }
+    inbound, submission = ("direction", "inbound"), ("service", "postfix/submission")
+    assert got[("smtp:threshold:reply_5xx_ratio", (inbound,))] == "vector(0.7)"
+    assert got[("smtp:threshold:reply_5xx_ratio", (inbound, submission))] == "vector(0.10)"
+    assert got[("smtp:threshold:reply_4xx_ratio", (inbound,))] == "vector(0.50)"
+    assert got[("smtp:threshold:reply_4xx_ratio", (inbound, submission))] == "vector(0.3)"
+
+
 def test_write_test_rules_for_one_alert(tmp_path):
     rft = _rules_for_tests()
     paths = rft.write_test_rules(tmp_path, for_={"SmtpReply5xxRatioHigh": "1m"})
@@ -323,6 +349,7 @@ def test_write_test_rules_for_one_alert(tmp_path):
         {"for_": "10"},
         {"thresholds": {"no_such_threshold": 1}},
         {"thresholds": {"reply_5xx_ratio{direction=sideways}": 1}},
+        {"thresholds": {"reply_5xx_ratio{direction=inbound, service=exim4}": 1}},
         {"windows": {"5m": "soon"}},
     ],
 )

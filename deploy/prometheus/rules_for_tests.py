@@ -27,7 +27,8 @@ duration text: {"5m": "30s"} changes `[5m]` and `offset 5m`, not `[15m]`.
 Threshold names are those of smtp:threshold:NAME in
 smtp-reply-exporter.thresholds.yml; a `{label=value,...}` suffix picks one of
 several defaults (reply_5xx_ratio and reply_4xx_ratio have one per
-direction); only defaults (rules without an `instance` label) change.
+direction, and some per service: those change only when the key names their
+service); only defaults (rules without an `instance` label) change.
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ def _parse_threshold_key(key: str) -> tuple[str, dict[str, str]]:
     return m.group(1), labels
 
 
+def _threshold_matches(rule_labels: Mapping[str, str], key_labels: Mapping[str, str]) -> bool:
+    """Whether a threshold key's labels pick a default with these labels: all
+    of the key's labels match, and a per-service value only by its service."""
+    return (all(rule_labels.get(k) == v for k, v in key_labels.items())
+            and rule_labels.get("service") == key_labels.get("service"))
+
+
 def rewrite_rules(
     doc: Mapping,
     *,
@@ -130,7 +138,7 @@ def rewrite_rules(
                 name = record[len(THRESHOLD_PREFIX):]
                 labels = rule.get("labels") or {}
                 for (want_name, want_labels), value in wanted:
-                    if want_name == name and all(labels.get(k) == v for k, v in want_labels.items()):
+                    if want_name == name and _threshold_matches(labels, want_labels):
                         rule["expr"] = f"vector({value!r})"
     return doc
 
@@ -187,7 +195,7 @@ def write_test_rules(
     ]
     for key in thresholds or {}:
         name, labels = _parse_threshold_key(key)
-        if not any(n == name and all(have.get(k) == v for k, v in labels.items()) for n, have in defaults):
+        if not any(n == name and _threshold_matches(have, labels) for n, have in defaults):
             raise ValueError(f"thresholds: no default smtp:threshold:{key} in {', '.join(map(str, files))}")
 
     written = []
