@@ -91,6 +91,10 @@ EXPECTED_EMPTY = {
             "Outbound replies by class",
             "Share of outbound delivery attempts with TLS",
             "TLS connections by direction and protocol",
+            # A service's delivery series come with its first delivery attempt.
+            "Deliveries by status",
+            "Deliveries in range by status",
+            "Delivery delay p50 and p95 by status",
         )
     },
     ("smtp-reply-drilldown.json", "unseen"): {
