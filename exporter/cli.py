@@ -223,7 +223,7 @@ def run_daemon(settings: Settings, web_config: WebConfig | None, args: argparse.
     # Fix the start positions ("the end of each file present at start-up")
     # before the metrics are served, so that a client that sees the exporter
     # up knows every line written from then on will be counted.
-    daemon.poll()
+    daemon.poll(stop.is_set)
     try:
         server = serve(metrics.registry, settings.listen_addresses, settings.telemetry_path, web_config, sockets)
     except OSError as err:

@@ -219,10 +219,12 @@ class Daemon:
         return dirs
 
     # -- the loop -----------------------------------------------------------------
-    def poll(self) -> int:
-        """Poll every source once; return how many bytes were read."""
-        read = sum(source.poll() for source in self.sources.values())
-        read += sum(journal.poll() for journal in self.journals.values())
+    def poll(self, stopping: Callable[[], bool] = lambda: False) -> int:
+        """Poll every source once; return how many bytes were read. Once
+        stopping() says so (SIGTERM), the files and journals not read yet
+        wait for the next start, so that a backlog cannot hold up the stop."""
+        read = sum(source.poll(stopping) for source in self.sources.values())
+        read += sum(journal.poll() for journal in self.journals.values() if not stopping())
         stats = [(path, f.stats) for s in self.sources.values() for path, f in s.followers.items()]
         stats += [(name, j.stats) for name, j in self.journals.items()]
         self.metrics.update_sources(stats)
@@ -285,7 +287,7 @@ class Daemon:
                 if gap > 0:
                     time.sleep(gap)
                 last = time.monotonic()
-                read = self.poll()
+                read = self.poll(stop.is_set)
                 interval = BUSY_POLL_INTERVAL if read else min(2 * interval, self.settings.poll_interval_seconds)
                 # Quiet: a write wakes the loop. Busy: the timer reads as often
                 # as wake-ups would be merged anyway.
@@ -302,7 +304,7 @@ class Daemon:
             if observer is not None:
                 observer.stop()
                 observer.join(timeout=5)
-            self.poll()
+            self.poll(stop.is_set)
             self.save_state()
             followed: list[LogSource | JournalSource] = [*self.sources.values(), *self.journals.values()]
             for source in followed:

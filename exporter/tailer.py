@@ -664,10 +664,17 @@ class LogSource:
             head = os.path.dirname(head)
         return {head if self._is_glob else os.path.dirname(self.pattern) or "."}
 
-    def poll(self) -> int:
-        """Poll the followers, and follow the glob's new matches; return how many bytes were read."""
+    def poll(self, stopping: Callable[[], bool] = lambda: False) -> int:
+        """Poll the followers, and follow the glob's new matches; return how
+        many bytes were read. Once stopping() says so, the followed files not
+        polled yet wait, so that a stop comes within one file's read and not a
+        glob's backlog: they are read from their saved positions at the next
+        start. New matches are still followed and read: a file first seen at
+        the next start would be taken as there before it, and read from its end."""
         read = 0
         for path, follower in list(self.followers.items()):
+            if stopping():
+                return read
             read += follower.poll()
             if self._is_glob and follower.finished:
                 del self.followers[path]  # deleted; the ledger still knows how far it was read

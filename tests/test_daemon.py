@@ -114,6 +114,25 @@ def test_restart_with_state_file_counts_each_line_once(tmp_path):
     assert rejects(e) == 18
 
 
+def test_a_stop_during_a_backlog_leaves_the_files_not_read_yet_to_the_next_start(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(5):
+        write(logs / f"mx{i}.log", 10 * i, 10)
+    settings = Settings(sources=[SourceConfig(path=str(logs / "*.log"))], state_file=str(tmp_path / "state.json"))
+    d = Daemon(settings, ExporterMetrics())
+    d.poll()  # follows them from their ends
+    for i in range(5):
+        write(logs / f"mx{i}.log", 100 + 10 * i, 10)  # the backlog
+    polled = []
+    d.poll(lambda: len(polled) >= 2 or bool(polled.append(1)))  # SIGTERM after two files
+    d.save_state()
+    assert rejects(d) == 20
+    e = Daemon(settings, ExporterMetrics())
+    e.poll()
+    assert rejects(e) == 50  # the other three files' backlog, read once
+
+
 def rows(snapshot):
     """A snapshot's rows in an order that does not depend on counting order."""
     return sorted(json.dumps(row, sort_keys=True) for row in snapshot)
