@@ -234,7 +234,6 @@ class ExporterMetrics:
         # services have names. Here it also holds over --once's worker
         # processes and the rows restored from the state file.
         self.services = ServiceCap()
-        self._named_services: set[str] = set()  # passed through the cap unchanged
         self._delivering_services: set[str] = set()  # their zero series made
         self._delivery_children: dict[tuple[str, ...], Counter] = {}
         self._reason_children: dict[tuple[str, ...], Counter] = {}
@@ -262,12 +261,9 @@ class ExporterMetrics:
         """counts, its services past the cap (see ServiceCap) folded into
         `other`. A service's first delivery brings its zero series
         (labels.zero_counts)."""
-        services = counts.services()
-        if not services <= self._named_services:
-            labels = {service: self.services.label(service) for service in sorted(services)}
-            self._named_services.update(service for service, label in labels.items() if service == label)
-            if any(service != label for service, label in labels.items()):
-                counts = _fold_services(counts, labels)
+        labels = {service: self.services.label(service) for service in sorted(counts.services())}
+        if any(service != label for service, label in labels.items()):
+            counts = _fold_services(counts, labels)
         for service in sorted(counts.delivering_services() - self._delivering_services):
             self._delivering_services.add(service)
             if service:
