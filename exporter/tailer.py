@@ -674,7 +674,7 @@ class LogSource:
         read = 0
         for path, follower in list(self.followers.items()):
             if stopping():
-                return read
+                break
             read += follower.poll()
             if self._is_glob and follower.finished:
                 del self.followers[path]  # deleted; the ledger still knows how far it was read

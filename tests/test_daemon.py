@@ -131,6 +131,16 @@ def test_a_stop_during_a_backlog_leaves_the_files_not_read_yet_to_the_next_start
     e = Daemon(settings, ExporterMetrics())
     e.poll()
     assert rejects(e) == 50  # the other three files' backlog, read once
+    # A file that appears as the stop comes is still followed and read: at
+    # the next start it would be taken as there before it, and read from its end.
+    write(logs / "mx0.log", 200, 4)
+    write(logs / "new.log", 300, 3)
+    e.poll(lambda: True)
+    e.save_state()
+    assert rejects(e) == 53
+    f = Daemon(settings, ExporterMetrics())
+    f.poll()
+    assert rejects(f) == 57
 
 
 def rows(snapshot):
