@@ -97,9 +97,8 @@ def tls_protocol(version: str) -> str:
     """TLS_PROTOCOLS' name of a logged version: "TLSv1.3" (OpenSSL), "TLS1.3"
     (Exim with GnuTLS), "TLSv1.0"; "other" for SSLv3 and anything else."""
     number = version.removeprefix("TLSv").removeprefix("TLS")
-    if number in ("1", "1.0"):
-        return "TLSv1"
-    return f"TLSv{number}" if number in ("1.1", "1.2", "1.3") else "other"
+    name = "TLSv1" if number in ("1", "1.0") else f"TLSv{number}"
+    return name if name in TLS_PROTOCOLS else "other"
 
 
 # What a parser gives for one line.

@@ -86,13 +86,8 @@ class LineClock:
         """The line's time in microseconds since the epoch, None if it shows none."""
         first = line[:1]
         if first.isdigit():
-            m = _RFC3339.match(line)
-            if m is not None:
-                return self._stamp(m, m[8])
-            m = _EXIM.match(line)
-            if m is not None:
-                return self._stamp(m, m[8])
-            return None
+            m = _RFC3339.match(line) or _EXIM.match(line)
+            return self._stamp(m) if m is not None else None
         m = _CLASSIC.match(line)
         if m is None:
             return None
@@ -102,7 +97,9 @@ class LineClock:
         year = self._classic_year(month, int(m[2]))
         return self._local(year, month, int(m[2]), int(m[3]), int(m[4]), int(m[5]), _fraction_us(m[6]))
 
-    def _stamp(self, m: re.Match[bytes], offset: bytes | None) -> int | None:
+    def _stamp(self, m: re.Match[bytes]) -> int | None:
+        """The time of an RFC 3339 or Exim stamp; its zone offset (group 8), if any, or the local zone's."""
+        offset: bytes | None = m[8]
         fields = int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6])
         fraction = _fraction_us(m[7])
         if offset is None:

@@ -42,7 +42,6 @@ import re
 from collections.abc import Sequence
 
 from exporter.parsers.presence import LineStart
-from exporter.parsers.service import tagged
 from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
@@ -126,12 +125,10 @@ def parse(line: str) -> Sequence[Event] | None:
     return []  # mda (local delivery), and others that carry no SMTP reply
 
 
-_syslog_service = tagged("opensmtpd")
-
-
 def service(line: str) -> str:
-    """smtpd (its syslog tag), or opensmtpd for a prefixless `smtpd -d` line."""
-    return "opensmtpd" if _prefixless(line) else _syslog_service(line)
+    """opensmtpd for a prefixless `smtpd -d` line; else smtpd, the only tag
+    _body takes."""
+    return "opensmtpd" if _prefixless(line) else "smtpd"
 
 
 def _prefixless(line: str) -> bool:
