@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,15 +35,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 import postfix_log_gen
+from bench_daemon import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ("direction", "code", "class", "enhanced", "stage", "remote")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def replies(exposition: str) -> Counter:

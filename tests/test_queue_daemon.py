@@ -76,6 +76,6 @@ def test_a_hung_probe_never_delays_metrics(tmp_path):
     finally:
         status = exporter.stop()
     assert status == 0
-    errors = (tmp_path / f"exporter-{exporter.port}.err").read_text()
+    errors = exporter.errors()
     failures = [line for line in errors.splitlines() if "queue probe" in line and "failed" in line]
     assert len(failures) == 1 and "timed out after 1s" in failures[0], errors
