@@ -130,12 +130,23 @@ class Counts:
 
     def services(self) -> set[str]:
         """The services its label sets count under."""
-        services = {key[-1] for batch in (self.replies, self.reasons, self.tls) for key in batch}
-        return services | self.delivering_services()
+        return {key[at] for name, at in _SERVICE_AT.items() for key in getattr(self, name)}
 
     def delivering_services(self) -> set[str]:
         """The services of its deliveries and delays."""
-        return {key[-1] for key in self.deliveries} | {key[-2] for key in self.delays}  # delays: (..., service, le)
+        return {key[_SERVICE_AT[name]] for name in ("deliveries", "delays") for key in getattr(self, name)}
+
+    def with_services(self, labels: dict[str, str]) -> Counts:
+        """A copy with each service replaced by its label in labels (several may become one)."""
+        renamed = Counts()
+        for name, at in _SERVICE_AT.items():
+            into = getattr(renamed, name)
+            for key, n in getattr(self, name).items():
+                i = len(key) + at
+                key = (*key[:i], labels[key[i]], *key[i + 1 :])
+                into[key] = into.get(key, 0) + n
+        renamed.overflow = self.overflow
+        return renamed
 
     def merge(self, other: Counts, max_reply_series: int = DEFAULT_MAX_REPLY_SERIES) -> None:
         """Add other's counts, folding reply sets past the cap as the metrics do,
@@ -155,6 +166,9 @@ class Counts:
 
 
 _ADDED = ("reasons", "deliveries", "tls", "delays")
+# Where each batch's keys hold the service: last, but before `le` in a
+# histogram's (see BUCKET_BOUNDS).
+_SERVICE_AT = {"replies": -1, "reasons": -1, "deliveries": -1, "tls": -1, "delays": -2}
 
 
 class Labeller:

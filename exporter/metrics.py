@@ -263,7 +263,7 @@ class ExporterMetrics:
         (labels.zero_counts)."""
         labels = {service: self.services.label(service) for service in sorted(counts.services())}
         if any(service != label for service, label in labels.items()):
-            counts = _fold_services(counts, labels)
+            counts = counts.with_services(labels)
         for service in sorted(counts.delivering_services() - self._delivering_services):
             self._delivering_services.add(service)
             if service:
@@ -347,21 +347,6 @@ class ExporterMetrics:
                     key = tuple(sample.labels.get(label, "") for label in labels)
                     totals[key] = totals.get(key, 0.0) + sample.value
         return totals
-
-
-def _fold_services(counts: Counts, labels: dict[str, str]) -> Counts:
-    """counts with each service replaced by its label (several may become one)."""
-    folded = Counts()
-    for name in ("replies", "reasons", "deliveries", "tls"):
-        into = getattr(folded, name)
-        for key, n in getattr(counts, name).items():
-            key = (*key[:-1], labels[key[-1]])
-            into[key] = into.get(key, 0) + n
-    for key, n in counts.delays.items():
-        key = (*key[:-2], labels[key[-2]], key[-1])
-        folded.delays[key] = folded.delays.get(key, 0) + n
-    folded.overflow = counts.overflow
-    return folded
 
 
 class _Histograms:

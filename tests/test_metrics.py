@@ -1,6 +1,6 @@
 """ExporterMetrics on a fresh registry, read back with get_sample_value."""
 
-from exporter.labels import MAX_SERVICES, Counts, Labeller
+from exporter.labels import MAX_SERVICES, SUM, Counts, Labeller
 from exporter.metrics import ExporterMetrics
 from exporter.parsers import FORMATS
 from exporter.replies import Reply
@@ -208,3 +208,13 @@ def test_a_tag_that_does_not_print_counts_as_other():
     m = ExporterMetrics()
     m.add_counts(counts({("inbound", "550", "5xx", "5.1.1", "rcpt", "", "post\x00fix"): 1}))
     assert services_of(m) == {"other"}
+
+
+def test_past_the_service_cap_delays_fold_into_other_too():
+    m = ExporterMetrics()
+    for i in range(MAX_SERVICES + 2):
+        c = Counts()
+        c.delays.update({("sent", f"s{i}", "0.1"): 1, ("sent", f"s{i}", SUM): 0.1})
+        m.add_counts(c)
+    assert value(m, "smtp_delivery_delay_seconds_count", status="sent", service="other") == 2
+    assert value(m, "smtp_delivery_delay_seconds_count", status="sent", service="s0") == 1
