@@ -211,12 +211,19 @@ _UNITS = re.compile(r"(?:[0-9]+[wdhm])*(?:[0-9]+(?:\.[0-9]+)?s)?")
 _UNIT_PART = re.compile(r"([0-9.]+)([wdhms])")
 
 
+# Cached: a log repeats its delays (two significant digits), so most lines
+# reuse the event of an earlier one.
 @lru_cache(maxsize=4096)
+def delay_event(status: str, text: str) -> Delay | None:
+    """The Delay of a delivery attempt with this status whose logged delay is text, None when text is no duration."""
+    seconds = duration_seconds(text)
+    return None if seconds is None else Delay(status, seconds)
+
+
 def duration_seconds(text: str) -> float | None:
     """Seconds of a logged duration: Postfix's "0.52", Sendmail's "00:01:02"
     and "2+03:04:05" (days+), Exim's and OpenSMTPD's "1d2h3m4s", "0s",
-    "0.125s"; None when text is none of those. Cached: mail logs repeat their
-    delays."""
+    "0.125s"; None when text is none of those."""
     if _NUMBER.fullmatch(text):
         return float(text)
     m = _CLOCK.fullmatch(text)

@@ -38,12 +38,11 @@ from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
     OUTBOUND,
-    Delay,
     Delivery,
     Event,
     Reply,
     Tls,
-    duration_seconds,
+    delay_event,
     make_reply,
     reply_from_text,
     split_reply,
@@ -210,9 +209,9 @@ def _delivered(body: str, first: bool) -> list[Event]:
         qt = body.find(" QT=")
         if qt >= 0:
             end = body.find(" ", qt + 4)
-            seconds = duration_seconds(body[qt + 4 : end if end >= 0 else len(body)])
-            if seconds is not None:
-                events.append(Delay("sent", seconds))
+            delay = delay_event("sent", body[qt + 4 : end if end >= 0 else len(body)])
+            if delay is not None:
+                events.append(delay)
     at = body.find(' C="')
     if at >= 0:
         reply = reply_from_text(OUTBOUND, body[at + 4 :], "end_of_data", host)

@@ -46,12 +46,11 @@ from exporter.replies import (
     COMMAND_STAGES,
     INBOUND,
     OUTBOUND,
-    Delay,
     Delivery,
     Event,
     Reply,
     Tls,
-    duration_seconds,
+    delay_event,
     reply_from_text,
     tls_protocol,
 )
@@ -170,9 +169,9 @@ def _delivery(event: str) -> list[Event]:
         return []
     host = _relay_host(_field(event, "relay") or "")
     events: list[Event] = [Delivery(status, host)]
-    seconds = duration_seconds(_field(event, "delay") or "")  # "delay=1h2m3s": since the envelope was queued
-    if seconds is not None:
-        events.append(Delay(status, seconds))
+    delay = delay_event(status, _field(event, "delay") or "")  # "delay=1h2m3s": since the envelope was queued
+    if delay is not None:
+        events.append(delay)
     stat = _field(event, "stat")
     if stat:
         reply = reply_from_text(OUTBOUND, stat, "end_of_data" if status == "sent" else "unknown", host)

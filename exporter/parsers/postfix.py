@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 
 from exporter.parsers.service import service_of_tag
 from exporter.replies import (
@@ -24,12 +23,11 @@ from exporter.replies import (
     DELIVERY_STATUSES,
     INBOUND,
     OUTBOUND,
-    Delay,
     Delivery,
     Event,
     Reply,
     Tls,
-    duration_seconds,
+    delay_event,
     reply_from_text,
     tls_protocol,
 )
@@ -276,16 +274,8 @@ def _delays(message: str, status: str) -> list[Event]:
     at = message.find(", delay=")
     if at < 0:
         return []
-    delay = _delay(status, message[at + 8 : message.find(",", at + 8)])
+    delay = delay_event(status, message[at + 8 : message.find(",", at + 8)])
     return [delay] if delay is not None else []
-
-
-# Cached: a log repeats its delays (two significant digits), so most lines
-# reuse the event of an earlier one.
-@lru_cache(maxsize=4096)
-def _delay(status: str, text: str) -> Delay | None:
-    seconds = duration_seconds(text)
-    return None if seconds is None else Delay(status, seconds)
 
 
 def _qmgr(message: str) -> list[Delivery]:

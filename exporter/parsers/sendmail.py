@@ -46,12 +46,11 @@ from exporter.parsers.service import tagged
 from exporter.replies import (
     INBOUND,
     OUTBOUND,
-    Delay,
     Delivery,
     Event,
     Reply,
     Tls,
-    duration_seconds,
+    delay_event,
     reply_from_text,
     tls_protocol,
 )
@@ -194,10 +193,10 @@ def _delivery(message: str) -> list[Event] | None:
     if status is None:
         return []  # "stat=queued": no attempt was made
     events: list[Event] = [Delivery(status, host)]
-    delay = _field(message, "delay")
-    seconds = duration_seconds(delay[0]) if delay else None
-    if seconds is not None:
-        events.append(Delay(status, seconds))  # since the message was queued; xdelay= is this attempt's
+    logged = _field(message, "delay")
+    delay = delay_event(status, logged[0]) if logged else None
+    if delay is not None:
+        events.append(delay)  # since the message was queued; xdelay= is this attempt's
     found = None
     if reply >= 0:
         found = reply_from_text(OUTBOUND, message[reply + 8 : stat_at], "unknown", host)
