@@ -42,8 +42,8 @@ class MetricDef:
 
     Counters and histograms are what the state file keeps across restarts,
     beside the read positions; gauges are set once, when the metrics are made,
-    except the queue probe's, which are registered only when the daemon runs
-    the probe (queue_probe) and set by it after each run.
+    except the queue probe's (QUEUE_GAUGES), which are registered only when the
+    daemon runs the probe and set by it after each run.
     """
 
     kind: Literal["counter", "gauge", "histogram"]
@@ -53,7 +53,6 @@ class MetricDef:
     # The batch of Counts a restored value goes into, so that the series cap
     # knows its label set; None: the value goes straight into the counter.
     batch: Callable[[Counts], dict] | None = None
-    queue_probe: bool = False
 
     @property
     def sample_name(self) -> str:
@@ -151,7 +150,6 @@ QUEUE_MESSAGES = MetricDef(
     "smtp_queue_messages",
     "Messages in the MTA's queue, by the MTA's own queue name, at the last successful queue probe.",
     ("queue",),
-    queue_probe=True,
 )
 QUEUE_SIZE = MetricDef(
     "gauge",
@@ -159,27 +157,23 @@ QUEUE_SIZE = MetricDef(
     "Bytes of the messages in the MTA's queue, by queue name, at the last successful queue probe "
     "(as the MTA's listing gives them; OpenSMTPD's gives none).",
     ("queue",),
-    queue_probe=True,
 )
 QUEUE_OLDEST_AGE = MetricDef(
     "gauge",
     "smtp_queue_oldest_message_age_seconds",
     "Age of the oldest message in the queue (0: empty), by queue name, at the last successful queue probe.",
     ("queue",),
-    queue_probe=True,
 )
 QUEUE_PROBE_SUCCESS = MetricDef(
     "gauge",
     "smtp_queue_probe_success",
     "1 if the last queue probe listed the queue, 0 if it failed or timed out "
     "(the smtp_queue_* values are then those of the last success).",
-    queue_probe=True,
 )
 QUEUE_PROBE_DURATION = MetricDef(
     "gauge",
     "smtp_queue_probe_duration_seconds",
     "How long the last queue probe took, listing command and reading included.",
-    queue_probe=True,
 )
 QUEUE_GAUGES = (QUEUE_MESSAGES, QUEUE_SIZE, QUEUE_OLDEST_AGE, QUEUE_PROBE_SUCCESS, QUEUE_PROBE_DURATION)
 # The registry's metrics, in exposition order. The files' tailing health
@@ -206,7 +200,7 @@ class ExporterMetrics:
         self._histograms = _Histograms([d for d in METRICS if d.kind == "histogram"])
         r.register(self._histograms)
         for d in METRICS:
-            if d.queue_probe:
+            if d in QUEUE_GAUGES:
                 continue  # registered by queue_gauges(), in the daemon with a queue probe only
             if d.kind == "counter":
                 self._counters[d] = Counter(d.name, d.documentation, d.labels, registry=r)
