@@ -42,7 +42,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from exporter.parsers.service import tagged
 from exporter.replies import (
     INBOUND,
     OUTBOUND,
@@ -64,9 +63,6 @@ TAGS = ("sendmail", "sm-mta", "sm-msp-queue")
 
 def present_untagged(block: bytes) -> bool:
     return False  # Sendmail logs through syslog only
-
-
-service = tagged("sendmail")  # sm-mta, sendmail, sm-msp-queue: its lines always have their tag
 
 
 # Sendmail's queue ids: 12 (8.11) to 14+ (8.12+) letters and digits.
@@ -106,17 +102,26 @@ _SYNTHESISED_DEFERRALS = ("403 4.7.0 TLS handshake failed",)
 def parse(line: str) -> Sequence[Event] | None:
     """Events for one Sendmail log line; None when the line is not Sendmail's
     or has no shape this parser knows."""
+    return take(line)[0]
+
+
+def take(line: str) -> tuple[Sequence[Event] | None, str]:
+    """parse()'s events, and the service they count under: the tag (sm-mta,
+    sendmail, sm-msp-queue), read where parse finds it."""
     end = line.find("]: ")
     if end < 0:
-        return None
+        return None, ""
     start = line.rfind(" ", 0, end) + 1
     bracket = line.find("[", start, end)
     if bracket < 0:
-        return None
+        return None, ""
     tag = line[start:bracket]
     if tag != "sendmail" and not tag.startswith("sm-"):
-        return None
-    message = line[end + 3 :]
+        return None, ""
+    return _events(line[end + 3 :]), tag
+
+
+def _events(message: str) -> Sequence[Event] | None:
     m = _QUEUE_ID.match(message)
     if m:
         message = message[m.end() :]
