@@ -13,8 +13,9 @@ nor may families), while the log comes in time order. Memory must not grow
 with the length of the history, so each step's changes go to a temporary
 file as fixed-size records (series, step, increment) and only the series'
 running totals stay in memory. Writing reads that file back once per group
-of series, a group being as many series as have at most PASS_RECORDS
-changes between them, and writes each series of the group whole.
+of series, a group being as many series (the delay histogram's: as many
+label sets, each with all its parts) as have at most PASS_RECORDS changes
+between them, and writes each series of the group whole.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import IO
+from typing import IO, TypeVar
 
 from exporter import __version__, codes
 from exporter.labels import BUCKET_BOUNDS, DEFAULT_MAX_REPLY_SERIES, SUM, Counts, capped_reply_key, zero_counts
@@ -67,6 +68,9 @@ LINE_RESULTS = ("matched", "ignored", "unrecognized")
 
 _RECORD = struct.Struct("<Iqq")  # series id, step index, increment
 PASS_RECORDS = 1 << 18  # changes held in memory at once when writing (16 bytes each)
+# The (steps, increments) of each series read back, by series id.
+Changes = dict[int, tuple[array, array]]
+T = TypeVar("T")
 _WRITE_LINES = 4096  # samples formatted before a write
 _SPILL_BUFFER = 4096  # records packed before a write to the temporary file
 
@@ -192,7 +196,7 @@ class History:
     def close(self) -> None:
         self._spill.close()
 
-    def _changes_of(self, group: list[int]) -> dict[int, tuple[array, array]]:
+    def _changes_of(self, group: list[int]) -> Changes:
         """The (steps, increments) of each series in group, read back from the spill file."""
         wanted: dict[int, tuple[array, array]] = {sid: (array("q"), array("q")) for sid in group}
         self._spill.seek(0)
@@ -205,17 +209,22 @@ class History:
                     found[1].append(n)
         return wanted
 
-    def _groups(self, order: list[int]) -> Iterator[list[int]]:
-        group: list[int] = []
+    def _groups(self, units: list[tuple[T, list[int]]]) -> Iterator[tuple[list[tuple[T, list[int]]], Changes]]:
+        """units (what to write, its series: a counter's one, a histogram label
+        set's every part), in order, a group at a time with the changes of its
+        series, read back in one pass over the spill file: as many units as
+        hold at most PASS_RECORDS changes, a unit never split."""
+        group: list[tuple[T, list[int]]] = []
         held = 0
-        for sid in order:
-            if group and held + self.changes[sid] > PASS_RECORDS:
-                yield group
+        for unit in units:
+            changes = sum(self.changes[sid] for sid in unit[1])
+            if group and held + changes > PASS_RECORDS:
+                yield group, self._changes_of([sid for _, sids in group for sid in sids])
                 group, held = [], 0
-            group.append(sid)
-            held += self.changes[sid]
+            group.append(unit)
+            held += changes
         if group:
-            yield group
+            yield group, self._changes_of([sid for _, sids in group for sid in sids])
 
     def write_openmetrics(self, out: IO[str], step_seconds: int, end_step: int, end_time: float | None,
                           extra_labels: dict[str, str]) -> int:
@@ -231,16 +240,11 @@ class History:
             return str(step * step_seconds)
 
         # Series in output order: by metric, then by label values.
-        order: list[tuple[MetricDef, tuple[str, ...], int]] = []
-        for metric in COUNTERS:
-            order += [(metric, key, sid) for key, sid in sorted(self.ids[metric].items())]
-        where = {sid: (metric, key) for metric, key, sid in order}
+        order = [((metric, key), [sid]) for metric in COUNTERS for key, sid in sorted(self.ids[metric].items())]
         samples = 0
         written: set[MetricDef] = set()
-        for group in self._groups([sid for _, _, sid in order]):
-            changes = self._changes_of(group)
-            for sid in group:
-                metric, key = where[sid]
+        for group, changes in self._groups(order):
+            for (metric, key), [sid] in group:
                 if metric not in written:
                     written.add(metric)
                     _header(out, metric)
@@ -265,19 +269,20 @@ class History:
         _header(out, DELIVERY_DELAY)
         ids = self.ids[DELIVERY_DELAY]
         samples = 0
-        for labels in sorted({key[:-1] for key in ids}):
-            sids = [ids[labels + (part,)] for part in HISTOGRAM_PARTS]
-            changes = self._changes_of(sids)
-            names: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-                (f"{DELIVERY_DELAY.name}_bucket", (*DELIVERY_DELAY.labels, "le"), (*labels, le))
-                for le in BUCKET_BOUNDS]
-            names += [(f"{DELIVERY_DELAY.name}_{part}", DELIVERY_DELAY.labels, labels) for part in (COUNT, SUM)]
-            prefixes = [f"{name}{{{label_text(labels + extra_names, values + extra_values)}}} "
-                        for name, labels, values in names]
-            lines = [_counter_lines(prefix, *changes[sid], steps, stamp)
-                     for prefix, sid in zip(prefixes, sids, strict=True)]
-            lines[-1] = (_in_seconds(line) for line in lines[-1])
-            samples += _write_lines(out, (line for point in zip(*lines, strict=True) for line in point))
+        label_sets = [(labels, [ids[labels + (part,)] for part in HISTOGRAM_PARTS])
+                      for labels in sorted({key[:-1] for key in ids})]
+        for group, changes in self._groups(label_sets):
+            for labels, sids in group:
+                names: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+                    (f"{DELIVERY_DELAY.name}_bucket", (*DELIVERY_DELAY.labels, "le"), (*labels, le))
+                    for le in BUCKET_BOUNDS]
+                names += [(f"{DELIVERY_DELAY.name}_{part}", DELIVERY_DELAY.labels, labels) for part in (COUNT, SUM)]
+                prefixes = [f"{name}{{{label_text(label_names + extra_names, values + extra_values)}}} "
+                            for name, label_names, values in names]
+                lines = [_counter_lines(prefix, *changes[sid], steps, stamp)
+                         for prefix, sid in zip(prefixes, sids, strict=True)]
+                lines[-1] = (_in_seconds(line) for line in lines[-1])
+                samples += _write_lines(out, (line for point in zip(*lines, strict=True) for line in point))
         return samples
 
     def _write_gauges(self, out: IO[str], steps: range, stamp: Callable[[int], str],
