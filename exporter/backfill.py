@@ -31,17 +31,16 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import BinaryIO
 
 from exporter.config import COMMAND_LINE, Settings, check_format, check_service, load_config
 from exporter.configcheck import Checker, ConfigError, Problems
 from exporter.history import History
 from exporter.journal import entry_to_line
 from exporter.lines import LineBuffer
-from exporter.once import BLOCK_SIZE, UnreadableLog, _named_errors, open_log
+from exporter.once import UnreadableLog, _named_errors, open_log, read_blocks
 from exporter.parsers import Format, formats_for
 from exporter.rule_backfill import backfill_rules
 from exporter.scanner import LineScanner, Tally
@@ -233,19 +232,21 @@ class Backfill:
         with _named_errors(file.path):
             stream = open_log(file.path)
             try:
-                for block in _blocks(stream, buffer):
+                cut = 0
+                for block, block_cut in read_blocks(stream, buffer):
+                    cut += block_cut  # counted with the next block that has lines
                     if skip:
                         block, skip = _drop_lines(block, skip)
-                        if not block:
-                            continue
+                    if not block:
+                        continue
                     report.lines += block.count(b"\n")
                     self._remember_tail(block)
-                    cut = buffer.take_cut()
                     for step, lines, untimed in runs_of(block):
                         report.untimed += untimed
                         if step is not SKIP:
                             report.late += self._feed(step, lines, cut, untimed)
                             cut = 0
+                    cut = 0  # a block all outside --since/--until counts none
             finally:
                 stream.close()
         self.last_us = steps.last_us if self.last_us is None else max(self.last_us, steps.last_us)
@@ -290,7 +291,7 @@ class Backfill:
         with _named_errors(path):
             stream = open_log(path)
             try:
-                for block in _blocks(stream, LineBuffer(self.settings.max_line_bytes)):
+                for block, _ in read_blocks(stream, LineBuffer(self.settings.max_line_bytes)):
                     for line in block.split(b"\n")[:-1]:
                         n += 1
                         recent.append(line)
@@ -299,16 +300,6 @@ class Backfill:
             finally:
                 stream.close()
         return 0
-
-
-def _blocks(stream: BinaryIO, buffer: LineBuffer) -> Iterator[bytes]:
-    while data := stream.read(BLOCK_SIZE):
-        block = buffer.push(data)
-        if block:
-            yield block
-    last = buffer.finish()
-    if last:
-        yield last
 
 
 def _drop_lines(block: bytes, n: int) -> tuple[bytes, int]:

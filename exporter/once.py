@@ -57,8 +57,10 @@ def _is_gzip(path: str) -> bool:
         return probe.read(2) == GZIP_MAGIC
 
 
-def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limit: int = -1) -> None:
-    """Feed a stream to the scanner block by block, up to limit bytes (-1: to the end)."""
+def read_blocks(stream: BinaryIO, buffer: LineBuffer, limit: int = -1) -> Iterator[tuple[bytes, int]]:
+    """A stream's complete lines a block at a time (b"" when a read ended
+    none), each with how many lines the buffer cut at its limit in making it,
+    up to limit bytes (-1: to the end, its last line too)."""
     read = stream.read
     while limit:
         data = read(BLOCK_SIZE if limit < 0 else min(BLOCK_SIZE, limit))
@@ -66,8 +68,14 @@ def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limi
             break
         if limit > 0:
             limit -= len(data)
-        scanner.feed(buffer.push(data), buffer.take_cut())
-    scanner.feed(buffer.finish())
+        yield buffer.push(data), buffer.take_cut()
+    yield buffer.finish(), 0
+
+
+def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limit: int = -1) -> None:
+    """Feed a stream to the scanner block by block, up to limit bytes (-1: to the end)."""
+    for block, cut in read_blocks(stream, buffer, limit):
+        scanner.feed(block, cut)
 
 
 def scan_files(
