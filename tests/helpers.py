@@ -3,6 +3,7 @@ pieces every parser's table test uses."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -151,6 +152,33 @@ def assert_left_alone(cases, *parsers) -> None:
 
 
 # -- mixed logs in auto mode ---------------------------------------------------------
+
+# A Postfix reject numbered n: its own second, pid, client and recipient, so
+# that no two lines (and no two files starting with one) are alike.
+NUMBERED_REJECT = (
+    "Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.{o}]: "
+    "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
+    "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n"
+)
+
+
+def numbered_rejects(first: int, count: int) -> str:
+    """Rejects numbered first to first + count - 1 (see NUMBERED_REJECT)."""
+    return "".join(NUMBERED_REJECT.format(s=n % 60, n=n, o=n % 250) for n in range(first, first + count))
+
+
+def append_rejects(path: Path, first: int, count: int) -> int:
+    """Append numbered rejects to path; the number of the next one."""
+    with open(path, "a") as f:
+        f.write(numbered_rejects(first, count))
+    return first + count
+
+
+def copytruncate(log: Path, copy: Path) -> None:
+    """What logrotate's copytruncate does: copy the log, then empty it."""
+    shutil.copyfile(log, copy)
+    os.truncate(log, 0)
+
 
 POSTFIX_REJECT = ("Nov 29 04:12:51 mx1 postfix/smtpd[9]: NOQUEUE: reject: RCPT from a.example[192.0.2.1]: "
                   "550 5.1.1 <x@lab.test>: Recipient address rejected: User unknown; from=<> to=<x@lab.test> "

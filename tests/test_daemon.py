@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import POSTFIX_SENT, metric_by, run_once, wait_for
+from helpers import NUMBERED_REJECT, POSTFIX_SENT, append_rejects, metric_by, numbered_rejects, run_once, wait_for
 from prometheus_client import generate_latest
 from watchdog.observers import Observer
 
@@ -21,11 +21,6 @@ from exporter.labels import MAX_SERVICES, REASON_LABELS, REPLY_LABELS
 from exporter.metrics import METRICS, ExporterMetrics
 from exporter.wakeup import Flag, Waker
 
-REJECT = (
-    "Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.{o}]: "
-    "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
-    "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n"
-)
 DATA = Path(__file__).parent / "data"
 FAKE_JOURNALCTL = DATA / "fake_journalctl.py"
 # The state file the daemon of format 1 (before its counters came from one
@@ -33,12 +28,6 @@ FAKE_JOURNALCTL = DATA / "fake_journalctl.py"
 STATE_V1 = DATA / "state-v1.json"
 KEY = {"direction": "inbound", "code": "550", "class": "5xx", "enhanced": "5.1.1", "stage": "rcpt",
        "remote": "", "service": "postfix"}
-
-
-def write(path, first, count):
-    with open(path, "a") as f:
-        for n in range(first, first + count):
-            f.write(REJECT.format(s=n % 60, n=n, o=n % 250))
 
 
 def rejects(daemon):
@@ -55,11 +44,11 @@ def make(tmp_path, **kw):
 
 
 def test_counts_new_lines_and_keeps_zero_series(tmp_path):
-    write(tmp_path / "mail.log", 0, 5)
+    append_rejects(tmp_path / "mail.log", 0, 5)
     d = make(tmp_path)
     d.poll()
     assert rejects(d) == 0  # present at start-up: followed from its end
-    write(tmp_path / "mail.log", 5, 3)
+    append_rejects(tmp_path / "mail.log", 5, 3)
     d.poll()
     assert rejects(d) == 3
     reg = d.metrics.registry
@@ -88,9 +77,9 @@ def test_a_source_with_a_service_counts_every_line_under_it_and_keeps_its_name_p
     # its place was kept at start.
     with open(mx, "a") as f:
         for i in range(MAX_SERVICES + 5):
-            f.write(REJECT.format(s=i, n=i, o=i).replace("postfix/smtpd", f"postfix-{i}/smtpd"))
+            f.write(NUMBERED_REJECT.format(s=i, n=i, o=i).replace("postfix/smtpd", f"postfix-{i}/smtpd"))
     d.poll()
-    write(submission, 0, 2)  # lines tagged postfix/smtpd
+    append_rejects(submission, 0, 2)  # lines tagged postfix/smtpd
     d.poll()
     reg = d.metrics.registry
     assert reg.get_sample_value("smtp_replies_total", {**KEY, "service": "submission"}) == 2
@@ -100,16 +89,16 @@ def test_a_source_with_a_service_counts_every_line_under_it_and_keeps_its_name_p
 
 def test_restart_with_state_file_counts_each_line_once(tmp_path):
     d = make(tmp_path, from_beginning=True)
-    write(tmp_path / "mail.log", 0, 10)
+    append_rejects(tmp_path / "mail.log", 0, 10)
     d.poll()
     d.save_state()
     # A crash: no clean shutdown, the next process starts from the state file.
-    write(tmp_path / "mail.log", 10, 7)  # written while down
+    append_rejects(tmp_path / "mail.log", 10, 7)  # written while down
     e = make(tmp_path)
     assert rejects(e) == 10  # counts restored with the positions
     e.poll()
     assert rejects(e) == 17
-    write(tmp_path / "mail.log", 17, 1)
+    append_rejects(tmp_path / "mail.log", 17, 1)
     e.poll()
     assert rejects(e) == 18
 
@@ -118,12 +107,12 @@ def test_a_stop_during_a_backlog_leaves_the_files_not_read_yet_to_the_next_start
     logs = tmp_path / "logs"
     logs.mkdir()
     for i in range(5):
-        write(logs / f"mx{i}.log", 10 * i, 10)
+        append_rejects(logs / f"mx{i}.log", 10 * i, 10)
     settings = Settings(sources=[SourceConfig(path=str(logs / "*.log"))], state_file=str(tmp_path / "state.json"))
     d = Daemon(settings, ExporterMetrics())
     d.poll()  # follows them from their ends
     for i in range(5):
-        write(logs / f"mx{i}.log", 100 + 10 * i, 10)  # the backlog
+        append_rejects(logs / f"mx{i}.log", 100 + 10 * i, 10)  # the backlog
     polled = []
     d.poll(lambda: len(polled) >= 2 or bool(polled.append(1)))  # SIGTERM after two files
     d.save_state()
@@ -133,8 +122,8 @@ def test_a_stop_during_a_backlog_leaves_the_files_not_read_yet_to_the_next_start
     assert rejects(e) == 50  # the other three files' backlog, read once
     # A file that appears as the stop comes is still followed and read: at
     # the next start it would be taken as there before it, and read from its end.
-    write(logs / "mx0.log", 200, 4)
-    write(logs / "new.log", 300, 3)
+    append_rejects(logs / "mx0.log", 200, 4)
+    append_rejects(logs / "new.log", 300, 3)
     e.poll(lambda: True)
     e.save_state()
     assert rejects(e) == 53
@@ -150,7 +139,7 @@ def rows(snapshot):
 
 def test_restart_restores_every_counter(tmp_path):
     log = tmp_path / "mail.log"
-    distinct = REJECT.replace("550 5.1.1", "550 5.1.{n}")  # a reply label set per line
+    distinct = NUMBERED_REJECT.replace("550 5.1.1", "550 5.1.{n}")  # a reply label set per line
     with open(log, "w", encoding="utf-8", errors="surrogateescape") as f:
         f.writelines(distinct.format(s=n % 60, n=n, o=n % 250) for n in range(120))  # past the series cap
         f.write(POSTFIX_SENT + "\n")  # a delivery
@@ -193,8 +182,8 @@ def test_a_state_file_of_format_1_restores_its_counts(tmp_path):
 def test_a_partial_line_at_save_time_is_counted_once(tmp_path):
     log = tmp_path / "mail.log"
     d = make(tmp_path, from_beginning=True)
-    write(log, 0, 2)
-    text = REJECT.format(s=2, n=2, o=2)
+    append_rejects(log, 0, 2)
+    text = NUMBERED_REJECT.format(s=2, n=2, o=2)
     with open(log, "a") as f:
         f.write(text[:30])
     d.poll()
@@ -208,7 +197,7 @@ def test_a_partial_line_at_save_time_is_counted_once(tmp_path):
 
 def test_corrupt_state_file_is_set_aside(tmp_path):
     (tmp_path / "state.json").write_text("{not json")
-    write(tmp_path / "mail.log", 0, 1)
+    append_rejects(tmp_path / "mail.log", 0, 1)
     d = make(tmp_path, from_beginning=True)
     d.poll()
     assert rejects(d) == 1
@@ -216,11 +205,11 @@ def test_corrupt_state_file_is_set_aside(tmp_path):
 
 
 def test_apply_adds_and_removes_sources_without_losing_counts(tmp_path):
-    write(tmp_path / "mail.log", 0, 4)
+    append_rejects(tmp_path / "mail.log", 0, 4)
     d = make(tmp_path, from_beginning=True)
     d.poll()
     other = tmp_path / "other.log"
-    write(other, 100, 2)
+    append_rejects(other, 100, 2)
     d.apply(Settings(sources=[SourceConfig(path=str(other))], state_file=d.settings.state_file,
                      from_beginning=True))
     d.poll()
@@ -231,14 +220,14 @@ def test_apply_adds_and_removes_sources_without_losing_counts(tmp_path):
 
 def test_restart_in_the_rotation_grace_period_counts_what_the_old_file_got(tmp_path):
     log = tmp_path / "mail.log"
-    write(log, 0, 3)
+    append_rejects(log, 0, 3)
     d = make(tmp_path, from_beginning=True)
     d.poll()
     os.rename(log, tmp_path / "mail.log.1")
-    write(log, 3, 1)
+    append_rejects(log, 3, 1)
     d.poll()
     d.save_state()
-    write(tmp_path / "mail.log.1", 4, 2)  # the writer has not reopened yet; then kill -9
+    append_rejects(tmp_path / "mail.log.1", 4, 2)  # the writer has not reopened yet; then kill -9
     e = make(tmp_path)
     e.poll()
     assert rejects(e) == 6
@@ -246,15 +235,15 @@ def test_restart_in_the_rotation_grace_period_counts_what_the_old_file_got(tmp_p
 
 def test_restart_inside_the_rest_of_a_cut_line_does_not_count_it_as_a_line(tmp_path):
     log = tmp_path / "mail.log"
-    write(log, 0, 1)
+    append_rejects(log, 0, 1)
     with open(log, "a") as f:  # a long line still being written; its end holds a reply
-        f.write("x" * 2000 + " " + REJECT.format(s=1, n=1, o=1).rstrip("\n"))
+        f.write("x" * 2000 + " " + NUMBERED_REJECT.format(s=1, n=1, o=1).rstrip("\n"))
     d = make(tmp_path, from_beginning=True, max_line_bytes=1024)
     d.poll()
     d.save_state()
     with open(log, "a") as f:
         f.write("\n")
-    write(log, 2, 1)
+    append_rejects(log, 2, 1)
     e = make(tmp_path, max_line_bytes=1024)
     e.poll()
     source = str(log)
@@ -266,18 +255,18 @@ def test_restart_inside_the_rest_of_a_cut_line_does_not_count_it_as_a_line(tmp_p
 
 def test_a_source_removed_and_added_back_resumes_where_it_stopped(tmp_path):
     log = tmp_path / "mail.log"
-    write(log, 0, 3)
+    append_rejects(log, 0, 3)
     d = make(tmp_path, from_beginning=True)
     d.poll()
     d.save_state()
     e = make(tmp_path)  # restarted: positions from the state file
-    write(log, 3, 2)
+    append_rejects(log, 3, 2)
     e.poll()
     assert rejects(e) == 5
     with_log = e.settings
     e.apply(Settings(sources=[], state_file=with_log.state_file))
     e.poll()
-    write(log, 5, 1)  # while not followed
+    append_rejects(log, 5, 1)  # while not followed
     e.apply(with_log)
     e.poll()
     assert rejects(e) == 6
@@ -289,7 +278,7 @@ def test_a_journal_removed_and_added_back_resumes_after_its_cursor(tmp_path, mon
     with open(journal, "w") as f:
         for n in range(3):
             f.write(json.dumps({"__CURSOR": f"c{n}", "SYSLOG_IDENTIFIER": "postfix/smtpd", "SYSLOG_PID": "1",
-                                "MESSAGE": REJECT.format(s=n, n=n, o=n).split(": ", 1)[1].rstrip("\n")}) + "\n")
+                                "MESSAGE": numbered_rejects(n, 1).split(": ", 1)[1].rstrip("\n")}) + "\n")
     monkeypatch.setenv("FAKE_JOURNAL", str(journal))
     settings = Settings(sources=[SourceConfig(journal_units=["postfix.service"])])
     d = Daemon(settings, ExporterMetrics(), journalctl=(sys.executable, str(FAKE_JOURNALCTL)))
@@ -323,7 +312,7 @@ def test_a_state_file_that_cannot_be_written_is_a_warning_and_reading_goes_on(tm
     settings = Settings(sources=[SourceConfig(path=str(log))], state_file=str(state_dir / "state.json"),
                         from_beginning=True)
     d = Daemon(settings, ExporterMetrics())
-    write(log, 0, 2)
+    append_rejects(log, 0, 2)
     d.poll()  # the directory is missing
     d.save_state()
     assert rejects(d) == 2
@@ -340,12 +329,12 @@ def test_a_poll_that_reads_is_busy_also_when_a_deleted_glob_file_is_let_go_in_it
     settings = Settings(sources=[SourceConfig(path=str(tmp_path / "*.log"))], rotation_grace_seconds=0,
                         from_beginning=True)
     d = Daemon(settings, ExporterMetrics())
-    write(tmp_path / "a.log", 0, 20)
-    write(tmp_path / "b.log", 20, 1)
+    append_rejects(tmp_path / "a.log", 0, 20)
+    append_rejects(tmp_path / "b.log", 20, 1)
     d.poll()
     os.unlink(tmp_path / "a.log")
-    write(tmp_path / "b.log", 21, 1)
-    assert d.poll() == len(REJECT.format(s=21, n=21, o=21))
+    append_rejects(tmp_path / "b.log", 21, 1)
+    assert d.poll() == len(NUMBERED_REJECT.format(s=21, n=21, o=21))
     assert d.poll() == 0
 
 
@@ -366,7 +355,7 @@ def test_the_inotify_watch_limit_used_up_at_start_is_a_warning_and_the_log_is_po
     loop.start()
     try:
         time.sleep(0.3)  # the loop has started, failed to watch, and polls
-        write(log, 0, 5)
+        append_rejects(log, 0, 5)
         wait_for(lambda: rejects(d) >= 5)
     finally:
         stop.set()

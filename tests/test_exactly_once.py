@@ -11,34 +11,17 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
-import shutil
 import signal
 import time
 from pathlib import Path
 
 import pytest
-from helpers import metric_by, replies_by, wait_for
+from helpers import append_rejects, copytruncate, metric_by, numbered_rejects, replies_by, wait_for
 from daemontest import Exporter
 
 pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
 
-REJECT = (
-    "Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.{o}]: "
-    "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
-    "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n"
-)
 RATE = 2000  # lines per second, as the reproductions write
-
-
-def lines(first: int, count: int) -> str:
-    # Each line its own pid: no two files start with the same line.
-    return "".join(REJECT.format(s=n % 60, n=n, o=n % 250) for n in range(first, first + count))
-
-
-def append(path: Path, first: int, count: int) -> int:
-    with open(path, "a") as f:
-        f.write(lines(first, count))
-    return first + count
 
 
 def counted(exporter: Exporter) -> int:
@@ -79,7 +62,7 @@ class PacedWriter:
         while time.monotonic() < end:
             due = int((time.monotonic() - self.t0) * RATE)
             if due > self.n:
-                self.f.write(lines(self.n, due - self.n))
+                self.f.write(numbered_rejects(self.n, due - self.n))
                 self.n = due
             time.sleep(0.01)
 
@@ -98,7 +81,7 @@ def many_logs(tmp_path: Path, count: int) -> tuple[Path, list[Path], int]:
     logs.mkdir()
     files = [logs / f"mx{i:04d}.log" for i in range(count)]
     for n, path in enumerate(files):
-        append(path, n, 1)
+        append_rejects(path, n, 1)
     return logs, files, count
 
 
@@ -109,17 +92,12 @@ def test_a_glob_over_300_files_restarted_with_state_counts_each_line_once(tmp_pa
     first = Exporter(tmp_path, *args)
     assert first.stop() == 0
     for path in files:
-        n = append(path, n, 5)  # written while the exporter is down
+        n = append_rejects(path, n, 5)  # written while the exporter is down
     again = Exporter(tmp_path, *args)
     try:
         assert count_settled(again, 1500) == 1500
     finally:
         again.stop()
-
-
-def copytruncate(log: Path, copy: Path) -> None:
-    shutil.copyfile(log, copy)
-    os.truncate(log, 0)
 
 
 @pytest.mark.parametrize("pattern", ["mail.log", "mail.log*"], ids=["single-path", "glob"])
@@ -172,12 +150,12 @@ def test_a_file_cut_to_a_prefix_of_itself_is_not_read_again(tmp_path):
     log = tmp_path / "mail.log"
     exporter = Exporter(tmp_path, "--from-beginning", str(log))
     try:
-        n = append(log, 0, 20)
+        n = append_rejects(log, 0, 20)
         assert count_settled(exporter, 20) == 20
-        os.truncate(log, len(lines(0, 7)))
+        os.truncate(log, len(numbered_rejects(0, 7)))
         # Lines appended before the cut is noticed would be taken for the rest of the old content.
         assert wait_for(lambda: source_total(exporter, "smtp_exporter_source_truncations_total") == 1)
-        append(log, n, 3)
+        append_rejects(log, n, 3)
         assert count_settled(exporter, 23) == 23
         assert source_total(exporter, "smtp_exporter_source_truncations_total") == 1
     finally:
@@ -196,20 +174,20 @@ def unable_to_override_file_permissions() -> None:
 
 def test_a_log_unreadable_at_start_counts_the_lines_written_before_it_became_readable(tmp_path):
     log = tmp_path / "mail.log"
-    n = append(log, 0, 10)  # there at start-up: not counted
+    n = append_rejects(log, 0, 10)  # there at start-up: not counted
     os.chmod(log, 0o600)
     if os.geteuid() == 0:
         os.chown(log, 65534, 65534)  # another user's file
     exporter = Exporter(tmp_path, str(log), preexec_fn=unable_to_override_file_permissions)
     try:
         errors = source_total(exporter, "smtp_exporter_source_read_errors_total")
-        n = append(log, n, 25)
+        n = append_rejects(log, n, 25)
         # Tried again since, and denied again:
         assert wait_for(lambda: source_total(exporter, "smtp_exporter_source_read_errors_total") > errors)
         assert counted(exporter) == 0
         assert "Permission denied" in exporter.errors()
         os.chmod(log, 0o644)
-        n = append(log, n, 5)
+        n = append_rejects(log, n, 5)
         assert count_settled(exporter, 30) == 30
     finally:
         exporter.stop()
@@ -236,7 +214,7 @@ def test_a_rename_storm_on_a_busy_single_path_loses_nothing(tmp_path):
 def test_a_run_of_nuls_longer_than_a_line_does_not_hide_the_line_after_it(tmp_path):
     log = tmp_path / "mail.log"
     with open(log, "wb") as f:
-        f.write(lines(0, 1).encode() + b"\0" * 100_000 + lines(1, 1).encode())
+        f.write(numbered_rejects(0, 1).encode() + b"\0" * 100_000 + numbered_rejects(1, 1).encode())
     exporter = Exporter(tmp_path, "--from-beginning", str(log))
     try:
         assert count_settled(exporter, 2) == 2
@@ -253,7 +231,7 @@ def test_a_log_directory_missing_at_start_is_waited_for(tmp_path, poll):
         time.sleep(0.5)
         assert exporter.proc.poll() is None, exporter.errors()
         directory.mkdir()
-        append(log, 0, 7)  # appeared after start-up: read whole
+        append_rejects(log, 0, 7)  # appeared after start-up: read whole
         assert count_settled(exporter, 7) == 7
         errors = exporter.errors()
         assert "Traceback" not in errors, errors
@@ -274,7 +252,7 @@ def test_a_glob_over_1100_files_starts_with_the_default_soft_limit_of_1024(tmp_p
     exporter = Exporter(tmp_path, str(logs / "*.log"), preexec_fn=default_soft_limit)
     try:
         for path in files:
-            n = append(path, n, 1)
+            n = append_rejects(path, n, 1)
         assert count_settled(exporter, 1100) == 1100
         assert exporter.proc.poll() is None
     finally:

@@ -6,7 +6,7 @@ import logging
 import math
 
 import pytest
-from helpers import metric_by, wait_for
+from helpers import metric_by, numbered_rejects, wait_for
 from daemontest import Exporter
 
 from exporter.source_progress import Position
@@ -105,16 +105,13 @@ def test_the_good_file_has_every_part_checked():
     assert all(math.isfinite(row[2]) for row in state.counters)
 
 
-REJECT = ("Nov  3 17:44:{s:02d} mx postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from c.example[192.0.2.9]: "
-          "550 5.1.1 <u{n}@example.net>: Recipient address rejected: User unknown; from=<a@example.org> "
-          "to=<u{n}@example.net> proto=ESMTP helo=<c.example>\n")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("what,text", [BAD[5], BAD[9], BAD[13]], ids=[BAD[i][0] for i in (5, 9, 13)])
 def test_the_daemon_starts_on_a_bad_state_file_and_counts_from_the_log(tmp_path, what, text):
     log, state = tmp_path / "mail.log", tmp_path / "state.json"
-    log.write_text("".join(REJECT.format(s=n, n=n) for n in range(5)))
+    log.write_text(numbered_rejects(0, 5))
     state.write_text(text)
     exporter = Exporter(tmp_path, "--from-beginning", "--state-file", str(state), str(log))
     try:

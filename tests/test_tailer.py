@@ -8,6 +8,8 @@ import logging
 import os
 import shutil
 
+from helpers import copytruncate
+
 from exporter import tailer
 from exporter.source_progress import Position
 from exporter.tailer import FileFollower, Ledger, LogSource
@@ -424,11 +426,6 @@ def test_the_ledger_forgets_files_let_go_long_ago_and_keeps_the_followed_ones(tm
     clock.now += tailer.RECENT_SECONDS + 1
     source.poll()
     assert len(source.ledger) == len(source.followers) == 10
-
-
-def copytruncate(log, copy):
-    shutil.copyfile(log, copy)
-    os.truncate(log, 0)
 
 
 def test_glob_and_copytruncate_count_the_copy_once(tmp_path):
