@@ -9,7 +9,6 @@ someone else."""
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import grp
 import os
@@ -18,8 +17,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import bcrypt
@@ -28,7 +25,8 @@ import pytest
 from exporter import __version__
 from helpers import REPO
 from installed import assert_counts_like_checkout, real_log
-from mta.namespace import free_port
+from daemontest import Exporter
+from webtest import basic
 
 pytestmark = pytest.mark.slow
 
@@ -109,43 +107,20 @@ def dpkg_lock():
         yield
 
 
-def scrape_status(port: int, auth: str | None) -> int:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
-
-
 def check_basic_auth(program: str, tmp: Path, log: Path) -> None:
     """The installed exporter checks basic auth with Debian's bcrypt (older
     than the wheel asks for)."""
     web_config = tmp / "web-config.yml"
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
     web_config.write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
-    port = free_port()
-    with open(tmp / "auth.err", "wb") as err:
-        proc = subprocess.Popen([program, "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file",
-                                 str(web_config), "--state-file", str(tmp / "auth-state.json"), str(log)],
-                                stdout=subprocess.DEVNULL, stderr=err)
+    exporter = Exporter(tmp, "--web.config.file", str(web_config), "--state-file", str(tmp / "auth-state.json"),
+                        str(log), command=[program])
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                status = scrape_status(port, "prometheus:s3cret")
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, (tmp / "auth.err").read_text()
-                time.sleep(0.1)
-        assert status == 200
-        assert scrape_status(port, None) == 401
-        assert scrape_status(port, "prometheus:wrong") == 401
+        assert exporter.fetch(headers=basic("prometheus", "s3cret")).status == 200
+        assert exporter.fetch().status == 401
+        assert exporter.fetch(headers=basic("prometheus", "wrong")).status == 401
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        exporter.stop()
 
 
 @needs_dpkg
