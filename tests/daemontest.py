@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 from webtest import Response, request
@@ -92,17 +93,28 @@ class Exporter:
             self.stderr.close()
 
 
-def settle(exporter: Exporter, expected: dict, timeout: float = 30) -> dict:
-    """Scrape until the counts equal expected or stop changing for a while."""
+def reply_counts(exporter: Exporter) -> dict:
+    """The replies it has counted, by direction, code, class, enhanced code and stage."""
+    return dict(replies_by(exporter.scrape(), "direction", "code", "class", "enhanced", "stage"))
+
+
+def settle(exporter: Exporter, expected: Any, timeout: float = 30,
+           measure: Callable[[Exporter], Any] = reply_counts, hold: float = 0) -> Any:
+    """Scrape until measure(exporter) equals expected (then hold seconds more,
+    and measure again: anything counted twice shows then), or stops changing
+    for 5 s."""
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        got = dict(replies_by(exporter.scrape(), "direction", "code", "class", "enhanced", "stage"))
+        got = measure(exporter)
         if got == expected:
+            if hold:
+                time.sleep(hold)
+                return measure(exporter)
             return got
         if got != last:
             last, since = got, time.monotonic()
         elif time.monotonic() - since > 5:
             return got
         time.sleep(0.1)
-    return last or {}
+    return last

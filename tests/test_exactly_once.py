@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import append_rejects, copytruncate, metric_by, numbered_rejects, replies_by, wait_for
-from daemontest import Exporter
+from daemontest import Exporter, settle
 
 pytestmark = pytest.mark.slow  # the daemon runs as a process of its own
 
@@ -33,19 +33,10 @@ def source_total(exporter: Exporter, name: str) -> float:
     return metric_by(exporter.scrape(), name)[()]
 
 
-def count_settled(exporter: Exporter, expected: int, timeout: float = 30) -> int:
-    """Scrape until the count reaches expected (then a little longer, to see
-    anything counted twice) or stops changing."""
-    deadline = time.monotonic() + timeout
-    last, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        got = counted(exporter)
-        if got != last:
-            last, since = got, time.monotonic()
-        elif got >= expected and time.monotonic() - since > 1 or time.monotonic() - since > 5:
-            break
-        time.sleep(0.1)
-    return last
+def count_settled(exporter: Exporter, expected: int) -> int:
+    """The count once it is expected (a second later: anything counted twice
+    shows then), or once it stops changing."""
+    return settle(exporter, expected, measure=counted, hold=1)
 
 
 class PacedWriter:
