@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pytest
-from helpers import metric_by, run_once
+from helpers import metric_by
 
 from .debian import PackagesUnavailable
-from .scenario import DELIVERY_LABELS, LABELS, diff, exported
+from .scenario import DELIVERY_LABELS, LABELS, counted, diff, exposition_of
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,12 @@ class Wire:
     # lab's clients and peer made, as the MTA logs them
     tls: Counter = field(default_factory=Counter)
 
-    def exported(self) -> tuple[Counter, Counter]:
-        return exported(*self.logs, options=self.options)
-
+    @cached_property  # one --once over the logs serves every check of a module
     def exposition(self) -> str:
-        result = run_once(*self.options, *map(str, self.logs))
-        assert result.returncode == 0, result.stderr.decode()
-        return result.stdout.decode()
+        return exposition_of(*self.logs, options=self.options)
+
+    def exported(self) -> tuple[Counter, Counter]:
+        return counted(self.exposition)
 
 
 def only(counter: Counter, direction: str) -> Counter:
@@ -69,7 +69,7 @@ class AgainstTheWire:
     def test_every_refusal_has_a_reason(self, wire: Wire):
         """smtp_reply_reasons_total counts each 4xx and 5xx reply once, under
         the reply's direction, class and service."""
-        got = Counter({k: n for k, n in metric_by(wire.exposition(), "smtp_reply_reasons_total", *REASON_TOTALS).items()
+        got = Counter({k: n for k, n in metric_by(wire.exposition, "smtp_reply_reasons_total", *REASON_TOTALS).items()
                        if n})
         want: Counter = Counter()
         for key, n in wire.replies.items():
@@ -82,7 +82,7 @@ class AgainstTheWire:
         """One observation per delivery attempt the MTA logs a delay for,
         under its status and service, and none longer than the lab could
         have taken (an hour)."""
-        text = wire.exposition()
+        text = wire.exposition
         counts = metric_by(text, "smtp_delivery_delay_seconds_count", *DELIVERY_LABELS)
         delayed = {(status, service): n for (status, service), n in wire.deliveries.items()
                    if n and (wire.delayed is None or status in wire.delayed)}
@@ -92,7 +92,7 @@ class AgainstTheWire:
 
     def test_tls_connections_match_the_wire(self, wire: Wire):
         assert wire.tls  # the lab's clients or peer did start TLS
-        got = Counter({k: n for k, n in metric_by(wire.exposition(), "smtp_tls_connections_total", *TLS_LABELS).items()
+        got = Counter({k: n for k, n in metric_by(wire.exposition, "smtp_tls_connections_total", *TLS_LABELS).items()
                        if n})
         assert got == wire.tls, "\n" + diff(wire.tls, got, TLS_LABELS)
 

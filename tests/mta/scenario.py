@@ -694,13 +694,22 @@ def run(log_copy: Path, name: str = "smtp-reply-lab-e2e") -> Result:
 # -- what the exporter says ------------------------------------------------------
 
 
-def exported(*logs: Path, options: tuple[str, ...] = ()) -> tuple[Counter, Counter]:
-    """(smtp_replies_total by LABELS, smtp_deliveries_total by DELIVERY_LABELS)
-    of `python3 -m exporter --once [OPTIONS] LOG...`, zero samples left out."""
+def exposition_of(*logs: Path, options: tuple[str, ...] = ()) -> str:
+    """What `python3 -m exporter --once [OPTIONS] LOG...` writes."""
     result = run_once(*options, *map(str, logs))
     if result.returncode != 0:
         raise RuntimeError(f"exporter --once failed: {result.stderr.decode()}")
-    out = result.stdout.decode()
+    return result.stdout.decode()
+
+
+def exported(*logs: Path, options: tuple[str, ...] = ()) -> tuple[Counter, Counter]:
+    """(smtp_replies_total by LABELS, smtp_deliveries_total by DELIVERY_LABELS)
+    of `python3 -m exporter --once [OPTIONS] LOG...`, zero samples left out."""
+    return counted(exposition_of(*logs, options=options))
+
+
+def counted(out: str) -> tuple[Counter, Counter]:
+    """(replies, deliveries) of an exposition, as exported() gives them."""
     replies = Counter({key: int(n) for key, n in metric_by(out, "smtp_replies_total", *LABELS).items() if n})
     deliveries = Counter({key: int(n) for key, n in metric_by(out, "smtp_deliveries_total", *DELIVERY_LABELS).items()
                           if n})
