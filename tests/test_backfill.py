@@ -99,13 +99,8 @@ def last_values(series: Series, name: str) -> dict[tuple, float]:
 def once_totals(paths: list[Path], name: str) -> dict[tuple, float]:
     metrics = ExporterMetrics()
     scan_files([(str(p), formats_for("auto"), None) for p in paths], metrics.sink_for, 65536)
-    return {tuple(sorted(labels.items())): v for (n, labels, v) in _samples(metrics) if n == name}
-
-
-def _samples(metrics: ExporterMetrics):  # noqa: ANN202
-    for family in metrics.registry.collect():
-        for s in family.samples:
-            yield s.name, s.labels, s.value
+    return {tuple(sorted(s.labels.items())): s.value
+            for family in metrics.registry.collect() for s in family.samples if s.name == name}
 
 
 def reply_key(labels: tuple) -> tuple[str, ...]:
@@ -118,18 +113,19 @@ def logged() -> list[Logged]:
     return timeline(START, 3000, mean_gap_seconds=40)
 
 
-@pytest.fixture
-def rotated(tmp_path, logged) -> tuple[list[Path], list[Logged]]:
-    return rotated_set(tmp_path, logged, ZONE)
+@pytest.fixture(scope="module")
+def rotated(tmp_path_factory, logged) -> tuple[list[Path], list[Logged]]:
+    """The log set, written once for the module: no test changes it."""
+    return rotated_set(tmp_path_factory.mktemp("rotated"), logged, ZONE)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def log_set(rotated) -> list[Path]:
     return rotated[0]
 
 
-def test_the_log_set_is_what_the_tests_say():
-    lines = timeline(START, 3000, mean_gap_seconds=40)
+def test_the_log_set_is_what_the_tests_say(logged):
+    lines = logged
     third = len(lines) // 3
     assert crosses_local_midnight(lines[:third], ZONE)  # the classic syslog file
 
