@@ -76,6 +76,7 @@ def scan_stream(stream: BinaryIO, scanner: LineScanner, buffer: LineBuffer, limi
     """Feed a stream to the scanner block by block, up to limit bytes (-1: to the end)."""
     for block, cut in read_blocks(stream, buffer, limit):
         scanner.feed(block, cut)
+        del block  # not held while the next one is read: a block is up to 1 MiB per worker
 
 
 def scan_files(
