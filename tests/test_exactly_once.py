@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -91,44 +92,44 @@ def test_a_glob_over_300_files_restarted_with_state_counts_each_line_once(tmp_pa
         again.stop()
 
 
-@pytest.mark.parametrize("pattern", ["mail.log", "mail.log*"], ids=["single-path", "glob"])
-def test_copytruncate_at_2000_lines_per_second_loses_nothing_and_counts_the_copy_once(tmp_path, pattern):
+def storm_counts_every_line_once(tmp_path: Path, exporter_args: Sequence[str], rounds: int, period: float,
+                                 rotate: Callable[[PacedWriter, Path], None], last: float = 0) -> None:
+    """Write mail.log at RATE lines/s, rotated by rotate every period seconds,
+    rounds times, then last seconds more: the exporter counts each line once."""
     log = tmp_path / "mail.log"
     log.touch()
-    exporter = Exporter(tmp_path, str(tmp_path / pattern))
+    exporter = Exporter(tmp_path, *exporter_args)
     try:
         writer = PacedWriter(log)
-        for _ in range(4):
-            writer.run_for(1.0)
-            # Nothing is written between the copy and the truncation here:
-            # that window is the one loss copytruncate cannot avoid.
-            copytruncate(log, tmp_path / "mail.log.1")
-        writer.run_for(0.5)
+        for _ in range(rounds):
+            writer.run_for(period)
+            rotate(writer, log)
+        writer.run_for(last)
         writer.close()
         assert count_settled(exporter, writer.n) == writer.n
     finally:
         exporter.stop()
+
+
+@pytest.mark.parametrize("pattern", ["mail.log", "mail.log*"], ids=["single-path", "glob"])
+def test_copytruncate_at_2000_lines_per_second_loses_nothing_and_counts_the_copy_once(tmp_path, pattern):
+    # Nothing is written between the copy and the truncation here: that
+    # window is the one loss copytruncate cannot avoid.
+    storm_counts_every_line_once(tmp_path, [str(tmp_path / pattern)], 4, 1.0,
+                                 lambda writer, log: copytruncate(log, log.with_name("mail.log.1")), last=0.5)
 
 
 def test_glob_rename_rotation_while_the_writer_still_writes_to_the_renamed_file(tmp_path):
-    log = tmp_path / "mail.log"
-    log.touch()
-    exporter = Exporter(tmp_path, "--config", str(grace_config(tmp_path, str(tmp_path / "mail.log*"), 1.0)))
-    try:
-        writer = PacedWriter(log)
-        for _ in range(4):
-            writer.run_for(0.8)
-            for k in range(3, 0, -1):
-                if (tmp_path / f"mail.log.{k}").exists():
-                    os.rename(tmp_path / f"mail.log.{k}", tmp_path / f"mail.log.{k + 1}")
-            os.rename(log, tmp_path / "mail.log.1")
-            writer.run_for(0.5)  # syslog goes on writing to the renamed file until its HUP
-            writer.reopen()
-        writer.run_for(0.3)
-        writer.close()
-        assert count_settled(exporter, writer.n) == writer.n
-    finally:
-        exporter.stop()
+    def rotate(writer: PacedWriter, log: Path) -> None:
+        for k in range(3, 0, -1):
+            if (tmp_path / f"mail.log.{k}").exists():
+                os.rename(tmp_path / f"mail.log.{k}", tmp_path / f"mail.log.{k + 1}")
+        os.rename(log, tmp_path / "mail.log.1")
+        writer.run_for(0.5)  # syslog goes on writing to the renamed file until its HUP
+        writer.reopen()
+
+    config = grace_config(tmp_path, str(tmp_path / "mail.log*"), 1.0)
+    storm_counts_every_line_once(tmp_path, ["--config", str(config)], 4, 0.8, rotate, last=0.3)
 
 
 def grace_config(tmp_path: Path, path: str, grace: float) -> Path:
@@ -187,19 +188,11 @@ def test_a_log_unreadable_at_start_counts_the_lines_written_before_it_became_rea
 def test_a_rename_storm_on_a_busy_single_path_loses_nothing(tmp_path):
     # With --poll, a file created and renamed away between two polls is not
     # seen by a single path (README); inotify sees each one created.
-    log = tmp_path / "mail.log"
-    log.touch()
-    exporter = Exporter(tmp_path, str(log))
-    try:
-        writer = PacedWriter(log)
-        for _ in range(30):  # a rotation every 100 ms
-            writer.run_for(0.1)
-            os.rename(log, tmp_path / "mail.log.1")
-            writer.reopen()
-        writer.close()
-        assert count_settled(exporter, writer.n) == writer.n
-    finally:
-        exporter.stop()
+    def rotate(writer: PacedWriter, log: Path) -> None:
+        os.rename(log, tmp_path / "mail.log.1")
+        writer.reopen()
+
+    storm_counts_every_line_once(tmp_path, [str(tmp_path / "mail.log")], 30, 0.1, rotate)  # a rotation every 100 ms
 
 
 def test_a_run_of_nuls_longer_than_a_line_does_not_hide_the_line_after_it(tmp_path):
